@@ -1,0 +1,248 @@
+//! Pool configuration and its validation.
+
+use std::time::Duration;
+
+/// How a [`Pool`](super::Pool) sizes its caches, bounds its idle memory and reclaims it.
+///
+/// Build one with [`PoolConfig::new`] and the setters; [`Pool::new`](super::Pool::new)
+/// validates it and refuses zero or absurd sizes with a [`ConfigError`].
+///
+/// Idle objects are bounded by
+/// `depot_magazines × magazine_size + 2 × magazine_size × threads_with_a_cache`
+/// (see `docs/pool-design.md`).
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use infrastructure::memory::{Pool, PoolConfig};
+/// use infrastructure::types::Order;
+///
+/// let config = PoolConfig::new("hedger_orders")
+///     .magazine_size(32)
+///     .depot_magazines(64)
+///     .reclaim_interval(Some(Duration::from_millis(500)))
+///     .max_live(Some(10_000));
+/// let pool = Pool::<Order>::new(config)?;
+/// assert_eq!(pool.stats().live, 0);
+/// # Ok::<(), infrastructure::memory::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolConfig {
+    pub(crate) name: String,
+    pub(crate) magazine_size: usize,
+    pub(crate) depot_magazines: usize,
+    pub(crate) reclaim_interval: Option<Duration>,
+    pub(crate) max_live: Option<usize>,
+    pub(crate) exported: bool,
+}
+
+/// Largest accepted `magazine_size`: beyond this a per-thread cache stops being a cache.
+pub const MAX_MAGAZINE_SIZE: usize = 4096;
+/// Largest accepted `depot_magazines`. The depot reserves its bookkeeping (48 bytes per
+/// magazine) up front so that it never reallocates under its lock.
+pub const MAX_DEPOT_MAGAZINES: usize = 1 << 16;
+/// Largest accepted idle bound of the depot, in bytes (`depot_magazines × magazine_size × size_of::<T>()`).
+pub const MAX_DEPOT_BYTES: usize = 16 << 30;
+/// Shortest accepted reclaim interval.
+pub const MIN_RECLAIM_INTERVAL: Duration = Duration::from_millis(1);
+/// Longest accepted reclaim interval.
+pub const MAX_RECLAIM_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// Longest accepted pool name (it becomes a metric label).
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Why a [`PoolConfig`] was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The name is empty, too long, or not `[A-Za-z_][A-Za-z0-9_]*`.
+    #[error(
+        "pool name {0:?} must be 1 to {MAX_NAME_LEN} characters of [A-Za-z0-9_], not starting with a digit"
+    )]
+    InvalidName(String),
+    /// `magazine_size` is outside `1..=MAX_MAGAZINE_SIZE`.
+    #[error("magazine_size {0} must be between 1 and {MAX_MAGAZINE_SIZE}")]
+    MagazineSize(usize),
+    /// `depot_magazines` is outside `1..=MAX_DEPOT_MAGAZINES`.
+    #[error("depot_magazines {0} must be between 1 and {MAX_DEPOT_MAGAZINES}")]
+    DepotMagazines(usize),
+    /// The depot could hold more than [`MAX_DEPOT_BYTES`] of idle objects.
+    #[error(
+        "the depot could hold {bytes} bytes of idle objects, more than the {MAX_DEPOT_BYTES}-byte limit"
+    )]
+    DepotTooLarge {
+        /// `depot_magazines × magazine_size × size_of::<T>()`.
+        bytes: u128,
+    },
+    /// The reclaim interval is outside `MIN_RECLAIM_INTERVAL..=MAX_RECLAIM_INTERVAL`.
+    #[error(
+        "reclaim_interval {0:?} must be between {MIN_RECLAIM_INTERVAL:?} and {MAX_RECLAIM_INTERVAL:?}"
+    )]
+    ReclaimInterval(Duration),
+    /// `max_live` is `Some(0)`: no object could ever be acquired with `try_acquire`.
+    #[error("max_live must be at least 1 when set")]
+    MaxLive,
+}
+
+impl PoolConfig {
+    /// Default `magazine_size`: 64 objects move per depot exchange.
+    pub const DEFAULT_MAGAZINE_SIZE: usize = 64;
+    /// Default `depot_magazines`.
+    pub const DEFAULT_DEPOT_MAGAZINES: usize = 64;
+    /// Default reclaim interval.
+    pub const DEFAULT_RECLAIM_INTERVAL: Duration = Duration::from_secs(1);
+
+    /// The defaults, under `name` (the pool's label in stats and metrics).
+    pub fn new(name: impl Into<String>) -> Self {
+        PoolConfig {
+            name: name.into(),
+            magazine_size: Self::DEFAULT_MAGAZINE_SIZE,
+            depot_magazines: Self::DEFAULT_DEPOT_MAGAZINES,
+            reclaim_interval: Some(Self::DEFAULT_RECLAIM_INTERVAL),
+            max_live: None,
+            exported: false,
+        }
+    }
+
+    /// Objects per magazine: the per-thread cache holds at most two magazines, and
+    /// threads trade whole magazines with the depot.
+    #[must_use]
+    pub fn magazine_size(mut self, objects: usize) -> Self {
+        self.magazine_size = objects;
+        self
+    }
+
+    /// Magazines of idle objects the shared depot keeps; what is released beyond that is
+    /// freed at once ("trimmed").
+    #[must_use]
+    pub fn depot_magazines(mut self, magazines: usize) -> Self {
+        self.depot_magazines = magazines;
+        self
+    }
+
+    /// How often the background reaper frees idle objects that went unused for a whole
+    /// interval; `None` turns automatic reclamation off ([`Pool::reclaim`](super::Pool::reclaim) still works).
+    #[must_use]
+    pub fn reclaim_interval(mut self, interval: Option<Duration>) -> Self {
+        self.reclaim_interval = interval;
+        self
+    }
+
+    /// Hard cap on objects in use at once, honoured by
+    /// [`Pool::try_acquire`](super::Pool::try_acquire). A capped pool pays one shared
+    /// atomic per acquire and release; an uncapped pool pays nothing.
+    #[must_use]
+    pub fn max_live(mut self, cap: Option<usize>) -> Self {
+        self.max_live = cap;
+        self
+    }
+
+    /// Lists the pool in the public registry (for monitoring) under its name.
+    #[must_use]
+    pub fn exported(mut self, exported: bool) -> Self {
+        self.exported = exported;
+        self
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Checks every field for objects of `object_size` bytes.
+    pub(crate) fn validate(&self, object_size: usize) -> Result<(), ConfigError> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= MAX_NAME_LEN
+            && !self.name.starts_with(|c: char| c.is_ascii_digit())
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !name_ok {
+            return Err(ConfigError::InvalidName(self.name.clone()));
+        }
+        if !(1..=MAX_MAGAZINE_SIZE).contains(&self.magazine_size) {
+            return Err(ConfigError::MagazineSize(self.magazine_size));
+        }
+        if !(1..=MAX_DEPOT_MAGAZINES).contains(&self.depot_magazines) {
+            return Err(ConfigError::DepotMagazines(self.depot_magazines));
+        }
+        let bytes = self.depot_magazines as u128 * self.magazine_size as u128 * object_size as u128;
+        if bytes > MAX_DEPOT_BYTES as u128 {
+            return Err(ConfigError::DepotTooLarge { bytes });
+        }
+        if let Some(interval) = self.reclaim_interval
+            && !(MIN_RECLAIM_INTERVAL..=MAX_RECLAIM_INTERVAL).contains(&interval)
+        {
+            return Err(ConfigError::ReclaimInterval(interval));
+        }
+        if self.max_live == Some(0) {
+            return Err(ConfigError::MaxLive);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(PoolConfig::new("orders").validate(128), Ok(()));
+    }
+
+    #[test]
+    fn zero_and_absurd_sizes_are_errors() {
+        let base = || PoolConfig::new("p");
+        let cases = [
+            (base().magazine_size(0), ConfigError::MagazineSize(0)),
+            (
+                base().magazine_size(MAX_MAGAZINE_SIZE + 1),
+                ConfigError::MagazineSize(MAX_MAGAZINE_SIZE + 1),
+            ),
+            (base().depot_magazines(0), ConfigError::DepotMagazines(0)),
+            (
+                base().depot_magazines(usize::MAX),
+                ConfigError::DepotMagazines(usize::MAX),
+            ),
+            (
+                base()
+                    .reclaim_interval(Some(Duration::ZERO))
+                    .magazine_size(1),
+                ConfigError::ReclaimInterval(Duration::ZERO),
+            ),
+            (
+                base().reclaim_interval(Some(Duration::from_secs(365 * 86_400))),
+                ConfigError::ReclaimInterval(Duration::from_secs(365 * 86_400)),
+            ),
+            (base().max_live(Some(0)), ConfigError::MaxLive),
+            (PoolConfig::new(""), ConfigError::InvalidName(String::new())),
+            (
+                PoolConfig::new("9lives"),
+                ConfigError::InvalidName("9lives".into()),
+            ),
+            (
+                PoolConfig::new("has space"),
+                ConfigError::InvalidName("has space".into()),
+            ),
+            (
+                PoolConfig::new("x".repeat(65)),
+                ConfigError::InvalidName("x".repeat(65)),
+            ),
+        ];
+        for (config, expected) in cases {
+            assert_eq!(config.validate(128), Err(expected), "{config:?}");
+        }
+    }
+
+    #[test]
+    fn depot_byte_bound_accounts_for_object_size() {
+        let config = PoolConfig::new("big")
+            .magazine_size(MAX_MAGAZINE_SIZE)
+            .depot_magazines(MAX_DEPOT_MAGAZINES);
+        assert!(matches!(
+            config.validate(1 << 20),
+            Err(ConfigError::DepotTooLarge { .. })
+        ));
+        assert_eq!(config.clone().depot_magazines(4).validate(8), Ok(()));
+    }
+}

@@ -1,0 +1,27 @@
+//! Object pools: reuse memory instead of allocating, without leaks or unbounded growth.
+//!
+//! - [`safe_pools`]: the process-wide `ORDER_POOL`, `SIGNAL_POOL` and `TICK_POOL`.
+//! - [`Pool`]: a pool for your own [`Poolable`] types, from a validated [`PoolConfig`].
+//! - [`MEMORY_STATS`]: bytes held by all pools, current and peak.
+//!
+//! The design (Bonwick's magazines and depot, per-thread caches flushed at thread exit,
+//! working-set reclamation) is described in `docs/pool-design.md`.
+
+mod config;
+mod depot;
+mod pool;
+mod registry;
+mod stats;
+mod thread_cache;
+mod tid;
+
+pub mod pools;
+pub mod safe_pools;
+
+pub use config::{
+    ConfigError, MAX_DEPOT_BYTES, MAX_DEPOT_MAGAZINES, MAX_MAGAZINE_SIZE, MAX_NAME_LEN,
+    MAX_RECLAIM_INTERVAL, MIN_RECLAIM_INTERVAL, PoolConfig,
+};
+pub use pool::{Pool, PoolExhausted, PoolGuard, Poolable};
+pub use registry::exported_pool_stats;
+pub use stats::{MEMORY_STATS, MemoryStats, MemoryUsage, PoolStats};

@@ -1,0 +1,93 @@
+//! The one place that names `std::sync`, `std::cell::UnsafeCell` and `loom`.
+//!
+//! Every atomic, mutex, cell, global and thread-local of the pools comes from here, so
+//! that `RUSTFLAGS="--cfg loom"` swaps all of them for loom's model-checked versions at
+//! once (the pattern of sharded-slab's `src/sync.rs` and tokio's `src/loom/`).
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
+/// Locks `mutex`, ignoring poisoning.
+///
+/// Every critical section in this crate keeps its data consistent at every point where
+/// user code could panic (no user code runs under our locks), so a poisoned lock holds
+/// valid data and the pool must keep serving rather than panic.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `UnsafeCell` with loom's closure API, so access can be tracked under the model.
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// `UnsafeCell` with loom's closure API, so access can be tracked under the model.
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Calls `f` with a raw pointer to the contents; the caller must not let any `&mut`
+    /// to the contents exist at the same time.
+    #[inline(always)]
+    #[allow(
+        dead_code,
+        reason = "the same API as loom's cell; used by models and tests"
+    )]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Calls `f` with a raw mutable pointer to the contents; the caller must ensure that
+    /// no other reference to the contents exists while `f` uses it.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+/// Declares a `static` that is a plain const-initialised static normally and a
+/// `loom::lazy_static!` under the model (loom's primitives cannot be built in a const).
+macro_rules! global {
+    ($(#[$meta:meta])* $vis:vis static $name:ident: $ty:ty = $init:expr;) => {
+        #[cfg(not(loom))]
+        $(#[$meta])*
+        $vis static $name: $ty = $init;
+        #[cfg(loom)]
+        loom::lazy_static! {
+            $(#[$meta])*
+            $vis static ref $name: $ty = $init;
+        }
+    };
+}
+
+/// Declares a thread-local with a const initialiser normally (no lazy-init check on
+/// access) and a `loom::thread_local!` under the model.
+macro_rules! thread_local_const {
+    ($(#[$meta:meta])* static $name:ident: $ty:ty = $init:expr;) => {
+        #[cfg(not(loom))]
+        std::thread_local! {
+            $(#[$meta])*
+            static $name: $ty = const { $init };
+        }
+        #[cfg(loom)]
+        loom::thread_local! {
+            $(#[$meta])*
+            static $name: $ty = $init;
+        }
+    };
+}
+
+pub(crate) use {global, thread_local_const};

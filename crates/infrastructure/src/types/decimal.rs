@@ -1,0 +1,342 @@
+//! Exact fixed-point decimals for prices and quantities.
+//!
+//! A [`Decimal`] is an `i64` count of 10⁻⁸ units: the precision venues quote in
+//! (Binance sends `"25.35190000"`). Parsing reads the digits directly, never through a
+//! float, so `"0.1"` is exactly `0.1`.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Number of decimal places a [`Decimal`] carries.
+pub const DECIMAL_PLACES: u32 = 8;
+
+/// `10^DECIMAL_PLACES`: the raw value of `1`.
+const SCALE: i64 = 10_i64.pow(DECIMAL_PLACES);
+
+/// An exact decimal number with 8 decimal places, stored as a scaled `i64`.
+///
+/// The range is ±92,233,720,368.54775807, ample for prices and quantities; arithmetic
+/// that would leave it returns `None` instead of wrapping.
+///
+/// # Examples
+/// ```
+/// use infrastructure::types::Decimal;
+///
+/// let price: Decimal = "25.35190000".parse()?;
+/// let qty: Decimal = "2".parse()?;
+/// assert_eq!(price.checked_mul(qty), Some("50.7038".parse()?));
+/// assert_eq!(price.to_string(), "25.3519");
+/// # Ok::<(), infrastructure::types::DecimalError>(())
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Decimal(i64);
+
+/// Why a string is not a [`Decimal`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecimalError {
+    /// The input was empty (or only a sign).
+    #[error("empty decimal")]
+    Empty,
+    /// A byte that is not a digit, or a second `.`, at the given offset.
+    #[error("invalid character {byte:?} at offset {offset} in decimal")]
+    InvalidChar {
+        /// The offending byte.
+        byte: char,
+        /// Its offset in the input.
+        offset: usize,
+    },
+    /// More than 8 significant decimal places: the value cannot be stored exactly.
+    #[error("more than {DECIMAL_PLACES} decimal places")]
+    TooPrecise,
+    /// The value is outside the range of a [`Decimal`].
+    #[error("decimal out of range")]
+    Overflow,
+}
+
+impl Decimal {
+    /// Zero.
+    pub const ZERO: Decimal = Decimal(0);
+    /// One.
+    pub const ONE: Decimal = Decimal(SCALE);
+    /// The largest representable value.
+    pub const MAX: Decimal = Decimal(i64::MAX);
+    /// The smallest representable value.
+    pub const MIN: Decimal = Decimal(i64::MIN);
+
+    /// The decimal whose raw scaled value is `raw` (`raw` × 10⁻⁸).
+    pub const fn from_raw(raw: i64) -> Decimal {
+        Decimal(raw)
+    }
+
+    /// The raw scaled value (`self` × 10⁸).
+    pub const fn raw(self) -> i64 {
+        self.0
+    }
+
+    /// The decimal equal to the integer `n`, or `None` if out of range.
+    pub const fn from_int(n: i64) -> Option<Decimal> {
+        match n.checked_mul(SCALE) {
+            Some(raw) => Some(Decimal(raw)),
+            None => None,
+        }
+    }
+
+    /// Parses a decimal from ASCII bytes, as they arrive on the wire.
+    ///
+    /// Accepts an optional sign, digits, and at most one `.`; at least one digit.
+    /// Trailing zeros beyond the 8th decimal place are accepted; other digits there are
+    /// [`DecimalError::TooPrecise`].
+    ///
+    /// # Errors
+    /// A [`DecimalError`] saying what is wrong and, for bad characters, where.
+    pub fn parse_bytes(bytes: &[u8]) -> Result<Decimal, DecimalError> {
+        let (negative, start) = match bytes.first() {
+            Some(b'-') => (true, 1),
+            Some(b'+') => (false, 1),
+            _ => (false, 0),
+        };
+        // Accumulate as a negative number so that i64::MIN is representable.
+        let mut acc: i64 = 0;
+        let mut digits = 0usize;
+        let mut fraction_digits: Option<u32> = None;
+        for (offset, &byte) in bytes.iter().enumerate().skip(start) {
+            match byte {
+                b'0'..=b'9' => {
+                    digits += 1;
+                    let digit = i64::from(byte - b'0');
+                    match fraction_digits {
+                        Some(n) if n >= DECIMAL_PLACES => {
+                            if digit != 0 {
+                                return Err(DecimalError::TooPrecise);
+                            }
+                            continue;
+                        }
+                        Some(n) => fraction_digits = Some(n + 1),
+                        None => {}
+                    }
+                    acc = acc
+                        .checked_mul(10)
+                        .and_then(|a| a.checked_sub(digit))
+                        .ok_or(DecimalError::Overflow)?;
+                }
+                b'.' if fraction_digits.is_none() => fraction_digits = Some(0),
+                _ => {
+                    return Err(DecimalError::InvalidChar {
+                        byte: char::from(byte),
+                        offset,
+                    });
+                }
+            }
+        }
+        if digits == 0 {
+            return Err(DecimalError::Empty);
+        }
+        let scale = 10_i64.pow(DECIMAL_PLACES - fraction_digits.unwrap_or(0));
+        let scaled = acc.checked_mul(scale).ok_or(DecimalError::Overflow)?;
+        if negative {
+            Ok(Decimal(scaled))
+        } else {
+            scaled
+                .checked_neg()
+                .map(Decimal)
+                .ok_or(DecimalError::Overflow)
+        }
+    }
+
+    /// `self + rhs`, or `None` on overflow.
+    pub const fn checked_add(self, rhs: Decimal) -> Option<Decimal> {
+        match self.0.checked_add(rhs.0) {
+            Some(raw) => Some(Decimal(raw)),
+            None => None,
+        }
+    }
+
+    /// `self - rhs`, or `None` on overflow.
+    pub const fn checked_sub(self, rhs: Decimal) -> Option<Decimal> {
+        match self.0.checked_sub(rhs.0) {
+            Some(raw) => Some(Decimal(raw)),
+            None => None,
+        }
+    }
+
+    /// `self × rhs` rounded half away from zero to 8 places, or `None` on overflow.
+    pub fn checked_mul(self, rhs: Decimal) -> Option<Decimal> {
+        let wide = i128::from(self.0) * i128::from(rhs.0);
+        let scale = i128::from(SCALE);
+        let (quotient, remainder) = (wide / scale, wide % scale);
+        let rounded = if remainder.abs() * 2 >= scale {
+            quotient + wide.signum()
+        } else {
+            quotient
+        };
+        i64::try_from(rounded).ok().map(Decimal)
+    }
+
+    /// `self ÷ rhs` rounded half away from zero to 8 places, or `None` when `rhs` is zero
+    /// or the result is out of range.
+    pub fn checked_div(self, rhs: Decimal) -> Option<Decimal> {
+        if rhs.0 == 0 {
+            return None;
+        }
+        let numerator = i128::from(self.0) * i128::from(SCALE);
+        let denominator = i128::from(rhs.0);
+        let (quotient, remainder) = (numerator / denominator, numerator % denominator);
+        let rounded = if remainder.abs() * 2 >= denominator.abs() {
+            quotient + (numerator.signum() * denominator.signum())
+        } else {
+            quotient
+        };
+        i64::try_from(rounded).ok().map(Decimal)
+    }
+
+    /// The absolute value, or `None` for [`Decimal::MIN`].
+    pub const fn checked_abs(self) -> Option<Decimal> {
+        match self.0.checked_abs() {
+            Some(raw) => Some(Decimal(raw)),
+            None => None,
+        }
+    }
+
+    /// Whether the value is zero.
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether the value is strictly negative.
+    pub const fn is_negative(self) -> bool {
+        self.0 < 0
+    }
+
+    /// The nearest `f64`, for reporting only (never for arithmetic on money).
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "documented as an approximation for reports"
+    )]
+    pub fn to_f64(self) -> f64 {
+        self.0 as f64 / SCALE as f64
+    }
+}
+
+impl FromStr for Decimal {
+    type Err = DecimalError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Decimal::parse_bytes(s.as_bytes())
+    }
+}
+
+impl fmt::Display for Decimal {
+    /// Writes the shortest exact form: `25.3519`, `100`, `-0.001`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        let scale = SCALE.unsigned_abs();
+        let (int, mut frac) = (abs / scale, abs % scale);
+        if frac == 0 {
+            return write!(f, "{sign}{int}");
+        }
+        let mut width = DECIMAL_PLACES as usize;
+        while frac % 10 == 0 {
+            frac /= 10;
+            width -= 1;
+        }
+        write!(f, "{sign}{int}.{frac:0width$}")
+    }
+}
+
+impl fmt::Debug for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_venue_strings_exactly() {
+        assert_eq!(d("25.35190000").raw(), 2_535_190_000);
+        assert_eq!(d("0.001").raw(), 100_000);
+        assert_eq!(d("100").raw(), 10_000_000_000);
+        assert_eq!(d("-1.5").raw(), -150_000_000);
+        assert_eq!(d("+.5").raw(), 50_000_000);
+        assert_eq!(d("7.").raw(), 700_000_000);
+        assert_eq!(d("0.00000001").raw(), 1);
+        assert_eq!(d("1.1234567800000").raw(), 112_345_678);
+        assert_eq!(d("-92233720368.54775808"), Decimal::MIN);
+        assert_eq!(d("92233720368.54775807"), Decimal::MAX);
+    }
+
+    #[test]
+    fn rejects_bad_input_with_a_reason() {
+        assert_eq!("".parse::<Decimal>(), Err(DecimalError::Empty));
+        assert_eq!("-".parse::<Decimal>(), Err(DecimalError::Empty));
+        assert_eq!(".".parse::<Decimal>(), Err(DecimalError::Empty));
+        assert_eq!(
+            "1.2.3".parse::<Decimal>(),
+            Err(DecimalError::InvalidChar {
+                byte: '.',
+                offset: 3
+            })
+        );
+        assert_eq!(
+            "1e5".parse::<Decimal>(),
+            Err(DecimalError::InvalidChar {
+                byte: 'e',
+                offset: 1
+            })
+        );
+        assert_eq!(
+            "0.000000001".parse::<Decimal>(),
+            Err(DecimalError::TooPrecise)
+        );
+        assert_eq!(
+            "92233720368.54775808".parse::<Decimal>(),
+            Err(DecimalError::Overflow)
+        );
+        assert_eq!(
+            "99999999999999999999".parse::<Decimal>(),
+            Err(DecimalError::Overflow)
+        );
+    }
+
+    #[test]
+    fn displays_the_shortest_exact_form() {
+        for s in [
+            "25.3519",
+            "100",
+            "-0.001",
+            "0",
+            "0.00000001",
+            "-92233720368.54775808",
+        ] {
+            assert_eq!(d(s).to_string(), s);
+        }
+        assert_eq!(d("1.10").to_string(), "1.1");
+    }
+
+    #[test]
+    fn arithmetic_is_exact_and_checked() {
+        assert_eq!(d("0.1").checked_add(d("0.2")), Some(d("0.3")));
+        assert_eq!(d("25.3519").checked_mul(d("2")), Some(d("50.7038")));
+        // 0.00000001 * 0.5 = 0.000000005 → rounds half away from zero.
+        assert_eq!(d("0.00000001").checked_mul(d("0.5")), Some(d("0.00000001")));
+        assert_eq!(
+            d("-0.00000001").checked_mul(d("0.5")),
+            Some(d("-0.00000001"))
+        );
+        assert_eq!(d("0.00000001").checked_mul(d("0.4")), Some(Decimal::ZERO));
+        assert_eq!(Decimal::MAX.checked_mul(d("2")), None);
+        assert_eq!(Decimal::MAX.checked_add(d("0.00000001")), None);
+        assert_eq!(d("1").checked_div(d("3")), Some(d("0.33333333")));
+        assert_eq!(d("2").checked_div(d("3")), Some(d("0.66666667")));
+        assert_eq!(d("-2").checked_div(d("3")), Some(d("-0.66666667")));
+        assert_eq!(d("1").checked_div(Decimal::ZERO), None);
+        assert_eq!(Decimal::MIN.checked_abs(), None);
+    }
+}

@@ -1,0 +1,179 @@
+//! Fixed-capacity strings stored inline in pooled objects.
+//!
+//! Setting one copies bytes into the object's own buffer: it never allocates, and a
+//! value that does not fit is an error that leaves the old value in place (never a
+//! silent truncation).
+
+use std::fmt;
+use std::ops::Deref;
+
+use arrayvec::ArrayString;
+
+/// A string of at most `N` bytes, stored inline.
+///
+/// # Examples
+/// ```
+/// use infrastructure::types::InlineStr;
+///
+/// let mut symbol = InlineStr::<8>::new();
+/// symbol.set("BTCUSDT")?;
+/// assert_eq!(symbol.as_str(), "BTCUSDT");
+/// assert!(symbol.set("TOO_LONG_SYMBOL").is_err());
+/// assert_eq!(symbol.as_str(), "BTCUSDT"); // unchanged
+/// # Ok::<(), infrastructure::types::CapacityError>(())
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InlineStr<const N: usize>(ArrayString<N>);
+
+/// A value was longer than the inline buffer meant to hold it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{len}-byte value does not fit a {capacity}-byte inline string")]
+pub struct CapacityError {
+    /// Length in bytes of the rejected value.
+    pub len: usize,
+    /// Capacity of the buffer in bytes.
+    pub capacity: usize,
+}
+
+/// A named field of a pooled object rejected a value that does not fit it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field} is {len} bytes, longer than its {capacity}-byte inline buffer")]
+pub struct FieldError {
+    /// Which field rejected the value (`"symbol"`, `"client_order_id"`, ...).
+    pub field: &'static str,
+    /// Length in bytes of the rejected value.
+    pub len: usize,
+    /// Capacity of the field in bytes.
+    pub capacity: usize,
+}
+
+impl CapacityError {
+    /// Names the field that rejected the value.
+    pub fn in_field(self, field: &'static str) -> FieldError {
+        FieldError {
+            field,
+            len: self.len,
+            capacity: self.capacity,
+        }
+    }
+}
+
+impl<const N: usize> InlineStr<N> {
+    /// The capacity in bytes.
+    pub const CAPACITY: usize = N;
+
+    /// An empty string.
+    pub const fn new() -> Self {
+        InlineStr(ArrayString::new_const())
+    }
+
+    /// Replaces the contents with `value`.
+    ///
+    /// # Errors
+    /// [`CapacityError`] if `value` is longer than `N` bytes; the contents are unchanged.
+    pub fn set(&mut self, value: &str) -> Result<(), CapacityError> {
+        if value.len() > N {
+            return Err(CapacityError {
+                len: value.len(),
+                capacity: N,
+            });
+        }
+        self.0.clear();
+        // Cannot fail: the length was checked above.
+        self.0.push_str(value);
+        Ok(())
+    }
+
+    /// Builds one from `value`.
+    ///
+    /// # Errors
+    /// [`CapacityError`] if `value` is longer than `N` bytes.
+    pub fn try_from_str(value: &str) -> Result<Self, CapacityError> {
+        let mut s = Self::new();
+        s.set(value)?;
+        Ok(s)
+    }
+
+    /// Empties the string.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// The contents.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl<const N: usize> Deref for InlineStr<N> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<const N: usize> fmt::Debug for InlineStr<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<const N: usize> fmt::Display for InlineStr<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> PartialEq<str> for InlineStr<N> {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl<const N: usize> PartialEq<&str> for InlineStr<N> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fits_exactly_and_rejects_one_more() {
+        let mut s = InlineStr::<4>::new();
+        s.set("ABCD").unwrap();
+        assert_eq!(s, "ABCD");
+        assert_eq!(
+            s.set("ABCDE"),
+            Err(CapacityError {
+                len: 5,
+                capacity: 4
+            })
+        );
+        assert_eq!(s, "ABCD", "a rejected value leaves the old one");
+        s.set("").unwrap();
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn multibyte_values_count_bytes() {
+        let mut s = InlineStr::<3>::new();
+        assert!(s.set("€€").is_err()); // 6 bytes
+        s.set("€").unwrap(); // 3 bytes
+        assert_eq!(s.as_str(), "€");
+    }
+
+    #[test]
+    fn field_error_names_the_field() {
+        let err = InlineStr::<2>::try_from_str("XYZ")
+            .unwrap_err()
+            .in_field("symbol");
+        assert_eq!(
+            err.to_string(),
+            "symbol is 3 bytes, longer than its 2-byte inline buffer"
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! An order sent to (or tracked at) a venue.
+
+use super::{Decimal, InlineStr, SYMBOL_CAPACITY, Side, inline_str_field};
+
+/// Capacity in bytes of `client_order_id`: Binance accepts up to 36 characters.
+pub const CLIENT_ORDER_ID_CAPACITY: usize = 36;
+
+/// How an order is priced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OrderType {
+    /// Rests at `price` or better.
+    #[default]
+    Limit,
+    /// Takes whatever liquidity there is.
+    Market,
+}
+
+/// How long an order stays working.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TimeInForce {
+    /// Good till canceled.
+    #[default]
+    Gtc,
+    /// Immediate or cancel: what does not fill at once is canceled.
+    Ioc,
+    /// Fill or kill: fills completely at once or not at all.
+    Fok,
+}
+
+/// Where an order is in its lifecycle: New → Acked → PartiallyFilled → Filled, or
+/// Canceled / Rejected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OrderStatus {
+    /// Created locally, not yet acknowledged by the venue.
+    #[default]
+    New,
+    /// Accepted by the venue and working.
+    Acked,
+    /// Some quantity filled, the rest working.
+    PartiallyFilled,
+    /// Completely filled (terminal).
+    Filled,
+    /// Canceled, possibly after partial fills (terminal).
+    Canceled,
+    /// Refused by the venue or by a check (terminal).
+    Rejected,
+}
+
+impl OrderStatus {
+    /// Whether no further transition can happen.
+    pub const fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Filled | OrderStatus::Canceled | OrderStatus::Rejected
+        )
+    }
+}
+
+/// An order, pooled in [`ORDER_POOL`](crate::memory::safe_pools::ORDER_POOL).
+///
+/// # Examples
+/// ```
+/// use infrastructure::memory::safe_pools::ORDER_POOL;
+/// use infrastructure::types::Side;
+///
+/// let mut order = ORDER_POOL.acquire();
+/// order.set_symbol("BTCUSDT")?;
+/// order.set_client_order_id("strat1-000042")?;
+/// order.side = Some(Side::Buy);
+/// order.price = "43250.5".parse()?;
+/// order.quantity = "0.01".parse()?;
+/// assert_eq!(order.notional(), Some("432.505".parse()?));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Order {
+    client_order_id: InlineStr<CLIENT_ORDER_ID_CAPACITY>,
+    symbol: InlineStr<SYMBOL_CAPACITY>,
+    /// Buy or sell; `None` until set (a venue rejects such an order).
+    pub side: Option<Side>,
+    /// Limit or market.
+    pub order_type: OrderType,
+    /// Good till canceled, IOC or FOK.
+    pub time_in_force: TimeInForce,
+    /// Lifecycle state.
+    pub status: OrderStatus,
+    /// Limit price (ignored for market orders).
+    pub price: Decimal,
+    /// Ordered quantity.
+    pub quantity: Decimal,
+    /// Quantity filled so far.
+    pub filled_quantity: Decimal,
+    /// Sum of price × quantity over fills so far.
+    pub filled_notional: Decimal,
+    /// Venue-assigned order id (0 until acknowledged).
+    pub order_id: u64,
+    /// Id of the signal this order came from.
+    pub signal_id: u64,
+    /// Venue timestamp of the last update, ns since the Unix epoch.
+    pub exchange_ts_ns: u64,
+    /// Local timestamp of creation, ns since the Unix epoch.
+    pub local_ts_ns: u64,
+}
+
+impl Order {
+    inline_str_field!(
+        /// The instrument, e.g. `BTCUSDT`.
+        symbol,
+        set_symbol
+    );
+
+    inline_str_field!(
+        /// The client order id we assigned (at most 36 bytes, as on Binance).
+        client_order_id,
+        set_client_order_id
+    );
+
+    /// `price × quantity`, or `None` on overflow.
+    pub fn notional(&self) -> Option<Decimal> {
+        self.price.checked_mul(self.quantity)
+    }
+
+    /// Quantity still working, or `None` if fills exceed the order (a broken invariant).
+    pub fn remaining_quantity(&self) -> Option<Decimal> {
+        let remaining = self.quantity.checked_sub(self.filled_quantity)?;
+        (!remaining.is_negative()).then_some(remaining)
+    }
+}
