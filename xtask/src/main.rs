@@ -1,1 +1,87 @@
-fn main() {}
+//! `cargo xtask <verb>`: the repository's own automation (matklad's cargo-xtask).
+//!
+//! - `ci`: everything CI checks: formatting, clippy with `-D warnings`, every test and
+//!   doctest of the workspace, and the tidy checks.
+//! - `bench-all [--quick]`: every criterion benchmark of the workspace.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use xshell::{Shell, cmd};
+
+mod tidy;
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Repository automation")]
+struct Cli {
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Formatting, clippy (-D warnings), all tests and doctests, tidy checks.
+    Ci,
+    /// Every benchmark in the workspace.
+    BenchAll {
+        /// A smoke run: each benchmark only until criterion's quick estimate settles.
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let sh = Shell::new()?;
+    sh.change_dir(workspace_root());
+    match cli.verb {
+        Verb::Ci => ci(&sh),
+        Verb::BenchAll { quick } => bench_all(&sh, quick),
+    }
+}
+
+fn workspace_root() -> std::path::PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Runs one named step, printing how long it took.
+fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    eprintln!("==> {name}");
+    let start = Instant::now();
+    let result = f().with_context(|| format!("step `{name}` failed"));
+    eprintln!("<== {name} ({:.1}s)", start.elapsed().as_secs_f64());
+    result
+}
+
+fn ci(sh: &Shell) -> Result<()> {
+    step("fmt", || Ok(cmd!(sh, "cargo fmt --all -- --check").run()?))?;
+    step("clippy", || {
+        Ok(cmd!(
+            sh,
+            "cargo clippy --workspace --all-targets --locked -- -D warnings"
+        )
+        .run()?)
+    })?;
+    step("tidy", || tidy::check(&workspace_root()))?;
+    step("test", || {
+        Ok(cmd!(sh, "cargo test --workspace --all-targets --locked").run()?)
+    })?;
+    step("doctest", || {
+        Ok(cmd!(sh, "cargo test --workspace --doc --locked").run()?)
+    })?;
+    Ok(())
+}
+
+fn bench_all(sh: &Shell, quick: bool) -> Result<()> {
+    let quick_flag: &[&str] = if quick { &["--quick"] } else { &[] };
+    step("bench", || {
+        Ok(cmd!(sh, "cargo bench --workspace --locked -- {quick_flag...}").run()?)
+    })?;
+    eprintln!("criterion's report: target/criterion/report/index.html");
+    Ok(())
+}

@@ -3,13 +3,15 @@
 //! system allocator, for the ~128-byte `Order`.
 //!
 //! Every candidate hands out an object in its default state (the pool and the floor
-//! reset on release, `Box::new` builds a fresh one), so the comparison is fair.
+//! reset on release with the same `Poolable::reset`, `Box::new` builds a fresh one), so
+//! the comparison is fair.
 
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use infrastructure::memory::Poolable;
 use infrastructure::memory::safe_pools::ORDER_POOL;
 use infrastructure::types::{Decimal, Order};
 
@@ -37,7 +39,7 @@ fn floor_acquire() -> Box<Order> {
 
 #[inline(always)]
 fn floor_release(mut order: Box<Order>) {
-    *order = Order::default();
+    order.reset();
     FLOOR.with(|v| v.borrow_mut().push(order));
 }
 

@@ -550,7 +550,7 @@ impl<T: Poolable> Inner<T> {
 impl<T: Poolable> PoolCore for Inner<T> {
     fn flush_thread(&self, tid: ThreadId) {
         if let Some((objects, trimmed)) = self.flush(tid) {
-            tracing::debug!(pool = %self.name, thread = tid.id, objects, trimmed, "thread cache flushed at thread exit");
+            tracing::debug!(pool = %self.name, thread = tid.0, objects, trimmed, "thread cache flushed at thread exit");
         }
     }
 

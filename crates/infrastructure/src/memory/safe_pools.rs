@@ -20,9 +20,8 @@ use std::sync::LazyLock;
 pub use super::{Pool, PoolConfig, PoolGuard, Poolable};
 pub use crate::types::{Order, Signal, Tick};
 
-impl Poolable for Tick {}
-impl Poolable for Order {}
-impl Poolable for Signal {}
+// `Poolable` for `Tick`, `Order` and `Signal` lives beside each type (in `types`),
+// which owns their private fields.
 
 /// The configuration of the static pools.
 fn static_config(name: &str) -> PoolConfig {

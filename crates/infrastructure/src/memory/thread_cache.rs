@@ -1,10 +1,12 @@
 //! Per-thread caches: two magazines per thread per pool, in a slot table indexed by
 //! thread id.
 //!
-//! A pool's slot table is an array of buckets; bucket `b` holds `2^b` slots and is
-//! allocated the first time a thread whose id falls in it uses the pool (the layout of
-//! the `thread_local` crate). Slots are cache-line padded so that two threads' caches
-//! never share a line.
+//! A pool's slot table holds the first `INLINE_SLOTS` slots inline, so the threads of a
+//! typical process find their slot at a fixed offset from the pool with no dependent
+//! load; further ids go to an array of buckets, where bucket `b` holds `2^b` slots and
+//! is allocated the first time a thread whose id falls in it uses the pool (the layout
+//! of the `thread_local` crate). Slots are cache-line padded so that two threads'
+//! caches never share a line.
 //!
 //! Ownership rule (the invariant every `unsafe` here relies on): a slot's `cache` is
 //! touched only by the thread that currently holds the slot's thread id, or by the
@@ -20,7 +22,7 @@ use crate::sync::{AtomicPtr, Ordering, UnsafeCell};
 
 use super::depot::Magazine;
 use super::stats::Counters;
-use super::tid::{BUCKETS, ThreadId};
+use super::tid::{BUCKETS, INLINE_SLOTS, ThreadId};
 
 /// One thread's cache for one pool (Bonwick's per-CPU "loaded" and "previous").
 #[derive(Debug)]
@@ -89,27 +91,38 @@ type PaddedSlot<T> = CachePadded<Slot<T>>;
 /// A pool's slot table.
 #[derive(Debug)]
 pub(crate) struct Slots<T> {
+    inline: [PaddedSlot<T>; INLINE_SLOTS],
     buckets: [AtomicPtr<PaddedSlot<T>>; BUCKETS],
 }
 
 impl<T> Slots<T> {
     pub(crate) fn new() -> Self {
         Slots {
+            inline: std::array::from_fn(|_| CachePadded::new(Slot::new())),
             buckets: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
         }
     }
 
-    /// The slot of `tid`, if its bucket exists. Misses for the sentinel ids.
+    /// The slot of `tid`, if it exists. Misses for the sentinel ids.
     #[inline(always)]
     pub(crate) fn get(&self, tid: ThreadId) -> Option<&Slot<T>> {
-        let bucket = self.buckets.get(tid.bucket)?.load(Ordering::Acquire);
-        if bucket.is_null() {
+        match self.inline.get(tid.0) {
+            Some(slot) => Some(slot),
+            None => self.get_outer(tid),
+        }
+    }
+
+    #[inline]
+    fn get_outer(&self, tid: ThreadId) -> Option<&Slot<T>> {
+        let (bucket, index) = tid.bucket()?;
+        let base = self.buckets[bucket].load(Ordering::Acquire);
+        if base.is_null() {
             return None;
         }
         // SAFETY: a non-null bucket pointer was published (Release) by `get_or_create`
-        // and points to `bucket_len(tid.bucket)` slots; `ThreadId::new` guarantees
-        // `tid.index < bucket_len(tid.bucket)`, so the offset stays inside the bucket.
-        let slot = unsafe { bucket.add(tid.index) };
+        // and points to `bucket_len(bucket)` slots; `ThreadId::bucket` guarantees
+        // `index < bucket_len(bucket)`, so the offset stays inside the bucket.
+        let slot = unsafe { base.add(index) };
         // SAFETY: the slot is initialised and lives until `self` drops (buckets are
         // freed only in `Drop`); slots are only ever shared (`&`).
         Some(unsafe { &*slot })
@@ -118,9 +131,13 @@ impl<T> Slots<T> {
     /// The slot of `tid`, allocating its bucket if needed. `None` for sentinel ids.
     #[cold]
     pub(crate) fn get_or_create(&self, tid: ThreadId) -> Option<&Slot<T>> {
-        let entry = self.buckets.get(tid.bucket)?;
+        if let Some(slot) = self.inline.get(tid.0) {
+            return Some(slot);
+        }
+        let (bucket, _) = tid.bucket()?;
+        let entry = &self.buckets[bucket];
         if entry.load(Ordering::Acquire).is_null() {
-            let len = ThreadId::bucket_len(tid.bucket);
+            let len = ThreadId::bucket_len(bucket);
             let fresh: Box<[PaddedSlot<T>]> =
                 (0..len).map(|_| CachePadded::new(Slot::new())).collect();
             let fresh = Box::into_raw(fresh).cast::<PaddedSlot<T>>();
@@ -133,12 +150,12 @@ impl<T> Slots<T> {
                 drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, len)) });
             }
         }
-        self.get(tid)
+        self.get_outer(tid)
     }
 
-    /// Every allocated slot, with the thread id it belongs to.
+    /// Every existing slot.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Slot<T>> {
-        self.buckets.iter().enumerate().flat_map(|(bucket, entry)| {
+        let outer = self.buckets.iter().enumerate().flat_map(|(bucket, entry)| {
             let base = entry.load(Ordering::Acquire);
             let len = if base.is_null() {
                 0
@@ -146,12 +163,13 @@ impl<T> Slots<T> {
                 ThreadId::bucket_len(bucket)
             };
             (0..len).map(move |i| {
-                // SAFETY: as in `get`: a published bucket holds `len` slots, `i < len`.
+                // SAFETY: as in `get_outer`: a published bucket holds `len` slots, `i < len`.
                 let slot = unsafe { base.add(i) };
-                // SAFETY: as in `get`: initialised, alive until `self` drops, shared only.
+                // SAFETY: as in `get_outer`: initialised, alive until `self` drops, shared.
                 unsafe { &**slot }
             })
-        })
+        });
+        self.inline.iter().map(|slot| &**slot).chain(outer)
     }
 }
 

@@ -20,44 +20,39 @@ use crate::sync::{Mutex, global, lock, thread_local_const};
 
 use super::registry;
 
-/// Number of buckets in a slot table: bucket `b` holds `2^b` slots, so ids up to
-/// `2^BUCKETS − 2` fit.
+/// Threads whose slot sits inline in every pool (ids `0..INLINE_SLOTS`): their slot
+/// address is the pool's address plus an offset, with no table to load first.
+pub(crate) const INLINE_SLOTS: usize = 16;
+
+/// Number of growable buckets after the inline slots: bucket `b` holds `2^b` slots.
 pub(crate) const BUCKETS: usize = 32;
 
-/// A thread's id and where its slot sits in a pool's slot table.
+/// Largest id handed out, plus one.
+const MAX_IDS: usize = INLINE_SLOTS + (1 << BUCKETS) - 1;
+
+/// A thread's id: the index of its slot in every pool's slot table.
+///
+/// Kept as a bare `usize` in a const thread-local so the hot path reads 8 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ThreadId {
-    pub(crate) id: usize,
-    /// Bucket index; `BUCKETS` or more for the sentinels below (so lookups miss).
-    pub(crate) bucket: usize,
-    /// Index within the bucket.
-    pub(crate) index: usize,
-}
+pub(crate) struct ThreadId(pub(crate) usize);
 
 impl ThreadId {
     /// This thread has not asked for an id yet.
-    pub(crate) const UNREGISTERED: ThreadId = ThreadId {
-        id: usize::MAX,
-        bucket: BUCKETS,
-        index: 0,
-    };
+    pub(crate) const UNREGISTERED: ThreadId = ThreadId(usize::MAX);
 
     /// This thread's id was given back (its thread-locals are being destroyed), or it
     /// could never get one: pool operations bypass the cache.
-    pub(crate) const DETACHED: ThreadId = ThreadId {
-        id: usize::MAX,
-        bucket: BUCKETS + 1,
-        index: 0,
-    };
+    pub(crate) const DETACHED: ThreadId = ThreadId(usize::MAX - 1);
 
-    pub(crate) fn new(id: usize) -> ThreadId {
-        let position = id + 1;
-        let bucket = (usize::BITS - 1 - position.leading_zeros()) as usize;
-        ThreadId {
-            id,
-            bucket,
-            index: position - (1 << bucket),
+    /// For ids past the inline slots: `(bucket, index in bucket)`, or `None` for the
+    /// sentinels.
+    pub(crate) fn bucket(self) -> Option<(usize, usize)> {
+        if self.0 < INLINE_SLOTS || self.0 >= MAX_IDS {
+            return None;
         }
+        let position = self.0 - INLINE_SLOTS + 1;
+        let bucket = (usize::BITS - 1 - position.leading_zeros()) as usize;
+        Some((bucket, position - (1 << bucket)))
     }
 
     /// Number of slots in `bucket`.
@@ -85,8 +80,7 @@ impl IdAllocator {
         if let Some(Reverse(id)) = self.free.pop() {
             return Some(id);
         }
-        // Ids must map into a bucket below BUCKETS.
-        if self.next >= (1 << BUCKETS) - 1 {
+        if self.next >= MAX_IDS {
             return None;
         }
         self.next += 1;
@@ -133,7 +127,7 @@ fn release(tid: ThreadId) {
     // `try_with`: CURRENT has no destructor, but stay safe if that ever changes.
     let _ = CURRENT.try_with(|c| c.set(ThreadId::DETACHED));
     registry::flush_thread(tid);
-    lock(&IDS).free(tid.id);
+    lock(&IDS).free(tid.0);
 }
 
 /// This thread's id, or a sentinel whose bucket is out of range.
@@ -154,7 +148,7 @@ pub(crate) fn register() -> ThreadId {
         CURRENT.with(|c| c.set(ThreadId::DETACHED));
         return ThreadId::DETACHED;
     };
-    let tid = ThreadId::new(id);
+    let tid = ThreadId(id);
     // Arm the exit guard first: an id is only ever published with a guard that frees it.
     if GUARD.try_with(|g| g.id.set(Some(tid))).is_err() {
         lock(&IDS).free(id);
@@ -180,20 +174,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_map_to_buckets_of_doubling_size() {
+    fn ids_past_the_inline_slots_map_to_buckets_of_doubling_size() {
+        let n = INLINE_SLOTS;
+        assert_eq!(ThreadId(0).bucket(), None);
+        assert_eq!(ThreadId(n - 1).bucket(), None);
         let expect = [
-            (0, 0, 0),
-            (1, 1, 0),
-            (2, 1, 1),
-            (3, 2, 0),
-            (6, 2, 3),
-            (7, 3, 0),
+            (n, 0, 0),
+            (n + 1, 1, 0),
+            (n + 2, 1, 1),
+            (n + 3, 2, 0),
+            (n + 6, 2, 3),
         ];
         for (id, bucket, index) in expect {
-            assert_eq!(ThreadId::new(id), ThreadId { id, bucket, index });
+            assert_eq!(ThreadId(id).bucket(), Some((bucket, index)), "id {id}");
         }
-        let last = (1usize << BUCKETS) - 2;
-        assert_eq!(ThreadId::new(last).bucket, BUCKETS - 1);
+        assert_eq!(
+            ThreadId(MAX_IDS - 1).bucket().map(|b| b.0),
+            Some(BUCKETS - 1)
+        );
+        assert_eq!(ThreadId::UNREGISTERED.bucket(), None);
+        assert_eq!(ThreadId::DETACHED.bucket(), None);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! An order sent to (or tracked at) a venue.
 
+use crate::memory::Poolable;
+
 use super::{Decimal, InlineStr, SYMBOL_CAPACITY, Side, inline_str_field};
 
 /// Capacity in bytes of `client_order_id`: Binance accepts up to 36 characters.
@@ -124,5 +126,49 @@ impl Order {
     pub fn remaining_quantity(&self) -> Option<Decimal> {
         let remaining = self.quantity.checked_sub(self.filled_quantity)?;
         (!remaining.is_negative()).then_some(remaining)
+    }
+}
+
+// The resets below assign each field its default in place. Two reasons over
+// `*self = Self::default()`: inline strings only need their length zeroed (their bytes
+// are uninitialised in a default value, so a whole-struct assignment copies a stack
+// temporary with overlapping partial stores and stalls on store forwarding, measured at
+// ~5 ns per release), and the exhaustive destructuring makes a new field that is not
+// reset a compile error. `tests::every_field_of_every_pooled_type_is_reset_on_reuse`
+// checks the result against `Default`.
+
+impl Poolable for Order {
+    #[inline]
+    fn reset(&mut self) {
+        let Order {
+            client_order_id,
+            symbol,
+            side,
+            order_type,
+            time_in_force,
+            status,
+            price,
+            quantity,
+            filled_quantity,
+            filled_notional,
+            order_id,
+            signal_id,
+            exchange_ts_ns,
+            local_ts_ns,
+        } = self;
+        client_order_id.clear();
+        symbol.clear();
+        *side = None;
+        *order_type = Default::default();
+        *time_in_force = Default::default();
+        *status = Default::default();
+        *price = Decimal::ZERO;
+        *quantity = Decimal::ZERO;
+        *filled_quantity = Decimal::ZERO;
+        *filled_notional = Decimal::ZERO;
+        *order_id = 0;
+        *signal_id = 0;
+        *exchange_ts_ns = 0;
+        *local_ts_ns = 0;
     }
 }

@@ -1,5 +1,7 @@
 //! A trading signal from a strategy, and the risk layer's decision on it.
 
+use crate::memory::Poolable;
+
 use super::{Decimal, InlineStr, SYMBOL_CAPACITY, Side, inline_str_field};
 
 /// Capacity in bytes of the `strategy` name.
@@ -96,4 +98,44 @@ impl Signal {
         strategy,
         set_strategy
     );
+}
+
+// The resets below assign each field its default in place. Two reasons over
+// `*self = Self::default()`: inline strings only need their length zeroed (their bytes
+// are uninitialised in a default value, so a whole-struct assignment copies a stack
+// temporary with overlapping partial stores and stalls on store forwarding, measured at
+// ~5 ns per release), and the exhaustive destructuring makes a new field that is not
+// reset a compile error. `tests::every_field_of_every_pooled_type_is_reset_on_reuse`
+// checks the result against `Default`.
+
+impl Poolable for Signal {
+    #[inline]
+    fn reset(&mut self) {
+        let Signal {
+            symbol,
+            strategy,
+            kind,
+            side,
+            strength,
+            price,
+            quantity,
+            decision,
+            id,
+            tick_exchange_ts_ns,
+            tick_local_ts_ns,
+            created_ts_ns,
+        } = self;
+        symbol.clear();
+        strategy.clear();
+        *kind = Default::default();
+        *side = None;
+        *strength = 0.0;
+        *price = Decimal::ZERO;
+        *quantity = Decimal::ZERO;
+        *decision = Default::default();
+        *id = 0;
+        *tick_exchange_ts_ns = 0;
+        *tick_local_ts_ns = 0;
+        *created_ts_ns = 0;
+    }
 }

@@ -1,0 +1,157 @@
+//! Tidy checks over the workspace's sources: rules a reviewer would otherwise have to
+//! remember. Run by `cargo xtask ci` and as a `#[test]`.
+//!
+//! 1. Every `.rs` file opens with a `//!` doc comment.
+//! 2. Every `unsafe` block, `unsafe impl` and `unsafe fn` carries a `SAFETY` comment
+//!    (or, for `unsafe fn`, a `# Safety` doc section) just above it.
+//! 3. `unsafe` appears only in `crates/infrastructure`.
+//! 4. In `crates/infrastructure/src`, only `sync.rs` names the synchronisation
+//!    primitives (`std::sync::atomic`, `std::sync::Mutex`, `std::cell::UnsafeCell`,
+//!    `loom`), so `--cfg loom` swaps all of them (test code excepted).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+
+/// Runs every check; fails listing every violation.
+pub(crate) fn check(root: &Path) -> Result<()> {
+    let mut problems = Vec::new();
+    for file in rust_files(root) {
+        let text = fs::read_to_string(&file)?;
+        let rel = file.strip_prefix(root).unwrap_or(&file).to_path_buf();
+        check_file(&rel, &text, &mut problems);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "tidy found {} problem(s):\n{}",
+            problems.len(),
+            problems.join("\n")
+        )
+    }
+}
+
+fn rust_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = ["crates", "benches", "xtask"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "target") {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn is_test_code(path: &Path) -> bool {
+    path.components()
+        .any(|c| c.as_os_str() == "tests" || c.as_os_str() == "benches")
+        || path.file_name().is_some_and(|n| n == "tests.rs")
+}
+
+fn check_file(path: &Path, text: &str, problems: &mut Vec<String>) {
+    let shown = path.display();
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if !first.starts_with("//!") {
+        problems.push(format!("{shown}: does not open with a `//!` doc comment"));
+    }
+    let in_infrastructure = path.starts_with("crates/infrastructure");
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let has_unsafe = ["unsafe {", "unsafe impl", "unsafe fn", "unsafe extern"]
+            .iter()
+            .any(|k| code.contains(k));
+        if !has_unsafe {
+            continue;
+        }
+        if !in_infrastructure && !path.starts_with("xtask/src/tidy.rs") {
+            problems.push(format!(
+                "{shown}:{}: `unsafe` outside crates/infrastructure",
+                i + 1
+            ));
+        }
+        let window = &lines[i.saturating_sub(12)..=i];
+        let documented = window
+            .iter()
+            .any(|l| l.contains("SAFETY:") || l.contains("# Safety"));
+        if !documented {
+            problems.push(format!(
+                "{shown}:{}: `unsafe` without a SAFETY comment just above",
+                i + 1
+            ));
+        }
+    }
+    let shim_only = [
+        "std::sync::atomic",
+        "std::sync::Mutex",
+        "std::sync::{Mutex",
+        "std::cell::UnsafeCell",
+        "loom::",
+    ];
+    if path.starts_with("crates/infrastructure/src")
+        && !path.ends_with("sync.rs")
+        && !is_test_code(path)
+    {
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            if let Some(name) = shim_only.iter().find(|name| line.contains(**name)) {
+                problems.push(format!(
+                    "{shown}:{}: names `{name}`; use `crate::sync`",
+                    i + 1
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workspace_is_tidy() {
+        check(&crate::workspace_root()).unwrap();
+    }
+
+    #[test]
+    fn tidy_catches_what_it_claims_to() {
+        let mut problems = Vec::new();
+        let bad = "fn f() {\n    unsafe { g() }\n}\n";
+        check_file(Path::new("crates/data/src/lib.rs"), bad, &mut problems);
+        assert_eq!(problems.len(), 3, "{problems:?}"); // no //!, outside infra, no SAFETY
+        problems.clear();
+        let shim = "//! m\nuse std::sync::atomic::AtomicU64;\n";
+        check_file(
+            Path::new("crates/infrastructure/src/memory/x.rs"),
+            shim,
+            &mut problems,
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        problems.clear();
+        let good = "//! m\n// SAFETY: fine.\nunsafe impl Send for X {}\n";
+        check_file(
+            Path::new("crates/infrastructure/src/x.rs"),
+            good,
+            &mut problems,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+}
