@@ -72,7 +72,9 @@ fn check_file(path: &Path, text: &str, problems: &mut Vec<String>) {
     }
     let in_infrastructure = path.starts_with("crates/infrastructure");
     let lines: Vec<&str> = text.lines().collect();
-    for (i, line) in lines.iter().enumerate() {
+    // This file spells the patterns it looks for.
+    let scan_unsafe = !path.ends_with("xtask/src/tidy.rs");
+    for (i, line) in lines.iter().enumerate().filter(|_| scan_unsafe) {
         let code = line.split("//").next().unwrap_or("");
         let has_unsafe = ["unsafe {", "unsafe impl", "unsafe fn", "unsafe extern"]
             .iter()
@@ -80,7 +82,7 @@ fn check_file(path: &Path, text: &str, problems: &mut Vec<String>) {
         if !has_unsafe {
             continue;
         }
-        if !in_infrastructure && !path.starts_with("xtask/src/tidy.rs") {
+        if !in_infrastructure {
             problems.push(format!(
                 "{shown}:{}: `unsafe` outside crates/infrastructure",
                 i + 1
