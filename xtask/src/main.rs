@@ -2,6 +2,7 @@
 //!
 //! - `ci`: everything CI checks: formatting, clippy with `-D warnings`, every test and
 //!   doctest of the workspace, and the tidy checks.
+//! - `loom`: the loom models of the pools, in release, `LOOM_MAX_PREEMPTIONS=2`.
 //! - `bench-all [--quick]`: every criterion benchmark of the workspace.
 
 use std::time::Instant;
@@ -23,6 +24,8 @@ struct Cli {
 enum Verb {
     /// Formatting, clippy (-D warnings), all tests and doctests, tidy checks.
     Ci,
+    /// The loom models (release build, LOOM_MAX_PREEMPTIONS=2 unless set).
+    Loom,
     /// Every benchmark in the workspace.
     BenchAll {
         /// A smoke run: each benchmark only until criterion's quick estimate settles.
@@ -37,6 +40,7 @@ fn main() -> Result<()> {
     sh.change_dir(workspace_root());
     match cli.verb {
         Verb::Ci => ci(&sh),
+        Verb::Loom => loom(&sh),
         Verb::BenchAll { quick } => bench_all(&sh, quick),
     }
 }
@@ -74,7 +78,24 @@ fn ci(sh: &Shell) -> Result<()> {
     step("doctest", || {
         Ok(cmd!(sh, "cargo test --workspace --doc --locked").run()?)
     })?;
+    loom(sh)?;
     Ok(())
+}
+
+fn loom(sh: &Shell) -> Result<()> {
+    step("loom", || {
+        let preemptions = std::env::var("LOOM_MAX_PREEMPTIONS").unwrap_or_else(|_| "2".into());
+        // A separate target dir: `--cfg loom` rebuilds everything, and sharing the
+        // normal one would throw away its cache on every switch.
+        let _env = sh.push_env("RUSTFLAGS", "--cfg loom -D warnings");
+        let _preemptions = sh.push_env("LOOM_MAX_PREEMPTIONS", preemptions);
+        let _target = sh.push_env("CARGO_TARGET_DIR", "target/loom");
+        Ok(cmd!(
+            sh,
+            "cargo test --release --locked -p infrastructure --lib loom_models"
+        )
+        .run()?)
+    })
 }
 
 fn bench_all(sh: &Shell, quick: bool) -> Result<()> {

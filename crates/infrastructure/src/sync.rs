@@ -61,14 +61,25 @@ impl<T> UnsafeCell<T> {
 /// Declares a `static` that is a plain const-initialised static normally and a
 /// `loom::lazy_static!` under the model (loom's primitives cannot be built in a const).
 macro_rules! global {
-    ($(#[$meta:meta])* $vis:vis static $name:ident: $ty:ty = $init:expr;) => {
+    // loom's `lazy_static!` cannot take a `$vis` fragment, hence two arms.
+    ($(#[$meta:meta])* pub static $name:ident: $ty:ty = $init:expr;) => {
         #[cfg(not(loom))]
         $(#[$meta])*
-        $vis static $name: $ty = $init;
+        pub static $name: $ty = $init;
         #[cfg(loom)]
         loom::lazy_static! {
             $(#[$meta])*
-            $vis static ref $name: $ty = $init;
+            pub static ref $name: $ty = $init;
+        }
+    };
+    ($(#[$meta:meta])* static $name:ident: $ty:ty = $init:expr;) => {
+        #[cfg(not(loom))]
+        $(#[$meta])*
+        static $name: $ty = $init;
+        #[cfg(loom)]
+        loom::lazy_static! {
+            $(#[$meta])*
+            static ref $name: $ty = $init;
         }
     };
 }

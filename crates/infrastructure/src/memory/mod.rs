@@ -15,6 +15,9 @@ mod stats;
 mod thread_cache;
 mod tid;
 
+#[cfg(all(test, loom))]
+mod loom_models;
+
 pub mod pools;
 pub mod safe_pools;
 

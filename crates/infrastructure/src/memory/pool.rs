@@ -489,8 +489,9 @@ impl<T: Poolable> Inner<T> {
         MEMORY_STATS.shrink(mem::size_of::<T>());
     }
 
-    /// Flushes `tid`'s cache into the depot; returns (objects flushed, objects trimmed).
-    fn flush(&self, tid: ThreadId) -> Option<(usize, usize)> {
+    /// Flushes `tid`'s cache into the depot. Returns the objects flushed and what did not
+    /// fit the depot (already counted as trimmed), for the caller to free.
+    fn flush(&self, tid: ThreadId) -> Option<(usize, Surplus<T>)> {
         let slot = self.slots.get(tid)?;
         let mut surplus = Surplus::new();
         // SAFETY: the caller holds `tid` (thread exit, or `reclaim` on its own thread);
@@ -510,12 +511,18 @@ impl<T: Poolable> Inner<T> {
             })
         }?;
         self.slow.thread_caches.fetch_sub(1, Ordering::Relaxed);
-        let trimmed = self.free(surplus, &slot.counters, Event::Trimmed, true);
-        Some((flushed, trimmed))
+        let trimmed = surplus.objects();
+        if trimmed > 0 {
+            slot.counters.add_owned(Event::Trimmed, trimmed as u64);
+            MEMORY_STATS.shrink(self.bytes(trimmed as u64));
+        }
+        Some((flushed, surplus))
     }
 
     fn reclaim_now(&self) -> usize {
-        let trimmed = self.flush(tid::current()).map_or(0, |(_, trimmed)| trimmed);
+        let trimmed = self
+            .flush(tid::current())
+            .map_or(0, |(_, surplus)| surplus.objects());
         let mut surplus = Surplus::new();
         {
             let mut depot = lock(&self.depot);
@@ -548,10 +555,11 @@ impl<T: Poolable> Inner<T> {
 }
 
 impl<T: Poolable> PoolCore for Inner<T> {
-    fn flush_thread(&self, tid: ThreadId) {
-        if let Some((objects, trimmed)) = self.flush(tid) {
-            tracing::debug!(pool = %self.name, thread = tid.0, objects, trimmed, "thread cache flushed at thread exit");
-        }
+    fn flush_thread(&self, tid: ThreadId) -> Option<Box<dyn Send>> {
+        let (objects, surplus) = self.flush(tid)?;
+        let trimmed = surplus.objects();
+        tracing::debug!(pool = %self.name, thread = tid.0, objects, trimmed, "thread cache flushed at thread exit");
+        (trimmed > 0).then(|| Box::new(surplus) as Box<dyn Send>)
     }
 
     fn reclaim_tick(&self) -> Box<dyn Send> {

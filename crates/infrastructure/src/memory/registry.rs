@@ -6,8 +6,8 @@
 //! that opted in (`PoolConfig::exported`) without knowing their types.
 //!
 //! Lock order: the registry lock, then a pool's depot lock. User code (an object's
-//! `Drop`, `Default` or `reset`) never runs under the registry lock except when a
-//! thread-exit flush overflows a full depot; see `docs/pool-design.md`.
+//! `Drop`, `Default` or `reset`) never runs under either: what a flush or a reclaim
+//! tick frees is handed back and dropped after the registry lock is released.
 
 use std::ptr::NonNull;
 use std::time::Duration;
@@ -22,7 +22,8 @@ use super::tid::ThreadId;
 /// What the registry needs from a pool, whatever its object type.
 pub(crate) trait PoolCore: Sync {
     /// Flushes `tid`'s cache into the depot. Called only by the thread holding `tid`.
-    fn flush_thread(&self, tid: ThreadId);
+    /// Returns what did not fit the depot, to free once the registry is unlocked.
+    fn flush_thread(&self, tid: ThreadId) -> Option<Box<dyn Send>>;
     /// One working-set reclaim tick. Returns what to free once the registry is unlocked.
     fn reclaim_tick(&self) -> Box<dyn Send>;
     /// The pool's statistics.
@@ -33,6 +34,7 @@ struct Entry {
     id: u64,
     pool: NonNull<dyn PoolCore>,
     exported: bool,
+    #[cfg_attr(loom, allow(dead_code, reason = "loom models tick by hand; no reaper"))]
     interval: Option<Duration>,
     #[cfg(not(loom))]
     next_due: Option<Instant>,
@@ -100,11 +102,15 @@ pub(crate) fn unregister(registration: &Registration) {
 
 /// Flushes the calling thread's caches (it holds `tid`) in every pool.
 pub(crate) fn flush_thread(tid: ThreadId) {
-    let registry = lock(&REGISTRY);
-    for entry in &registry.entries {
-        // SAFETY: registered and we hold the lock (see `Entry`).
-        unsafe { entry.pool.as_ref() }.flush_thread(tid);
+    let mut garbage = Vec::new();
+    {
+        let registry = lock(&REGISTRY);
+        for entry in &registry.entries {
+            // SAFETY: registered and we hold the lock (see `Entry`).
+            garbage.extend(unsafe { entry.pool.as_ref() }.flush_thread(tid));
+        }
     }
+    drop(garbage);
 }
 
 /// Statistics of every pool built with `PoolConfig::exported(true)`, in creation order.
