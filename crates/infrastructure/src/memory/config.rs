@@ -51,6 +51,16 @@ pub const MAX_RECLAIM_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 pub const MAX_NAME_LEN: usize = 64;
 
 /// Why a [`PoolConfig`] was refused.
+///
+/// # Examples
+/// ```
+/// use infrastructure::memory::{ConfigError, Pool, PoolConfig};
+/// use infrastructure::types::Order;
+///
+/// let err = Pool::<Order>::new(PoolConfig::new("orders").magazine_size(0)).unwrap_err();
+/// assert_eq!(err, ConfigError::MagazineSize(0));
+/// assert_eq!(err.to_string(), "magazine_size 0 must be between 1 and 4096");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// The name is empty, too long, or not `[A-Za-z_][A-Za-z0-9_]*`.

@@ -169,11 +169,22 @@ impl<T: Poolable> Pool<T> {
     /// Takes an object in its default state; it comes back when the guard drops.
     ///
     /// Never fails and ignores the `max_live` cap (it still counts toward it).
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::memory::safe_pools::SIGNAL_POOL;
+    ///
+    /// let mut signal = SIGNAL_POOL.acquire();
+    /// signal.strength = 0.7;
+    /// drop(signal); // reset and cached on this thread
+    /// assert_eq!(SIGNAL_POOL.acquire().strength, 0.0);
+    /// ```
     #[inline]
     pub fn acquire(&self) -> PoolGuard<'_, T> {
         let inner = self.inner();
         if inner.max_live.is_some() {
             inner.live.fetch_add(1, Ordering::Relaxed);
+            return PoolGuard::new(inner.take_reserved(), self);
         }
         PoolGuard::new(inner.take(), self)
     }
@@ -182,6 +193,19 @@ impl<T: Poolable> Pool<T> {
     ///
     /// # Errors
     /// [`PoolExhausted`] at the cap; counted in `stats().rejected`.
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::memory::{Pool, PoolConfig, PoolExhausted};
+    /// use infrastructure::types::Order;
+    ///
+    /// let pool = Pool::<Order>::new(PoolConfig::new("risky").max_live(Some(1)))?;
+    /// let first = pool.try_acquire().expect("below the cap");
+    /// assert_eq!(pool.try_acquire().unwrap_err(), PoolExhausted { max_live: 1 });
+    /// drop(first);
+    /// assert!(pool.try_acquire().is_ok());
+    /// # Ok::<(), infrastructure::memory::ConfigError>(())
+    /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<PoolGuard<'_, T>, PoolExhausted> {
         let inner = self.inner();
@@ -203,6 +227,7 @@ impl<T: Poolable> Pool<T> {
                     Err(now) => live = now,
                 }
             }
+            return Ok(PoolGuard::new(inner.take_reserved(), self));
         }
         Ok(PoolGuard::new(inner.take(), self))
     }
@@ -210,11 +235,39 @@ impl<T: Poolable> Pool<T> {
     /// Frees every idle object the calling thread can reach now: its own cache and the
     /// whole depot. Returns how many objects were freed. (Other threads' caches are
     /// theirs; they are trimmed on their slow paths and flushed when they end.)
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::memory::{Pool, PoolConfig};
+    /// use infrastructure::types::Tick;
+    ///
+    /// let pool = Pool::<Tick>::new(PoolConfig::new("burst"))?;
+    /// drop((0..1000).map(|_| pool.acquire()).collect::<Vec<_>>());
+    /// assert_eq!(pool.stats().idle, 1000);
+    /// assert_eq!(pool.reclaim(), 1000);
+    /// assert_eq!(pool.stats().bytes, 0);
+    /// # Ok::<(), infrastructure::memory::ConfigError>(())
+    /// ```
     pub fn reclaim(&self) -> usize {
         self.inner().reclaim_now()
     }
 
     /// A snapshot of the statistics, summed over every thread's counters.
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::memory::{Pool, PoolConfig};
+    /// use infrastructure::types::Order;
+    ///
+    /// let pool = Pool::<Order>::new(PoolConfig::new("stats_demo"))?;
+    /// drop(pool.acquire()); // a miss: the object is created
+    /// drop(pool.acquire()); // a hit: the same object, reused
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.acquired, stats.hits, stats.misses), (2, 1, 1));
+    /// assert_eq!(stats.hit_rate, 0.5);
+    /// assert_eq!((stats.live, stats.idle), (0, 1));
+    /// # Ok::<(), infrastructure::memory::ConfigError>(())
+    /// ```
     pub fn stats(&self) -> PoolStats {
         self.inner().stats()
     }
@@ -260,6 +313,22 @@ impl<T: Poolable> Inner<T> {
             slot.counters.accumulate(&mut sums);
         }
         sums
+    }
+
+    /// `take` for a capped pool whose cap slot the caller has already reserved: the
+    /// reservation is given back if creating the object panics.
+    #[inline]
+    fn take_reserved(&self) -> Box<T> {
+        struct Reservation<'a, T: Poolable>(&'a Inner<T>);
+        impl<T: Poolable> Drop for Reservation<'_, T> {
+            fn drop(&mut self) {
+                self.0.leave_cap();
+            }
+        }
+        let reservation = Reservation(self);
+        let object = self.take();
+        mem::forget(reservation);
+        object
     }
 
     fn leave_cap(&self) {

@@ -115,6 +115,16 @@ impl CounterSums {
 
 /// A snapshot of one pool's statistics, from [`Pool::stats`](super::Pool::stats).
 ///
+/// # Examples
+/// ```
+/// use infrastructure::memory::safe_pools::ORDER_POOL;
+///
+/// let stats = ORDER_POOL.stats();
+/// assert_eq!(stats.name, "order");
+/// assert_eq!(stats.bytes, (stats.live + stats.idle) * stats.object_size);
+/// println!("hit rate {:.2}%, reclaimed {}", stats.hit_rate * 100.0, stats.reclaimed);
+/// ```
+///
 /// Counters are totals since the pool was created. Read while other threads work, the
 /// fields are each a moment old and may disagree by the operations in flight; read when
 /// the pool is quiet they are exact (`acquired = hits + misses`,
@@ -254,6 +264,14 @@ impl MemoryStats {
     }
 
     /// The current and peak bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::memory::MEMORY_STATS;
+    ///
+    /// let mem = MEMORY_STATS.load();
+    /// assert!(mem.peak_usage >= mem.current_usage);
+    /// ```
     pub fn load(&self) -> MemoryUsage {
         let current_usage = self.current.load(Ordering::Relaxed);
         let peak_usage = self.peak.load(Ordering::Relaxed).max(current_usage);
@@ -264,6 +282,16 @@ impl MemoryStats {
     }
 
     /// Starts a new peak from the current usage (e.g. at the start of a measurement window).
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::memory::MEMORY_STATS;
+    ///
+    /// MEMORY_STATS.reset_peak();
+    /// // ... run one window of work, then read its own peak:
+    /// let window_peak = MEMORY_STATS.load().peak_usage;
+    /// # let _ = window_peak;
+    /// ```
     pub fn reset_peak(&self) {
         self.peak
             .store(self.current.load(Ordering::Relaxed), Ordering::Relaxed);

@@ -89,6 +89,18 @@ impl Decimal {
     ///
     /// # Errors
     /// A [`DecimalError`] saying what is wrong and, for bad characters, where.
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::types::{Decimal, DecimalError};
+    ///
+    /// assert_eq!(Decimal::parse_bytes(b"0.001")?.raw(), 100_000);
+    /// assert_eq!(
+    ///     Decimal::parse_bytes(b"1,5"),
+    ///     Err(DecimalError::InvalidChar { byte: ',', offset: 1 })
+    /// );
+    /// # Ok::<(), DecimalError>(())
+    /// ```
     pub fn parse_bytes(bytes: &[u8]) -> Result<Decimal, DecimalError> {
         let (negative, start) = match bytes.first() {
             Some(b'-') => (true, 1),

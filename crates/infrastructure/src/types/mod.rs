@@ -31,6 +31,13 @@ pub enum Side {
 
 impl Side {
     /// The other side.
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::types::Side;
+    ///
+    /// assert_eq!(Side::Buy.opposite(), Side::Sell);
+    /// ```
     pub const fn opposite(self) -> Side {
         match self {
             Side::Buy => Side::Sell,

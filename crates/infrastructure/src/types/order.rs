@@ -50,6 +50,14 @@ pub enum OrderStatus {
 
 impl OrderStatus {
     /// Whether no further transition can happen.
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::types::OrderStatus;
+    ///
+    /// assert!(OrderStatus::Filled.is_terminal());
+    /// assert!(!OrderStatus::PartiallyFilled.is_terminal());
+    /// ```
     pub const fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -123,6 +131,17 @@ impl Order {
     }
 
     /// Quantity still working, or `None` if fills exceed the order (a broken invariant).
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::types::{Decimal, Order};
+    ///
+    /// let mut order = Order::default();
+    /// order.quantity = "1.5".parse()?;
+    /// order.filled_quantity = "0.5".parse()?;
+    /// assert_eq!(order.remaining_quantity(), Some(Decimal::ONE));
+    /// # Ok::<(), infrastructure::types::DecimalError>(())
+    /// ```
     pub fn remaining_quantity(&self) -> Option<Decimal> {
         let remaining = self.quantity.checked_sub(self.filled_quantity)?;
         (!remaining.is_negative()).then_some(remaining)

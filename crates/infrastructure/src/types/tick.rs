@@ -70,6 +70,18 @@ impl Tick {
     );
 
     /// The mid price of a quote, or `None` when either side is missing.
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::types::Tick;
+    ///
+    /// let mut quote = Tick::default();
+    /// assert_eq!(quote.mid_price(), None);
+    /// quote.bid_price = "25.35".parse()?;
+    /// quote.ask_price = "25.36".parse()?;
+    /// assert_eq!(quote.mid_price(), Some("25.355".parse()?));
+    /// # Ok::<(), infrastructure::types::DecimalError>(())
+    /// ```
     pub fn mid_price(&self) -> Option<Decimal> {
         if self.bid_price.is_zero() || self.ask_price.is_zero() {
             return None;

@@ -758,6 +758,30 @@ fn idle_objects_in_the_depot_never_block_a_capped_pool() {
     drop(all);
 }
 
+#[test]
+fn a_panicking_default_gives_the_cap_slot_back() {
+    #[derive(Debug)]
+    struct Refuses;
+    impl Default for Refuses {
+        fn default() -> Self {
+            panic!("cannot build")
+        }
+    }
+    impl Poolable for Refuses {}
+    let pool = pool::<Refuses>(manual("refuses", 2, 2).max_live(Some(1)));
+    for _ in 0..3 {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drop(pool.try_acquire());
+        }));
+        assert!(caught.is_err());
+    }
+    // Had a cap slot leaked, the second try_acquire would have been refused (no panic).
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(pool.acquire())));
+    assert!(caught.is_err());
+    let stats = pool.stats();
+    assert_eq!((stats.acquired, stats.misses, stats.rejected), (0, 0, 0));
+}
+
 // ---------------------------------------------------------------------------------
 // 7. Statistics
 
