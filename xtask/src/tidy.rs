@@ -7,7 +7,7 @@
 //! 3. `unsafe` appears only in `crates/infrastructure`.
 //! 4. In `crates/infrastructure/src`, only `sync.rs` names the synchronisation
 //!    primitives (`std::sync::atomic`, `std::sync::Mutex`, `std::cell::UnsafeCell`,
-//!    `loom`), so `--cfg loom` swaps all of them (test code excepted).
+//!    `loom`), so `--cfg loom` swaps all of them (test code and loom models excepted).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -61,7 +61,9 @@ fn rust_files(root: &Path) -> Vec<PathBuf> {
 fn is_test_code(path: &Path) -> bool {
     path.components()
         .any(|c| c.as_os_str() == "tests" || c.as_os_str() == "benches")
-        || path.file_name().is_some_and(|n| n == "tests.rs")
+        || path
+            .file_name()
+            .is_some_and(|n| n == "tests.rs" || n == "loom_models.rs")
 }
 
 fn check_file(path: &Path, text: &str, problems: &mut Vec<String>) {
