@@ -113,3 +113,134 @@ fn reclaim_tick_races_with_release() {
         );
     });
 }
+
+/// Objects whose instances are counted, to prove every one is freed.
+#[derive(Debug)]
+struct Counted;
+
+loom::lazy_static! {
+    static ref COUNTED_ALIVE: loom::sync::atomic::AtomicUsize = loom::sync::atomic::AtomicUsize::new(0);
+}
+
+impl Default for Counted {
+    fn default() -> Self {
+        COUNTED_ALIVE.fetch_add(1, loom::sync::atomic::Ordering::SeqCst);
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        COUNTED_ALIVE.fetch_sub(1, loom::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Poolable for Counted {
+    fn reset(&mut self) {}
+}
+
+/// The last handle to a pool is dropped while another thread still has objects in its
+/// cache (and may be exiting): the drop frees them, the exit flush finds the pool gone
+/// or flushes first, and every object is freed exactly once.
+#[test]
+fn pool_drop_with_objects_in_another_threads_cache() {
+    model(|| {
+        let pool = Arc::new(
+            Pool::<Counted>::new(
+                PoolConfig::new("loom_drop")
+                    .magazine_size(2)
+                    .depot_magazines(1)
+                    .reclaim_interval(None),
+            )
+            .expect("valid config"),
+        );
+        let worker = {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || {
+                drop((pool.acquire(), pool.acquire()));
+                drop(pool); // may be the last handle: the pool drops here
+                tid::exit_now();
+            })
+        };
+        drop(pool.acquire());
+        drop(pool); // or here, while the worker's cache still holds its objects
+        worker.join().unwrap();
+        tid::exit_now();
+        assert_eq!(COUNTED_ALIVE.load(loom::sync::atomic::Ordering::SeqCst), 0);
+    });
+}
+
+/// `stats()` reads every slot's counters while their owners move them: no data race
+/// (loom checks every access), and each snapshot stays within what could have happened.
+#[test]
+fn stats_aggregation_while_counters_move() {
+    model(|| {
+        let pool = Arc::new(small_pool());
+        let worker = {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || {
+                drop(pool.acquire());
+                drop(pool.acquire());
+                tid::exit_now();
+            })
+        };
+        let stats = pool.stats();
+        assert!(stats.acquired <= 2 && stats.released <= 2, "{stats:?}");
+        assert!(stats.live <= 1 && stats.idle <= 2, "{stats:?}");
+        assert!(stats.hits + stats.misses == stats.acquired, "{stats:?}");
+        worker.join().unwrap();
+        tid::exit_now();
+        let stats = pool.stats();
+        assert_eq!((stats.acquired, stats.released, stats.live), (2, 2, 0));
+    });
+}
+
+/// Whole magazines move between two threads through the depot: one thread releases
+/// objects it did not acquire while the other acquires, both trading magazines.
+#[test]
+fn depot_batch_transfer_between_two_threads() {
+    model(|| {
+        let pool = Arc::new(
+            Pool::<Obj>::new(
+                PoolConfig::new("loom_depot")
+                    .magazine_size(1)
+                    .depot_magazines(2)
+                    .reclaim_interval(None),
+            )
+            .expect("valid config"),
+        );
+        // Objects made on this thread, released on the consumer.
+        let objects: Vec<Box<Obj>> = (0..2)
+            .map(|_| super::PoolGuard::detach(pool.acquire()))
+            .collect();
+        drop(objects);
+        let consumer = {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || {
+                let held = (pool.acquire(), pool.acquire());
+                drop(held); // fills loaded and previous, then spills to the depot
+                let third = pool.acquire();
+                drop(third);
+                tid::exit_now();
+            })
+        };
+        let producer = {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || {
+                let a = pool.acquire();
+                let b = pool.acquire();
+                drop((a, b));
+                tid::exit_now();
+            })
+        };
+        consumer.join().unwrap();
+        producer.join().unwrap();
+        tid::exit_now();
+        let stats = pool.stats();
+        assert_eq!(stats.live, 0);
+        assert_eq!(stats.acquired, 7);
+        assert_eq!(stats.released + stats.detached, 7);
+        assert_eq!(stats.idle + stats.trimmed + stats.detached, stats.misses);
+        assert!(stats.idle <= 2, "depot bound: {stats:?}");
+    });
+}

@@ -22,10 +22,13 @@ use super::registry;
 
 /// Threads whose slot sits inline in every pool (ids `0..INLINE_SLOTS`): their slot
 /// address is the pool's address plus an offset, with no table to load first.
-pub(crate) const INLINE_SLOTS: usize = 16;
+///
+/// Under loom the table is small, so models stay tractable and a model's third thread
+/// already takes the bucket path.
+pub(crate) const INLINE_SLOTS: usize = if cfg!(loom) { 2 } else { 16 };
 
 /// Number of growable buckets after the inline slots: bucket `b` holds `2^b` slots.
-pub(crate) const BUCKETS: usize = 32;
+pub(crate) const BUCKETS: usize = if cfg!(loom) { 4 } else { 32 };
 
 /// Largest id handed out, plus one.
 const MAX_IDS: usize = INLINE_SLOTS + (1 << BUCKETS) - 1;
