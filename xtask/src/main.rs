@@ -1,8 +1,9 @@
 //! `cargo xtask <verb>`: the repository's own automation (matklad's cargo-xtask).
 //!
-//! - `ci`: everything CI checks: formatting, clippy with `-D warnings`, every test and
-//!   doctest of the workspace, and the tidy checks.
+//! - `ci`: everything CI checks: formatting, clippy with `-D warnings`, the tidy checks,
+//!   every test and doctest of the workspace, then loom, ASan, valgrind, Miri and TSan.
 //! - `loom`: the loom models of the pools, in release, `LOOM_MAX_PREEMPTIONS=2`.
+//! - `asan`, `valgrind`, `miri`, `tsan`: one checker each (see `checks.rs`).
 //! - `bench-all [--quick]`: every criterion benchmark of the workspace.
 
 use std::time::Instant;
@@ -11,6 +12,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use xshell::{Shell, cmd};
 
+mod checks;
 mod tidy;
 
 #[derive(Debug, Parser)]
@@ -26,6 +28,14 @@ enum Verb {
     Ci,
     /// The loom models (release build, LOOM_MAX_PREEMPTIONS=2 unless set).
     Loom,
+    /// The infrastructure tests under AddressSanitizer (leak checker on).
+    Asan,
+    /// The pool test binaries under valgrind memcheck.
+    Valgrind,
+    /// Selected tests under Miri (skipped where nightly's miri is unavailable).
+    Miri,
+    /// The infrastructure tests under ThreadSanitizer (skipped without nightly rust-src).
+    Tsan,
     /// Every benchmark in the workspace.
     BenchAll {
         /// A smoke run: each benchmark only until criterion's quick estimate settles.
@@ -41,6 +51,10 @@ fn main() -> Result<()> {
     match cli.verb {
         Verb::Ci => ci(&sh),
         Verb::Loom => loom(&sh),
+        Verb::Asan => checks::asan(&sh),
+        Verb::Valgrind => checks::valgrind(&sh),
+        Verb::Miri => checks::miri(&sh),
+        Verb::Tsan => checks::tsan(&sh),
         Verb::BenchAll { quick } => bench_all(&sh, quick),
     }
 }
@@ -79,6 +93,10 @@ fn ci(sh: &Shell) -> Result<()> {
         Ok(cmd!(sh, "cargo test --workspace --doc --locked").run()?)
     })?;
     loom(sh)?;
+    checks::asan(sh)?;
+    checks::valgrind(sh)?;
+    checks::miri(sh)?;
+    checks::tsan(sh)?;
     Ok(())
 }
 

@@ -67,8 +67,10 @@ fn memory_stats_track_pool_bytes_current_and_peak() {
             .reclaim_interval(Some(Duration::from_millis(50))),
     )
     .unwrap();
-    drop((0..100_000).map(|_| auto.acquire()).collect::<Vec<_>>());
-    assert!(MEMORY_STATS.load().current_usage >= 100_000 * SIZE - 2 * MAGAZINE * SIZE);
+    let burst: Vec<_> = (0..100_000).map(|_| auto.acquire()).collect();
+    // Checked while held: live objects are never reclaimed, however slow the run.
+    assert_eq!(MEMORY_STATS.load().current_usage, 100_000 * SIZE);
+    drop(burst);
     // This thread keeps its cache (two magazines); the depot empties.
     let bound = 2 * MAGAZINE * SIZE;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -81,5 +83,5 @@ fn memory_stats_track_pool_bytes_current_and_peak() {
         "{} bytes idle > bound {bound}",
         usage.current_usage
     );
-    assert!(usage.peak_usage >= 100_000 * SIZE - 2 * MAGAZINE * SIZE);
+    assert!(usage.peak_usage >= 100_000 * SIZE);
 }
