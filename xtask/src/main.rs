@@ -4,6 +4,8 @@
 //!   every test and doctest of the workspace, then loom, ASan, valgrind, Miri and TSan.
 //! - `loom`: the loom models of the pools, in release, `LOOM_MAX_PREEMPTIONS=2`.
 //! - `asan`, `valgrind`, `miri`, `tsan`: one checker each (see `checks.rs`).
+//! - `soak [--seconds N]`: compressed trading days; fails on growth, writes a CSV and
+//!   an SVG chart to `target/soak/`.
 //! - `bench-all [--quick]`: every criterion benchmark of the workspace.
 
 use std::time::Instant;
@@ -36,6 +38,12 @@ enum Verb {
     Miri,
     /// The infrastructure tests under ThreadSanitizer (skipped without nightly rust-src).
     Tsan,
+    /// Compressed trading days over all pools; fails if memory grows or breaks its bound.
+    Soak {
+        /// How long to run.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Every benchmark in the workspace.
     BenchAll {
         /// A smoke run: each benchmark only until criterion's quick estimate settles.
@@ -55,6 +63,7 @@ fn main() -> Result<()> {
         Verb::Valgrind => checks::valgrind(&sh),
         Verb::Miri => checks::miri(&sh),
         Verb::Tsan => checks::tsan(&sh),
+        Verb::Soak { seconds } => soak(&sh, seconds),
         Verb::BenchAll { quick } => bench_all(&sh, quick),
     }
 }
@@ -97,7 +106,19 @@ fn ci(sh: &Shell) -> Result<()> {
     checks::valgrind(sh)?;
     checks::miri(sh)?;
     checks::tsan(sh)?;
+    soak(sh, 60)?;
     Ok(())
+}
+
+fn soak(sh: &Shell, seconds: u64) -> Result<()> {
+    step("soak", || {
+        let seconds = seconds.to_string();
+        Ok(cmd!(
+            sh,
+            "cargo run --locked --release -p infrastructure --example soak -- --seconds {seconds} --out target/soak"
+        )
+        .run()?)
+    })
 }
 
 fn loom(sh: &Shell) -> Result<()> {
