@@ -85,10 +85,15 @@ fn nightly_with(sh: &Shell, check: &str, components: &[&str]) -> bool {
         if installed.lines().any(|l| l.starts_with(component)) {
             continue;
         }
-        if cmd!(sh, "rustup component add {component} --toolchain nightly")
-            .quiet()
-            .run()
-            .is_err()
+        // Bounded: on a machine without a route to rustup's server the download could
+        // hang rather than fail, and CI must not.
+        if cmd!(
+            sh,
+            "timeout 300 rustup component add {component} --toolchain nightly"
+        )
+        .quiet()
+        .run()
+        .is_err()
         {
             eprintln!(
                 "{check}: SKIPPED: the nightly component `{component}` is missing and cannot be installed here"
