@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use xshell::{Shell, cmd};
 
+mod bench;
 mod checks;
 mod tidy;
 
@@ -64,7 +65,7 @@ fn main() -> Result<()> {
         Verb::Miri => checks::miri(&sh),
         Verb::Tsan => checks::tsan(&sh),
         Verb::Soak { seconds } => soak(&sh, seconds),
-        Verb::BenchAll { quick } => bench_all(&sh, quick),
+        Verb::BenchAll { quick } => bench::bench_all(&sh, &workspace_root(), quick),
     }
 }
 
@@ -135,13 +136,4 @@ fn loom(sh: &Shell) -> Result<()> {
         )
         .run()?)
     })
-}
-
-fn bench_all(sh: &Shell, quick: bool) -> Result<()> {
-    let quick_flag: &[&str] = if quick { &["--quick"] } else { &[] };
-    step("bench", || {
-        Ok(cmd!(sh, "cargo bench --workspace --locked -- {quick_flag...}").run()?)
-    })?;
-    eprintln!("criterion's report: target/criterion/report/index.html");
-    Ok(())
 }

@@ -22,6 +22,7 @@
 //! `docs/ARCHITECTURE.md` and `docs/pool-design.md`.
 #![warn(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
+pub mod alloc_count;
 pub mod memory;
 pub mod types;
 

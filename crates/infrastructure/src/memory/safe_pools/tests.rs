@@ -4,8 +4,6 @@
 //! figures (`MEMORY_STATS`, the static pools' totals) that other tests move; each test
 //! builds its own pool, and allocations are counted per thread.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, LazyLock, mpsc};
 use std::thread;
@@ -22,39 +20,11 @@ use crate::types::{
 // ---------------------------------------------------------------------------------
 // Helpers
 
-/// Counts heap allocations made by the current thread.
-struct CountingAlloc;
-
-std::thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; the counter is a
-// const-initialised thread-local without destructor, which never allocates.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, passed on as is.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract, passed on as is.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract, passed on as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+static GLOBAL: crate::alloc_count::CountingAllocator = crate::alloc_count::CountingAllocator;
 
 fn allocations_on_this_thread() -> u64 {
-    ALLOCATIONS.with(Cell::get)
+    crate::alloc_count::CountingAllocator::thread_allocations()
 }
 
 /// A pool config with no background reaper, so tests control every tick.

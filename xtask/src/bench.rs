@@ -1,0 +1,196 @@
+//! `cargo xtask bench-all [--quick]`: every benchmark in the workspace, then a summary
+//! table (`target/bench-summary.md`) built from criterion's saved estimates.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use xshell::{Shell, cmd};
+
+use crate::step;
+
+/// The reference each workload's ratios are taken against.
+const FLOOR: &[(&str, &str)] = &[
+    ("roundtrip", "tl_vec_floor"),
+    ("burst64", "tl_vec_floor"),
+    ("cross_thread", "channel_only"),
+    ("contended", "tl_vec_floor"),
+];
+
+pub(crate) fn bench_all(sh: &Shell, root: &Path, quick: bool) -> Result<()> {
+    let quick_flag: &[&str] = if quick { &["--quick"] } else { &[] };
+    step("bench", || {
+        Ok(cmd!(sh, "cargo bench --workspace --locked -- {quick_flag...}").run()?)
+    })?;
+    let summary = summarize(&root.join("target"))?;
+    let path = root.join("target/bench-summary.md");
+    fs::write(&path, &summary).with_context(|| path.display().to_string())?;
+    println!("{summary}");
+    eprintln!(
+        "wrote {} (charts: target/criterion/report/index.html)",
+        path.display()
+    );
+    Ok(())
+}
+
+/// One measurement: median and 95% interval, in ns per object.
+#[derive(Clone, Copy, Debug)]
+struct Estimate {
+    median: f64,
+    low: f64,
+    high: f64,
+}
+
+fn read_estimate(dir: &Path) -> Result<Estimate> {
+    let text = fs::read_to_string(dir.join("new/estimates.json"))?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let median = &json["median"];
+    let elements = fs::read_to_string(dir.join("new/benchmark.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|b| b["throughput"]["Elements"].as_f64())
+        .unwrap_or(1.0);
+    let get = |v: &serde_json::Value| v.as_f64().context("estimate is not a number");
+    Ok(Estimate {
+        median: get(&median["point_estimate"])? / elements,
+        low: get(&median["confidence_interval"]["lower_bound"])? / elements,
+        high: get(&median["confidence_interval"]["upper_bound"])? / elements,
+    })
+}
+
+/// Builds the markdown summary from `target/criterion` and `target/bench-memory.csv`.
+fn summarize(target: &Path) -> Result<String> {
+    let criterion = target.join("criterion");
+    // group directory (e.g. "compare_roundtrip") → candidate → estimate
+    let mut groups: BTreeMap<String, BTreeMap<String, Estimate>> = BTreeMap::new();
+    for group in fs::read_dir(&criterion)
+        .with_context(|| format!("{} (run the benches first)", criterion.display()))?
+        .flatten()
+    {
+        let name = group.file_name().to_string_lossy().into_owned();
+        if name == "report" || !group.path().is_dir() {
+            continue;
+        }
+        for bench in fs::read_dir(group.path())?.flatten() {
+            let id = bench.file_name().to_string_lossy().into_owned();
+            if id == "report" {
+                continue;
+            }
+            if let Ok(estimate) = read_estimate(&bench.path()) {
+                groups.entry(name.clone()).or_default().insert(id, estimate);
+            } else if let Ok(nested) = fs::read_dir(bench.path()) {
+                // `BenchmarkId::new(function, parameter)` nests one level deeper.
+                for leaf in nested.flatten() {
+                    if let Ok(estimate) = read_estimate(&leaf.path()) {
+                        let leaf_id = format!("{id}/{}", leaf.file_name().to_string_lossy());
+                        groups
+                            .entry(name.clone())
+                            .or_default()
+                            .insert(leaf_id, estimate);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = String::from(
+        "# Benchmark summary\n\nMedian ns per object (95% interval), from criterion's saved estimates. \
+         Ratios are medians over medians from the same run.\n",
+    );
+    for (group, candidates) in &groups {
+        let workload = group.rsplit('_').next().unwrap_or(group);
+        let workload = if group.ends_with("cross_thread") {
+            "cross_thread"
+        } else {
+            workload
+        };
+        let floor_name = FLOOR
+            .iter()
+            .find(|(w, _)| group.ends_with(w))
+            .map(|(_, f)| *f);
+        let floor = floor_name.and_then(|f| candidates.get(f));
+        let ours = candidates.get("ours");
+        let _ = writeln!(out, "\n## {group}\n");
+        let floor_header = floor_name.map_or(String::new(), |f| format!(" / {f} |"));
+        let _ = writeln!(
+            out,
+            "| candidate | median ns | 95% interval |{floor_header} / ours |"
+        );
+        let _ = writeln!(
+            out,
+            "|---|---|---|{}---|",
+            if floor.is_some() { "---|" } else { "" }
+        );
+        let mut rows: Vec<_> = candidates.iter().collect();
+        rows.sort_by(|a, b| a.1.median.total_cmp(&b.1.median));
+        for (name, e) in rows {
+            let to_floor =
+                floor.map_or(String::new(), |f| format!(" {:.2} |", e.median / f.median));
+            let to_ours = ours.map_or("–".to_owned(), |o| format!("{:.2}", e.median / o.median));
+            let _ = writeln!(
+                out,
+                "| {name} | {:.2} | {:.2}–{:.2} |{to_floor} {to_ours} |",
+                e.median, e.low, e.high
+            );
+        }
+        let _ = workload;
+    }
+    if let Ok(csv) = fs::read_to_string(target.join("bench-memory.csv")) {
+        out.push_str("\n## memory_after_burst\n\nLive heap bytes for 100,000 orders: held, released, and two reclaim intervals later with no call.\n\n| candidate | held | released | after two intervals |\n|---|---|---|---|\n");
+        for line in csv.lines().skip(1) {
+            let cells: Vec<&str> = line.split(',').collect();
+            if let [name, held, released, after] = cells[..] {
+                let _ = writeln!(out, "| {name} | {held} | {released} | {after} |");
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summarizes_criterion_estimates_per_object() {
+        let dir = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
+        let write = |group: &str, id: &str, median: f64, elements: Option<u64>| {
+            let path = dir.join("criterion").join(group).join(id).join("new");
+            fs::create_dir_all(&path).unwrap();
+            let estimates = format!(
+                r#"{{"median":{{"point_estimate":{median},"confidence_interval":{{"lower_bound":{},"upper_bound":{}}}}}}}"#,
+                median - 1.0,
+                median + 1.0
+            );
+            fs::write(path.join("estimates.json"), estimates).unwrap();
+            if let Some(n) = elements {
+                fs::write(
+                    path.join("benchmark.json"),
+                    format!(r#"{{"throughput":{{"Elements":{n}}}}}"#),
+                )
+                .unwrap();
+            }
+        };
+        write("compare_roundtrip", "ours", 6.0, None);
+        write("compare_roundtrip", "tl_vec_floor", 8.0, Some(1));
+        write("compare_burst64", "ours", 640.0, Some(64));
+        fs::write(
+            dir.join("bench-memory.csv"),
+            "candidate,held_bytes,released_bytes,after_two_intervals_bytes\nours,1,2,3\n",
+        )
+        .unwrap();
+        let summary = summarize(&dir).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            summary.contains("| ours | 6.00 | 5.00–7.00 | 0.75 | 1.00 |"),
+            "{summary}"
+        );
+        assert!(summary.contains("| tl_vec_floor | 8.00 |"), "{summary}");
+        assert!(
+            summary.contains("| ours | 10.00 |"),
+            "per object: {summary}"
+        );
+        assert!(summary.contains("| ours | 1 | 2 | 3 |"), "{summary}");
+    }
+}
