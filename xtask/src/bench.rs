@@ -19,11 +19,13 @@ const FLOOR: &[(&str, &str)] = &[
     ("contended", "tl_vec_floor"),
 ];
 
-pub(crate) fn bench_all(sh: &Shell, root: &Path, quick: bool) -> Result<()> {
-    let quick_flag: &[&str] = if quick { &["--quick"] } else { &[] };
-    step("bench", || {
-        Ok(cmd!(sh, "cargo bench --workspace --locked -- {quick_flag...}").run()?)
-    })?;
+pub(crate) fn bench_all(sh: &Shell, root: &Path, quick: bool, summary_only: bool) -> Result<()> {
+    if !summary_only {
+        let quick_flag: &[&str] = if quick { &["--quick"] } else { &[] };
+        step("bench", || {
+            Ok(cmd!(sh, "cargo bench --workspace --locked -- {quick_flag...}").run()?)
+        })?;
+    }
     let summary = summarize(&root.join("target"))?;
     let path = root.join("target/bench-summary.md");
     fs::write(&path, &summary).with_context(|| path.display().to_string())?;

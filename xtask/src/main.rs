@@ -50,6 +50,9 @@ enum Verb {
         /// A smoke run: each benchmark only until criterion's quick estimate settles.
         #[arg(long)]
         quick: bool,
+        /// Only rebuild the summary from the results criterion saved last time.
+        #[arg(long)]
+        summary_only: bool,
     },
 }
 
@@ -65,7 +68,10 @@ fn main() -> Result<()> {
         Verb::Miri => checks::miri(&sh),
         Verb::Tsan => checks::tsan(&sh),
         Verb::Soak { seconds } => soak(&sh, seconds),
-        Verb::BenchAll { quick } => bench::bench_all(&sh, &workspace_root(), quick),
+        Verb::BenchAll {
+            quick,
+            summary_only,
+        } => bench::bench_all(&sh, &workspace_root(), quick, summary_only),
     }
 }
 

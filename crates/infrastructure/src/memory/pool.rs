@@ -28,9 +28,10 @@ use super::tid::{self, ThreadId};
 
 /// A type that can live in a [`Pool`]: how to make one and how to make a used one new.
 ///
-/// `reset` runs when a guard is dropped, before the object is cached, so an acquired
-/// object is always in its default state. The default `reset` assigns
-/// `Self::default()`; override it to keep buffers (e.g. `Vec::clear`).
+/// `reset` runs when an idle object is handed out again (on the acquiring thread), so
+/// an acquired object is always in its default state; a newly created object is not
+/// reset. The default `reset` assigns `Self::default()`; override it to keep buffers
+/// (e.g. `Vec::clear`).
 ///
 /// # Examples
 /// ```
@@ -53,7 +54,8 @@ use super::tid::{self, ThreadId};
 pub trait Poolable: Default + Send + 'static {
     /// Returns `self` to the state of `Self::default()`.
     ///
-    /// If it panics, the object is freed rather than returned to the pool.
+    /// If it panics, the object is freed (counted in `stats().dropped`) and the panic
+    /// propagates out of `acquire`.
     fn reset(&mut self) {
         *self = Self::default();
     }
@@ -345,6 +347,7 @@ impl<T: Poolable> Inner<T> {
             // SAFETY: `tid` is this thread's own id, so it owns the slot; `pop` calls no
             // user code.
             if let Some(object) = unsafe { slot.with_cache(|cache| cache.loaded.pop()) } {
+                let object = self.reused(object);
                 slot.counters.add_owned(Event::Acquired, 1);
                 return object;
             }
@@ -367,8 +370,26 @@ impl<T: Poolable> Inner<T> {
         // SAFETY: our own id's slot; `refill` calls no user code.
         let object = unsafe { slot.with_cache(|cache| self.refill(cache, &mut surplus)) };
         self.free(surplus, &slot.counters, Event::Trimmed, true);
-        let object = object.unwrap_or_else(|| self.create(&slot.counters, true));
+        let object = match object {
+            Some(object) => self.reused(object),
+            None => self.create(&slot.counters, true),
+        };
         slot.counters.add_owned(Event::Acquired, 1);
+        object
+    }
+
+    /// Resets an idle object for its next user. Reset happens here, on the acquiring
+    /// thread (which is about to write the object anyway), not on release: in a
+    /// producer→consumer flow the consumer then only reads the object, and its cache
+    /// lines do not have to travel back and forth twice per hand-over.
+    ///
+    /// If `reset` panics the object is freed (counted as `dropped`) and the panic
+    /// propagates out of `acquire`.
+    #[inline(always)]
+    fn reused(&self, mut object: Box<T>) -> Box<T> {
+        let bomb = ResetBomb(self);
+        object.reset();
+        mem::forget(bomb);
         object
     }
 
@@ -466,12 +487,15 @@ impl<T: Poolable> Inner<T> {
             self.publish(&depot);
             object
         };
-        let object = object.unwrap_or_else(|| self.create(&self.shared, false));
+        let object = match object {
+            Some(object) => self.reused(object),
+            None => self.create(&self.shared, false),
+        };
         self.shared.add_shared(Event::Acquired, 1);
         object
     }
 
-    /// The release hot path. `object` has been reset.
+    /// The release hot path. The object is reset when it is next acquired.
     #[inline(always)]
     fn put(&self, object: Box<T>) {
         let tid = tid::current();
@@ -613,11 +637,10 @@ impl<T: Poolable> Inner<T> {
         )
     }
 
-    /// Accounts for an object freed because `reset` panicked.
+    /// Accounts for an idle object freed because `reset` panicked while it was being
+    /// handed out (the caller's cap reservation, if any, is given back by its own guard).
     #[cold]
     fn lost_in_reset(&self) {
-        self.leave_cap();
-        self.shared.add_shared(Event::Released, 1);
         self.shared.add_shared(Event::Dropped, 1);
         MEMORY_STATS.shrink(mem::size_of::<T>());
     }
@@ -726,18 +749,15 @@ impl<T: Poolable> Drop for PoolGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: `object` is taken exactly once, here; the guard is gone afterwards.
-        let mut object = unsafe { ManuallyDrop::take(&mut self.object) };
+        let object = unsafe { ManuallyDrop::take(&mut self.object) };
         let inner = self.pool.inner();
-        // If `reset` panics, `object` is freed by the unwind and this records it.
-        let bomb = ResetBomb(inner);
-        object.reset();
-        mem::forget(bomb);
         inner.leave_cap();
         inner.put(object);
     }
 }
 
-/// Accounts for an object lost to a panicking `reset` (armed only during `reset`).
+/// Accounts for an object lost to a panicking `reset` (armed only during `reset`; if it
+/// fires, the unwind frees the object).
 struct ResetBomb<'a, T: Poolable>(&'a Inner<T>);
 
 impl<T: Poolable> Drop for ResetBomb<'_, T> {

@@ -332,12 +332,18 @@ fn a_panicking_reset_frees_the_object_and_keeps_counts_exact() {
     }
     let before = alive::<3>();
     let pool = pool::<Fragile>(manual("fragile", 4, 4).max_live(Some(2)));
-    let mut g = pool.acquire();
+    let mut g = pool.try_acquire().unwrap();
     g.poison = true;
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(g)));
-    assert!(result.is_err());
+    drop(g); // cached as is: reset runs when it is handed out again
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(pool.try_acquire());
+    }));
+    assert!(result.is_err(), "the panic propagates out of acquire");
     let stats = pool.stats();
-    assert_eq!((stats.live, stats.idle, stats.dropped), (0, 0, 1));
+    assert_eq!(
+        (stats.acquired, stats.live, stats.idle, stats.dropped),
+        (1, 0, 0, 1)
+    );
     assert_eq!(alive::<3>(), before, "the object was freed");
     // The cap slot came back too.
     let a = pool.try_acquire().unwrap();
