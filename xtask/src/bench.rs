@@ -23,8 +23,15 @@ pub(crate) fn bench_all(sh: &Shell, root: &Path, quick: bool, summary_only: bool
     if !summary_only {
         let quick_flag: &[&str] = if quick { &["--quick"] } else { &[] };
         step("bench", || {
-            Ok(cmd!(sh, "cargo bench --workspace --locked -- {quick_flag...}").run()?)
+            Ok(cmd!(
+                sh,
+                "cargo bench --workspace --locked --bench '*' -- {quick_flag...}"
+            )
+            .run()?)
         })?;
+    }
+    if !summary_only {
+        step("instruction counts", || instruction_counts(sh, root))?;
     }
     let summary = summarize(&root.join("target"))?;
     let path = root.join("target/bench-summary.md");
@@ -35,6 +42,64 @@ pub(crate) fn bench_all(sh: &Shell, root: &Path, quick: bool, summary_only: bool
         path.display()
     );
     Ok(())
+}
+
+/// Candidates counted under callgrind, and the two workloads.
+const COUNTED: &[&str] = &[
+    "ours",
+    "tl_vec_floor",
+    "box_system",
+    "object_pool",
+    "sharded_slab",
+    "opool",
+    "lifeguard",
+    "arrayqueue_naive",
+];
+
+/// Instructions per object for `roundtrip` and `burst64`, from two callgrind runs per
+/// pair (`N` and `2N` iterations: the difference cancels start-up and warm-up). The
+/// environment is pinned (`env -i`), since its size shifts the totals slightly.
+/// Written to `target/bench-icount.csv`.
+fn instruction_counts(sh: &Shell, root: &Path) -> Result<()> {
+    if cmd!(sh, "valgrind --version").quiet().read().is_err() {
+        eprintln!("instruction counts: SKIPPED: valgrind is not installed");
+        return Ok(());
+    }
+    cmd!(
+        sh,
+        "cargo build --locked --release -p benches --example icount"
+    )
+    .run()?;
+    let binary = root.join("target/release/examples/icount");
+    let collected = |candidate: &str, workload: &str, n: u64| -> Result<u64> {
+        let n = n.to_string();
+        let output = cmd!(
+            sh,
+            "env -i PATH=/usr/bin:/bin valgrind --tool=callgrind --callgrind-out-file=/dev/null {binary} {candidate} {workload} {n}"
+        )
+        .quiet()
+        .ignore_stdout()
+        .output()?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        stderr
+            .lines()
+            .find_map(|l| l.split("Collected : ").nth(1))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("no callgrind total for {candidate} {workload}: {stderr}"))
+    };
+    let mut csv = String::from("workload,candidate,instructions_per_object\n");
+    for (workload, n, per) in [("roundtrip", 20_000_u64, 1_u64), ("burst64", 1_000, 64)] {
+        for candidate in COUNTED {
+            let (small, large) = (
+                collected(candidate, workload, n)?,
+                collected(candidate, workload, 2 * n)?,
+            );
+            let per_object = large.saturating_sub(small) as f64 / (n * per) as f64;
+            let _ = writeln!(csv, "{workload},{candidate},{per_object:.1}");
+        }
+    }
+    let path = root.join("target/bench-icount.csv");
+    fs::write(&path, csv).with_context(|| path.display().to_string())
 }
 
 /// One measurement: median and 95% interval, in ns per object.
@@ -137,6 +202,29 @@ fn summarize(target: &Path) -> Result<String> {
             );
         }
         let _ = workload;
+    }
+    if let Ok(csv) = fs::read_to_string(target.join("bench-icount.csv")) {
+        out.push_str("\n## instructions per object (callgrind, deterministic)\n\n| workload | candidate | instructions | / tl_vec_floor | / ours |\n|---|---|---|---|---|\n");
+        let rows: Vec<(String, String, f64)> = csv
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let mut cells = line.split(',');
+                let (w, c, v) = (cells.next()?, cells.next()?, cells.next()?.parse().ok()?);
+                Some((w.to_owned(), c.to_owned(), v))
+            })
+            .collect();
+        let find = |w: &str, c: &str| rows.iter().find(|r| r.0 == w && r.1 == c).map(|r| r.2);
+        for (workload, candidate, value) in &rows {
+            let ratio =
+                |base: Option<f64>| base.map_or("–".to_owned(), |b| format!("{:.2}", value / b));
+            let _ = writeln!(
+                out,
+                "| {workload} | {candidate} | {value:.1} | {} | {} |",
+                ratio(find(workload, "tl_vec_floor")),
+                ratio(find(workload, "ours"))
+            );
+        }
     }
     if let Ok(csv) = fs::read_to_string(target.join("bench-memory.csv")) {
         out.push_str("\n## memory_after_burst\n\nLive heap bytes for 100,000 orders: held, released, and two reclaim intervals later with no call.\n\n| candidate | held | released | after two intervals |\n|---|---|---|---|\n");

@@ -1,7 +1,8 @@
 //! `cargo xtask <verb>`: the repository's own automation (matklad's cargo-xtask).
 //!
 //! - `ci`: everything CI checks: formatting, clippy with `-D warnings`, the tidy checks,
-//!   every test and doctest of the workspace, then loom, ASan, valgrind, Miri and TSan.
+//!   every test and doctest of the workspace, then loom, ASan, valgrind, Miri, TSan, a
+//!   60 s soak, and `bench-all --quick`.
 //! - `loom`: the loom models of the pools, in release, `LOOM_MAX_PREEMPTIONS=2`.
 //! - `asan`, `valgrind`, `miri`, `tsan`: one checker each (see `checks.rs`).
 //! - `soak [--seconds N]`: compressed trading days; fails on growth, writes a CSV and
@@ -114,6 +115,8 @@ fn ci(sh: &Shell) -> Result<()> {
     checks::miri(sh)?;
     checks::tsan(sh)?;
     soak(sh, 60)?;
+    // The smoke form of every benchmark, so the suite cannot rot.
+    bench::bench_all(sh, &workspace_root(), true, false)?;
     Ok(())
 }
 
