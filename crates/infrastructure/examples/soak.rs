@@ -22,9 +22,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use infrastructure::alloc_count::CountingAllocator;
 use infrastructure::memory::safe_pools::{ORDER_POOL, SIGNAL_POOL, TICK_POOL};
 use infrastructure::memory::{MEMORY_STATS, PoolConfig};
 use infrastructure::types::{Decimal, Order, Side, Signal, SignalKind, Tick, TickKind};
+
+/// Counts live heap bytes, to tell a heap leak from allocator/RSS effects.
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
 
 #[derive(Debug, Parser)]
 #[command(about = "Compressed trading days over the pools; fails on growth")]
@@ -86,6 +91,7 @@ struct Sample {
     pool_bytes: usize,
     pool_peak: usize,
     rss: usize,
+    heap: isize,
     live_idle: [(u64, u64); 3],
     ticks: u64,
     reclaimed: u64,
@@ -237,6 +243,7 @@ fn run(args: &Args) -> Result<(), String> {
                 pool_bytes: mem.current_usage,
                 pool_peak: mem.peak_usage,
                 rss: rss_bytes(),
+                heap: CountingAllocator::live_bytes(),
                 live_idle: [(t.live, t.idle), (g.live, g.idle), (o.live, o.idle)],
                 ticks: ticks.load(Ordering::Relaxed),
                 reclaimed: t.reclaimed + g.reclaimed + o.reclaimed,
@@ -255,13 +262,13 @@ fn run(args: &Args) -> Result<(), String> {
 
 fn write_csv(path: &PathBuf, samples: &[Sample]) -> Result<(), String> {
     let mut out = String::from(
-        "t_s,phase,pool_bytes,pool_peak_bytes,rss_bytes,tick_live,tick_idle,signal_live,signal_idle,order_live,order_idle,ticks_total,reclaimed_total\n",
+        "t_s,phase,pool_bytes,pool_peak_bytes,rss_bytes,heap_live_bytes,tick_live,tick_idle,signal_live,signal_idle,order_live,order_idle,ticks_total,reclaimed_total\n",
     );
     for s in samples {
         let [(tl, ti), (sl, si), (ol, oi)] = s.live_idle;
         out.push_str(&format!(
-            "{:.3},{},{},{},{},{tl},{ti},{sl},{si},{ol},{oi},{},{}\n",
-            s.t, s.phase, s.pool_bytes, s.pool_peak, s.rss, s.ticks, s.reclaimed
+            "{:.3},{},{},{},{},{},{tl},{ti},{sl},{si},{ol},{oi},{},{}\n",
+            s.t, s.phase, s.pool_bytes, s.pool_peak, s.rss, s.heap, s.ticks, s.reclaimed
         ));
     }
     fs::File::create(path)
@@ -312,6 +319,14 @@ fn draw(path: &PathBuf, samples: &[Sample], bound: usize) -> Result<(), String> 
             samples.iter().map(|s| (s.t, mib(s.rss))).collect(),
         ),
         (
+            "live heap bytes (all allocations)",
+            GREEN,
+            samples
+                .iter()
+                .map(|s| (s.t, mib(usize::try_from(s.heap).unwrap_or(0))))
+                .collect(),
+        ),
+        (
             "pool bound",
             BLACK,
             vec![(0.0, mib(bound)), (t_max, mib(bound))],
@@ -351,14 +366,18 @@ fn verdict(samples: &[Sample], bound: usize, args: &Args) -> Result<(), String> 
     let second_half = &days[days.len() / 2..];
     let rss_first = samples.get(samples.len() / 2).map_or(0, |s| s.rss);
     let rss_last = samples.last().map_or(0, |s| s.rss);
+    let heap_first = samples.get(samples.len() / 2).map_or(0, |s| s.heap);
+    let heap_last = samples.last().map_or(0, |s| s.heap);
     println!(
-        "soak: {}s, {ticks} ticks, worst pool memory {} KiB (bound {} KiB), daily peaks (KiB) {:?}, reclaimed {reclaimed}, RSS {} → {} KiB over the second half",
+        "soak: {}s, {ticks} ticks, worst pool memory {} KiB (bound {} KiB), daily peaks (KiB) {:?}, reclaimed {reclaimed}, RSS {} → {} KiB and live heap {} → {} KiB over the second half",
         args.seconds,
         worst / 1024,
         bound / 1024,
         days.iter().map(|d| d / 1024).collect::<Vec<_>>(),
         rss_first / 1024,
         rss_last / 1024,
+        heap_first / 1024,
+        heap_last / 1024,
     );
     println!("soak: wrote {}/soak.csv and soak.svg", args.out.display());
     if worst > bound {
