@@ -5,25 +5,27 @@ mod common;
 mod workloads;
 
 use common::Boxed;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
+
+/// A workload over one candidate.
+type Workload = fn(&mut BenchmarkGroup<'_, WallTime>, &Boxed);
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn compare(c: &mut Criterion) {
     let mimalloc = Boxed("box_mimalloc");
-    let mut group = workloads::group(c, "roundtrip");
-    workloads::roundtrip(&mut group, &mimalloc);
-    group.finish();
-    let mut group = workloads::group(c, "burst64");
-    workloads::burst64(&mut group, &mimalloc);
-    group.finish();
-    let mut group = workloads::group(c, "cross_thread");
-    workloads::cross_thread(&mut group, &mimalloc);
-    group.finish();
-    let mut group = workloads::group(c, "contended");
-    workloads::contended(&mut group, &mimalloc);
-    group.finish();
+    for (name, run) in [
+        ("roundtrip", workloads::roundtrip::<Boxed> as Workload),
+        ("burst64", workloads::burst64::<Boxed>),
+        ("cross_thread", workloads::cross_thread::<Boxed>),
+        ("contended", workloads::contended::<Boxed>),
+    ] {
+        let mut group = workloads::group(c, name);
+        run(&mut group, &mimalloc);
+        group.finish();
+    }
 }
 
 criterion_group! {

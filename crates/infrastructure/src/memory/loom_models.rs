@@ -22,15 +22,20 @@ impl Poolable for Obj {
     }
 }
 
-/// Small magazines and depot, so a handful of operations exercises every slow path.
-fn small_pool() -> Pool<Obj> {
+/// A pool with tiny magazines and depot, so a handful of operations exercises every
+/// slow path, and no reaper (models tick by hand).
+fn pool_of<T: Poolable>(magazine: usize, depot: usize) -> Pool<T> {
     Pool::new(
         PoolConfig::new("loom")
-            .magazine_size(1)
-            .depot_magazines(1)
+            .magazine_size(magazine)
+            .depot_magazines(depot)
             .reclaim_interval(None),
     )
     .expect("valid config")
+}
+
+fn small_pool() -> Pool<Obj> {
+    pool_of(1, 1)
 }
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -145,15 +150,7 @@ impl Poolable for Counted {
 #[test]
 fn pool_drop_with_objects_in_another_threads_cache() {
     model(|| {
-        let pool = Arc::new(
-            Pool::<Counted>::new(
-                PoolConfig::new("loom_drop")
-                    .magazine_size(2)
-                    .depot_magazines(1)
-                    .reclaim_interval(None),
-            )
-            .expect("valid config"),
-        );
+        let pool = Arc::new(pool_of::<Counted>(2, 1));
         let worker = {
             let pool = Arc::clone(&pool);
             thread::spawn(move || {
@@ -200,15 +197,7 @@ fn stats_aggregation_while_counters_move() {
 #[test]
 fn depot_batch_transfer_between_two_threads() {
     model(|| {
-        let pool = Arc::new(
-            Pool::<Obj>::new(
-                PoolConfig::new("loom_depot")
-                    .magazine_size(1)
-                    .depot_magazines(2)
-                    .reclaim_interval(None),
-            )
-            .expect("valid config"),
-        );
+        let pool = Arc::new(pool_of::<Obj>(1, 2));
         // Objects made on this thread, released on the consumer.
         let objects: Vec<Box<Obj>> = (0..2)
             .map(|_| super::PoolGuard::detach(pool.acquire()))
