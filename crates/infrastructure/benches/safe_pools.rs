@@ -2,9 +2,9 @@
 //! practical floor (a raw thread-local `Vec<Box<T>>`) and `Box::new` + drop with the
 //! system allocator, for the ~128-byte `Order`.
 //!
-//! Every candidate hands out an object in its default state (the pool and the floor
-//! reset on release with the same `Poolable::reset`, `Box::new` builds a fresh one), so
-//! the comparison is fair.
+//! Every candidate hands out an object in its default state (the pool resets on
+//! acquire, the floor on release, both with the same `Poolable::reset`; `Box::new`
+//! builds a fresh one), so the comparison is fair.
 
 use std::cell::RefCell;
 use std::hint::black_box;

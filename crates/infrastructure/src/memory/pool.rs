@@ -178,7 +178,7 @@ impl<T: Poolable> Pool<T> {
     ///
     /// let mut signal = SIGNAL_POOL.acquire();
     /// signal.strength = 0.7;
-    /// drop(signal); // reset and cached on this thread
+    /// drop(signal); // cached on this thread; reset when handed out again
     /// assert_eq!(SIGNAL_POOL.acquire().strength, 0.0);
     /// ```
     #[inline]
@@ -677,7 +677,7 @@ impl<T: Poolable> PoolCore for Inner<T> {
 }
 
 /// An object on loan from a [`Pool`]; dereferences to `T` and gives the object back
-/// (reset) when dropped, on whichever thread that happens.
+/// when dropped, on whichever thread that happens (it is reset when handed out again).
 ///
 /// `Send` when `T` is, so an object acquired on a feed thread can be dropped on a
 /// consumer thread: it lands in the consumer's cache and flows back through the depot.
