@@ -1,0 +1,176 @@
+//! A deterministic, seeded multi-symbol market in Binance's wire format, so the main
+//! job needs no input file.
+//!
+//! Each symbol's mid price takes a random walk in whole ticks; messages are trades
+//! (70%) and best bid/offer updates (30%), a quarter of them inside the combined-stream
+//! wrapper. The same seed gives the same bytes, on every run and machine.
+
+use std::io::Write as _;
+
+use infrastructure::types::Decimal;
+
+/// One instrument of the generated market.
+#[derive(Debug, Clone)]
+struct Instrument {
+    symbol: &'static str,
+    /// Stream name prefix (the symbol in lower case), for the combined wrapper.
+    stream: &'static str,
+    /// Mid price, raw decimal units.
+    mid: i64,
+    /// Price increment, raw decimal units.
+    tick: i64,
+}
+
+/// The generator.
+///
+/// # Examples
+/// ```
+/// use data::generate::MarketGenerator;
+///
+/// let mut market = MarketGenerator::new(7);
+/// let mut line = Vec::new();
+/// market.next_message(&mut line);
+/// let tick = data::parse::parse(&line)?;
+/// assert!(!tick.symbol().is_empty());
+/// # Ok::<(), data::parse::ParseError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MarketGenerator {
+    rng: fastrand::Rng,
+    instruments: Vec<Instrument>,
+    trade_id: u64,
+    update_id: u64,
+    time_ms: u64,
+}
+
+impl MarketGenerator {
+    /// A market of five USDT pairs, seeded.
+    pub fn new(seed: u64) -> Self {
+        let instrument = |symbol, stream, mid: &str, tick: &str| Instrument {
+            symbol,
+            stream,
+            mid: mid.parse::<Decimal>().map_or(0, Decimal::raw),
+            tick: tick.parse::<Decimal>().map_or(1, Decimal::raw),
+        };
+        MarketGenerator {
+            rng: fastrand::Rng::with_seed(seed),
+            instruments: vec![
+                instrument("BTCUSDT", "btcusdt", "43250.00", "0.01"),
+                instrument("ETHUSDT", "ethusdt", "2290.50", "0.01"),
+                instrument("SOLUSDT", "solusdt", "98.120", "0.001"),
+                instrument("BNBUSDT", "bnbusdt", "312.40", "0.01"),
+                instrument("XRPUSDT", "xrpusdt", "0.61230", "0.00001"),
+            ],
+            trade_id: 1_000_000,
+            update_id: 400_000_000,
+            time_ms: 1_700_000_000_000,
+        }
+    }
+
+    /// The symbols this market trades.
+    pub fn symbols(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.instruments.iter().map(|i| i.symbol)
+    }
+
+    /// Writes the next message into `out` (cleared first). Reusing `out` makes this
+    /// allocation-free once it has grown to a message's size.
+    pub fn next_message(&mut self, out: &mut Vec<u8>) {
+        out.clear();
+        self.time_ms += self.rng.u64(0..3);
+        let index = self.rng.usize(0..self.instruments.len());
+        let wrapped = self.rng.u8(0..4) == 0;
+        let trade = self.rng.u8(0..10) < 7;
+        let rng = &mut self.rng;
+        let instrument = &mut self.instruments[index];
+        instrument.mid =
+            (instrument.mid + rng.i64(-3..=3) * instrument.tick).max(instrument.tick * 10);
+        let half_spread = instrument.tick * rng.i64(1..=3);
+        let quantity = |rng: &mut fastrand::Rng| Decimal::from_raw(rng.i64(1..=5_000) * 1_000_000);
+        // `write!` into a Vec<u8> cannot fail.
+        if wrapped {
+            let kind = if trade { "trade" } else { "bookTicker" };
+            let _ = write!(out, r#"{{"stream":"{}@{kind}","data":"#, instrument.stream);
+        }
+        if trade {
+            self.trade_id += 1;
+            let buyer_is_maker = rng.bool();
+            let price = if buyer_is_maker {
+                instrument.mid - half_spread
+            } else {
+                instrument.mid + half_spread
+            };
+            let _ = write!(
+                out,
+                r#"{{"e":"trade","E":{time},"s":"{}","t":{},"p":"{}","q":"{}","T":{time},"m":{buyer_is_maker},"M":true}}"#,
+                instrument.symbol,
+                self.trade_id,
+                Decimal::from_raw(price),
+                quantity(rng),
+                time = self.time_ms,
+            );
+        } else {
+            self.update_id += 1;
+            let _ = write!(
+                out,
+                r#"{{"u":{},"s":"{}","b":"{}","B":"{}","a":"{}","A":"{}"}}"#,
+                self.update_id,
+                instrument.symbol,
+                Decimal::from_raw(instrument.mid - half_spread),
+                quantity(rng),
+                Decimal::from_raw(instrument.mid + half_spread),
+                quantity(rng),
+            );
+        }
+        if wrapped {
+            out.push(b'}');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse;
+
+    fn lines(seed: u64, n: usize) -> Vec<Vec<u8>> {
+        let mut market = MarketGenerator::new(seed);
+        (0..n)
+            .map(|_| {
+                let mut line = Vec::new();
+                market.next_message(&mut line);
+                line
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_bytes() {
+        assert_eq!(lines(42, 2_000), lines(42, 2_000));
+        assert_ne!(lines(42, 100), lines(43, 100));
+    }
+
+    #[test]
+    fn every_generated_message_parses_and_covers_every_kind() {
+        let (mut trades, mut quotes, mut wrapped) = (0, 0, 0);
+        for line in lines(1, 20_000) {
+            let tick = parse(&line).unwrap_or_else(|e| {
+                panic!("{e}: {}", String::from_utf8_lossy(&line));
+            });
+            match tick.kind {
+                infrastructure::types::TickKind::Trade => {
+                    trades += 1;
+                    assert!(tick.price.raw() > 0 && tick.quantity.raw() > 0);
+                }
+                infrastructure::types::TickKind::Quote => {
+                    quotes += 1;
+                    assert!(tick.bid_price < tick.ask_price, "{tick:?}");
+                }
+            }
+            wrapped += usize::from(line.starts_with(br#"{"stream""#));
+        }
+        assert!(
+            trades > 12_000 && quotes > 4_000 && wrapped > 4_000,
+            "{trades} {quotes} {wrapped}"
+        );
+    }
+}
