@@ -8,15 +8,24 @@
 //! 4. In `crates/infrastructure/src`, only `sync.rs` names the synchronisation
 //!    primitives (`std::sync::atomic`, `std::sync::Mutex`, `std::cell::UnsafeCell`,
 //!    `loom`), so `--cfg loom` swaps all of them (test code and loom models excepted).
+//! 5. Workspace crates depend only along the allowed arrows (`ALLOWED_DEPENDENCIES`),
+//!    and every layer crate forbids `unsafe` code.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
+/// The allowed arrows between workspace crates under `crates/`: each layer may depend
+/// on the crates listed here and on no other workspace crate (docs/ARCHITECTURE.md).
+/// A new crate must be added here before it builds.
+const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] =
+    &[("infrastructure", &[]), ("data", &["infrastructure"])];
+
 /// Runs every check; fails listing every violation.
 pub(crate) fn check(root: &Path) -> Result<()> {
     let mut problems = Vec::new();
+    check_layers(root, &mut problems)?;
     for file in rust_files(root) {
         let text = fs::read_to_string(&file)?;
         let rel = file.strip_prefix(root).unwrap_or(&file).to_path_buf();
@@ -31,6 +40,64 @@ pub(crate) fn check(root: &Path) -> Result<()> {
             problems.join("\n")
         )
     }
+}
+
+/// 5. Workspace crates depend only along the allowed arrows, and every layer crate
+///    (all but `infrastructure`) forbids `unsafe` code.
+fn check_layers(root: &Path, problems: &mut Vec<String>) -> Result<()> {
+    let crates_dir = root.join("crates");
+    let mut names: Vec<String> = fs::read_dir(&crates_dir)?
+        .flatten()
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in &names {
+        let manifest = fs::read_to_string(crates_dir.join(name).join("Cargo.toml"))?;
+        let Some((_, allowed)) = ALLOWED_DEPENDENCIES.iter().find(|(n, _)| n == name) else {
+            problems.push(format!(
+                "crates/{name}: not in xtask's ALLOWED_DEPENDENCIES; add its allowed arrows"
+            ));
+            continue;
+        };
+        for dependency in dependencies(&manifest) {
+            if names.contains(&dependency) && !allowed.contains(&dependency.as_str()) {
+                problems.push(format!(
+                    "crates/{name}: depends on `{dependency}`, against the allowed arrows {allowed:?}"
+                ));
+            }
+        }
+        if name != "infrastructure" {
+            let lib =
+                fs::read_to_string(crates_dir.join(name).join("src/lib.rs")).unwrap_or_default();
+            if !lib.contains("#![forbid(unsafe_code)]") {
+                problems.push(format!(
+                    "crates/{name}/src/lib.rs: lacks #![forbid(unsafe_code)]"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The package names in a manifest's `[dependencies]` section.
+fn dependencies(manifest: &str) -> Vec<String> {
+    let mut in_section = false;
+    let mut out = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_section = line == "[dependencies]";
+            continue;
+        }
+        if in_section && !line.is_empty() && !line.starts_with('#') {
+            let key = line.split(['=', '.', ' ']).next().unwrap_or("").trim();
+            if !key.is_empty() {
+                out.push(key.to_owned());
+            }
+        }
+    }
+    out
 }
 
 fn rust_files(root: &Path) -> Vec<PathBuf> {
@@ -133,6 +200,37 @@ mod tests {
     #[test]
     fn the_workspace_is_tidy() {
         check(&crate::workspace_root()).unwrap();
+    }
+
+    #[test]
+    fn reads_dependencies_from_a_manifest() {
+        let manifest = "[package]\nname = \"x\"\n\n[dependencies]\nserde.workspace = true\ninfrastructure = { path = \"../infrastructure\" }\n# data = \"1\"\n\n[dev-dependencies]\nproptest = \"1\"\n";
+        assert_eq!(dependencies(manifest), ["serde", "infrastructure"]);
+    }
+
+    #[test]
+    fn a_forbidden_arrow_is_caught() {
+        let root = std::env::temp_dir().join(format!("xtask-layers-{}", std::process::id()));
+        let write = |name: &str, deps: &str, lib: &str| {
+            let dir = root.join("crates").join(name);
+            fs::create_dir_all(dir.join("src")).unwrap();
+            fs::write(dir.join("Cargo.toml"), format!("[dependencies]\n{deps}\n")).unwrap();
+            fs::write(dir.join("src/lib.rs"), lib).unwrap();
+        };
+        write("infrastructure", "data.workspace = true", "//! i\n");
+        write("data", "infrastructure.workspace = true", "//! d\n");
+        let mut problems = Vec::new();
+        check_layers(&root, &mut problems).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("crates/data/src/lib.rs: lacks"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("crates/infrastructure: depends on `data`"),
+            "{problems:?}"
+        );
     }
 
     #[test]
