@@ -7,9 +7,12 @@ mod workloads;
 use common::{Boxed, Floor, Lifeguard, Naive, ObjectPool, Opool, Ours, Slab, SlabOwned};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-/// Runs `workload` for each candidate in one criterion group.
+/// Runs each `(name, workload)` over every candidate, one criterion group per workload.
 macro_rules! run {
-    ($c:expr, $name:literal, $workload:path, [$($candidate:expr),+ $(,)?]) => {{
+    ($c:expr, [$(($name:literal, $workload:path)),+ $(,)?], $candidates:tt) => {{
+        $(run!(@group $c, $name, $workload, $candidates);)+
+    }};
+    (@group $c:expr, $name:literal, $workload:path, [$($candidate:expr),+ $(,)?]) => {{
         let mut group = workloads::group($c, $name);
         $($workload(&mut group, $candidate);)+
         group.finish();
@@ -21,10 +24,13 @@ fn compare(c: &mut Criterion) {
         (Naive::new(), ObjectPool::new(), Opool::new(), Slab::new());
     let system = Boxed("box_system");
     // lifeguard is single-threaded (neither Send nor Sync): not in the threaded workloads.
+    let lifeguard = Lifeguard::new();
     run!(
         c,
-        "roundtrip",
-        workloads::roundtrip,
+        [
+            ("roundtrip", workloads::roundtrip),
+            ("burst64", workloads::burst64)
+        ],
         [
             &Ours,
             &Floor,
@@ -32,22 +38,7 @@ fn compare(c: &mut Criterion) {
             &object_pool,
             &slab,
             &opool,
-            &Lifeguard::new(),
-            &naive
-        ]
-    );
-    run!(
-        c,
-        "burst64",
-        workloads::burst64,
-        [
-            &Ours,
-            &Floor,
-            &system,
-            &object_pool,
-            &slab,
-            &opool,
-            &Lifeguard::new(),
+            &lifeguard,
             &naive
         ]
     );
@@ -60,8 +51,7 @@ fn compare(c: &mut Criterion) {
     // thread-local vector); channel_only is the reference there.
     run!(
         c,
-        "cross_thread",
-        workloads::cross_thread,
+        [("cross_thread", workloads::cross_thread)],
         [
             &Ours,
             &system,
@@ -73,8 +63,7 @@ fn compare(c: &mut Criterion) {
     );
     run!(
         c,
-        "contended",
-        workloads::contended,
+        [("contended", workloads::contended)],
         [&Ours, &Floor, &system, &object_pool, &slab, &opool, &naive]
     );
 }

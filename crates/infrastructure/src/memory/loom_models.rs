@@ -38,6 +38,20 @@ fn small_pool() -> Pool<Obj> {
     pool_of(1, 1)
 }
 
+/// Spawns a model thread with its own handle on `pool`. The thread runs its exit flush
+/// explicitly when `f` returns: loom's `join` returns before a thread's thread-local
+/// destructors run, so without this the flush would not be part of the model.
+fn spawn_worker<T: Poolable>(
+    pool: &Arc<Pool<T>>,
+    f: impl FnOnce(Arc<Pool<T>>) + Send + 'static,
+) -> thread::JoinHandle<()> {
+    let pool = Arc::clone(pool);
+    thread::spawn(move || {
+        f(pool);
+        tid::exit_now();
+    })
+}
+
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
@@ -55,28 +69,20 @@ fn cross_thread_release_and_thread_exit_balance() {
         let pool = Arc::new(small_pool());
         let mut guard = pool.acquire();
         guard.0 = 7;
-        let handed = {
-            let pool = Arc::clone(&pool);
-            // The guard borrows the pool; detach it to move it into the model thread
-            // as a plain box, then give it back through a new guard's slot.
-            let object = super::PoolGuard::detach(guard);
-            thread::spawn(move || {
-                assert_eq!(object.0, 7);
-                drop(object);
-                let a = pool.acquire();
-                let b = pool.acquire();
-                drop(a);
-                drop(b);
-                tid::exit_now();
-            })
-        };
-        let churn = {
-            let pool = Arc::clone(&pool);
-            thread::spawn(move || {
-                drop(pool.acquire());
-                tid::exit_now();
-            })
-        };
+        // The guard borrows the pool; detach it to move it into the model thread
+        // as a plain box, then give it back through a new guard's slot.
+        let object = super::PoolGuard::detach(guard);
+        let handed = spawn_worker(&pool, move |pool| {
+            assert_eq!(object.0, 7);
+            drop(object);
+            let a = pool.acquire();
+            let b = pool.acquire();
+            drop(a);
+            drop(b);
+        });
+        let churn = spawn_worker(&pool, move |pool| {
+            drop(pool.acquire());
+        });
         drop(pool.acquire());
         handed.join().unwrap();
         churn.join().unwrap();
@@ -95,15 +101,11 @@ fn cross_thread_release_and_thread_exit_balance() {
 fn reclaim_tick_races_with_release() {
     model(|| {
         let pool = Arc::new(small_pool());
-        let worker = {
-            let pool = Arc::clone(&pool);
-            thread::spawn(move || {
-                let a = pool.acquire();
-                let b = pool.acquire();
-                drop((a, b));
-                tid::exit_now();
-            })
-        };
+        let worker = spawn_worker(&pool, move |pool| {
+            let a = pool.acquire();
+            let b = pool.acquire();
+            drop((a, b));
+        });
         let core: &dyn PoolCore = pool.inner();
         drop(core.reclaim_tick());
         drop(core.reclaim_tick());
@@ -151,14 +153,10 @@ impl Poolable for Counted {
 fn pool_drop_with_objects_in_another_threads_cache() {
     model(|| {
         let pool = Arc::new(pool_of::<Counted>(2, 1));
-        let worker = {
-            let pool = Arc::clone(&pool);
-            thread::spawn(move || {
-                drop((pool.acquire(), pool.acquire()));
-                drop(pool); // may be the last handle: the pool drops here
-                tid::exit_now();
-            })
-        };
+        let worker = spawn_worker(&pool, move |pool| {
+            drop((pool.acquire(), pool.acquire()));
+            drop(pool); // may be the last handle: the pool drops here
+        });
         drop(pool.acquire());
         drop(pool); // or here, while the worker's cache still holds its objects
         worker.join().unwrap();
@@ -173,14 +171,10 @@ fn pool_drop_with_objects_in_another_threads_cache() {
 fn stats_aggregation_while_counters_move() {
     model(|| {
         let pool = Arc::new(small_pool());
-        let worker = {
-            let pool = Arc::clone(&pool);
-            thread::spawn(move || {
-                drop(pool.acquire());
-                drop(pool.acquire());
-                tid::exit_now();
-            })
-        };
+        let worker = spawn_worker(&pool, move |pool| {
+            drop(pool.acquire());
+            drop(pool.acquire());
+        });
         let stats = pool.stats();
         assert!(stats.acquired <= 2 && stats.released <= 2, "{stats:?}");
         assert!(stats.live <= 1 && stats.idle <= 2, "{stats:?}");
@@ -203,25 +197,17 @@ fn depot_batch_transfer_between_two_threads() {
             .map(|_| super::PoolGuard::detach(pool.acquire()))
             .collect();
         drop(objects);
-        let consumer = {
-            let pool = Arc::clone(&pool);
-            thread::spawn(move || {
-                let held = (pool.acquire(), pool.acquire());
-                drop(held); // fills loaded and previous, then spills to the depot
-                let third = pool.acquire();
-                drop(third);
-                tid::exit_now();
-            })
-        };
-        let producer = {
-            let pool = Arc::clone(&pool);
-            thread::spawn(move || {
-                let a = pool.acquire();
-                let b = pool.acquire();
-                drop((a, b));
-                tid::exit_now();
-            })
-        };
+        let consumer = spawn_worker(&pool, move |pool| {
+            let held = (pool.acquire(), pool.acquire());
+            drop(held); // fills loaded and previous, then spills to the depot
+            let third = pool.acquire();
+            drop(third);
+        });
+        let producer = spawn_worker(&pool, move |pool| {
+            let a = pool.acquire();
+            let b = pool.acquire();
+            drop((a, b));
+        });
         consumer.join().unwrap();
         producer.join().unwrap();
         tid::exit_now();
