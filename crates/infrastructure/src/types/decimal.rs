@@ -256,6 +256,14 @@ impl fmt::Display for Decimal {
     }
 }
 
+/// Serialized as its exact decimal string (`"25.3519"`), never as a float, so a JSON
+/// report keeps every digit.
+impl serde::Serialize for Decimal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl fmt::Debug for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)

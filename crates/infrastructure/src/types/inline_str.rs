@@ -4,6 +4,7 @@
 //! value that does not fit is an error that leaves the old value in place (never a
 //! silent truncation).
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::ops::Deref;
 
@@ -109,6 +110,25 @@ impl<const N: usize> Deref for InlineStr<N> {
     type Target = str;
 
     fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// Hashes and compares as the `str` it holds, so a map keyed by `InlineStr` can be
+/// searched with a `&str` (no key to build on the lookup path).
+///
+/// # Examples
+/// ```
+/// use std::collections::HashMap;
+/// use infrastructure::types::Symbol;
+///
+/// let mut positions: HashMap<Symbol, i64> = HashMap::new();
+/// positions.insert(Symbol::try_from_str("BTCUSDT")?, 3);
+/// assert_eq!(positions.get("BTCUSDT"), Some(&3));
+/// # Ok::<(), infrastructure::types::CapacityError>(())
+/// ```
+impl<const N: usize> Borrow<str> for InlineStr<N> {
+    fn borrow(&self) -> &str {
         self.as_str()
     }
 }

@@ -20,6 +20,10 @@ pub use tick::{Tick, TickKind};
 /// `1000SATSUSDT`); 20 bytes also fits dated option names such as `BTC-240628-70000-C`.
 pub const SYMBOL_CAPACITY: usize = 20;
 
+/// An instrument name held inline, as in every pooled type's `symbol` field: a map key
+/// for per-symbol state in the layers (it borrows as `str`).
+pub type Symbol = InlineStr<SYMBOL_CAPACITY>;
+
 /// Buy or sell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -67,3 +71,28 @@ macro_rules! inline_str_field {
     };
 }
 pub(crate) use inline_str_field;
+
+/// Generates the `symbol` accessors shared by every pooled type: the `str` getter and
+/// fallible setter, plus an infallible copy from another object's [`Symbol`].
+macro_rules! symbol_field {
+    () => {
+        $crate::types::inline_str_field!(
+            /// The instrument, e.g. `BTCUSDT`.
+            symbol,
+            set_symbol
+        );
+
+        /// The instrument as an inline [`Symbol`](crate::types::Symbol), e.g. to key a map
+        /// or to copy into another pooled object.
+        pub fn symbol_key(&self) -> &$crate::types::Symbol {
+            &self.symbol
+        }
+
+        /// Copies `symbol` in; it always fits, since every `symbol` field has the same
+        /// capacity.
+        pub fn set_symbol_key(&mut self, symbol: &$crate::types::Symbol) {
+            self.symbol = *symbol;
+        }
+    };
+}
+pub(crate) use symbol_field;

@@ -2,7 +2,7 @@
 
 use crate::memory::Poolable;
 
-use super::{Decimal, InlineStr, SYMBOL_CAPACITY, Side, inline_str_field};
+use super::{Decimal, InlineStr, SYMBOL_CAPACITY, Side, inline_str_field, symbol_field};
 
 /// Capacity in bytes of `client_order_id`: Binance accepts up to 36 characters.
 pub const CLIENT_ORDER_ID_CAPACITY: usize = 36;
@@ -113,17 +113,18 @@ pub struct Order {
 }
 
 impl Order {
-    inline_str_field!(
-        /// The instrument, e.g. `BTCUSDT`.
-        symbol,
-        set_symbol
-    );
+    symbol_field!();
 
     inline_str_field!(
         /// The client order id we assigned (at most 36 bytes, as on Binance).
         client_order_id,
         set_client_order_id
     );
+
+    /// The client order id held inline, for copying into reports without allocating.
+    pub fn client_order_id_key(&self) -> &InlineStr<CLIENT_ORDER_ID_CAPACITY> {
+        &self.client_order_id
+    }
 
     /// `price × quantity`, or `None` on overflow.
     pub fn notional(&self) -> Option<Decimal> {

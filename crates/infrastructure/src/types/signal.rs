@@ -2,7 +2,7 @@
 
 use crate::memory::Poolable;
 
-use super::{Decimal, InlineStr, SYMBOL_CAPACITY, Side, inline_str_field};
+use super::{Decimal, InlineStr, SYMBOL_CAPACITY, Side, inline_str_field, symbol_field};
 
 /// Capacity in bytes of the `strategy` name.
 pub const STRATEGY_CAPACITY: usize = 24;
@@ -87,17 +87,18 @@ pub struct Signal {
 }
 
 impl Signal {
-    inline_str_field!(
-        /// The instrument, e.g. `BTCUSDT`.
-        symbol,
-        set_symbol
-    );
+    symbol_field!();
 
     inline_str_field!(
         /// The name of the strategy that emitted the signal.
         strategy,
         set_strategy
     );
+
+    /// Copies a strategy name held inline (infallible: the capacities match).
+    pub fn set_strategy_key(&mut self, strategy: &InlineStr<STRATEGY_CAPACITY>) {
+        self.strategy = *strategy;
+    }
 }
 
 // The resets below assign each field its default in place. Two reasons over

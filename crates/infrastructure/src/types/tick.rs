@@ -2,7 +2,7 @@
 
 use crate::memory::Poolable;
 
-use super::{Decimal, InlineStr, SYMBOL_CAPACITY, Side, inline_str_field};
+use super::{Decimal, InlineStr, SYMBOL_CAPACITY, Side, symbol_field};
 
 /// What a [`Tick`] reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -63,11 +63,7 @@ pub struct Tick {
 }
 
 impl Tick {
-    inline_str_field!(
-        /// The instrument, e.g. `BTCUSDT`.
-        symbol,
-        set_symbol
-    );
+    symbol_field!();
 
     /// The mid price of a quote, or `None` when either side is missing.
     ///
