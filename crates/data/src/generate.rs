@@ -5,9 +5,7 @@
 //! (70%) and best bid/offer updates (30%), a quarter of them inside the combined-stream
 //! wrapper. The same seed gives the same bytes, on every run and machine.
 
-use std::io::Write as _;
-
-use infrastructure::types::Decimal;
+use infrastructure::types::{Decimal, DecimalBuffer};
 
 /// One instrument of the generated market.
 #[derive(Debug, Clone)]
@@ -86,10 +84,20 @@ impl MarketGenerator {
             (instrument.mid + rng.i64(-3..=3) * instrument.tick).max(instrument.tick * 10);
         let half_spread = instrument.tick * rng.i64(1..=3);
         let quantity = |rng: &mut fastrand::Rng| Decimal::from_raw(rng.i64(1..=5_000) * 1_000_000);
-        // `write!` into a Vec<u8> cannot fail.
+        // Written piece by piece with `itoa` and `DecimalBuffer`: `write!` would spend
+        // more time in the formatting machinery than the parser spends on the message.
+        let mut w = Writer {
+            out,
+            integer: itoa::Buffer::new(),
+            decimal: DecimalBuffer::new(),
+        };
         if wrapped {
-            let kind = if trade { "trade" } else { "bookTicker" };
-            let _ = write!(out, r#"{{"stream":"{}@{kind}","data":"#, instrument.stream);
+            let kind: &[u8] = if trade { b"trade" } else { b"bookTicker" };
+            w.raw(br#"{"stream":""#);
+            w.raw(instrument.stream.as_bytes());
+            w.raw(b"@");
+            w.raw(kind);
+            w.raw(br#"","data":"#);
         }
         if trade {
             self.trade_id += 1;
@@ -99,31 +107,65 @@ impl MarketGenerator {
             } else {
                 instrument.mid + half_spread
             };
-            let _ = write!(
-                out,
-                r#"{{"e":"trade","E":{time},"s":"{}","t":{},"p":"{}","q":"{}","T":{time},"m":{buyer_is_maker},"M":true}}"#,
-                instrument.symbol,
-                self.trade_id,
-                Decimal::from_raw(price),
-                quantity(rng),
-                time = self.time_ms,
-            );
+            w.raw(br#"{"e":"trade","E":"#);
+            w.integer(self.time_ms);
+            w.raw(br#","s":""#);
+            w.raw(instrument.symbol.as_bytes());
+            w.raw(br#"","t":"#);
+            w.integer(self.trade_id);
+            w.raw(br#","p":""#);
+            w.decimal(Decimal::from_raw(price));
+            w.raw(br#"","q":""#);
+            w.decimal(quantity(rng));
+            w.raw(br#"","T":"#);
+            w.integer(self.time_ms);
+            w.raw(if buyer_is_maker {
+                br#","m":true,"M":true}"#
+            } else {
+                br#","m":false,"M":true}"#
+            });
         } else {
             self.update_id += 1;
-            let _ = write!(
-                out,
-                r#"{{"u":{},"s":"{}","b":"{}","B":"{}","a":"{}","A":"{}"}}"#,
-                self.update_id,
-                instrument.symbol,
-                Decimal::from_raw(instrument.mid - half_spread),
-                quantity(rng),
-                Decimal::from_raw(instrument.mid + half_spread),
-                quantity(rng),
-            );
+            w.raw(br#"{"u":"#);
+            w.integer(self.update_id);
+            w.raw(br#","s":""#);
+            w.raw(instrument.symbol.as_bytes());
+            w.raw(br#"","b":""#);
+            w.decimal(Decimal::from_raw(instrument.mid - half_spread));
+            w.raw(br#"","B":""#);
+            w.decimal(quantity(rng));
+            w.raw(br#"","a":""#);
+            w.decimal(Decimal::from_raw(instrument.mid + half_spread));
+            w.raw(br#"","A":""#);
+            w.decimal(quantity(rng));
+            w.raw(br#""}"#);
         }
         if wrapped {
             out.push(b'}');
         }
+    }
+}
+
+/// Appends message pieces to a buffer.
+struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+    integer: itoa::Buffer,
+    decimal: DecimalBuffer,
+}
+
+impl Writer<'_> {
+    fn raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    fn integer(&mut self, value: u64) {
+        self.out
+            .extend_from_slice(self.integer.format(value).as_bytes());
+    }
+
+    fn decimal(&mut self, value: Decimal) {
+        self.out
+            .extend_from_slice(self.decimal.format(value).as_bytes());
     }
 }
 

@@ -45,6 +45,22 @@ impl CountingAllocator {
         THREAD_ALLOCATIONS.try_with(Cell::get).unwrap_or(0)
     }
 
+    /// Whether `CountingAllocator` is the global allocator of this process, so the
+    /// counts mean something (they stay 0 otherwise). Probes with one allocation.
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::alloc_count::CountingAllocator;
+    ///
+    /// // A doctest binary uses the system allocator.
+    /// assert!(!CountingAllocator::is_installed());
+    /// ```
+    pub fn is_installed() -> bool {
+        let before = Self::thread_allocations();
+        drop(std::hint::black_box(Box::new(0_u64)));
+        Self::thread_allocations() > before
+    }
+
     /// Bytes allocated and not yet freed, process-wide.
     pub fn live_bytes() -> isize {
         LIVE_BYTES.load(Ordering::Relaxed)

@@ -47,6 +47,9 @@ pub(crate) struct Depot<T> {
     objects: usize,
     /// Most magazines kept in each list.
     capacity: usize,
+    /// Magazines of each list the reaper leaves in place (`Pool::reserve`): the
+    /// reserved objects, and as many empty magazines to release them into.
+    floor: usize,
 }
 
 impl<T> Depot<T> {
@@ -60,7 +63,24 @@ impl<T> Depot<T> {
             empty_low: 0,
             objects: 0,
             capacity,
+            floor: 0,
         }
+    }
+
+    /// Empty magazines stored.
+    pub(crate) fn empty_magazines(&self) -> usize {
+        self.empty.len()
+    }
+
+    /// Most magazines kept in each list.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Makes [`reap_unused`](Self::reap_unused) keep at least `magazines` magazines in
+    /// each list (a reserve the working-set rule does not touch).
+    pub(crate) fn set_floor(&mut self, magazines: usize) {
+        self.floor = magazines.min(self.capacity);
     }
 
     /// Idle objects in the depot.
@@ -123,11 +143,18 @@ impl<T> Depot<T> {
     }
 
     /// One reclaim tick: moves to `surplus` the magazines that stayed below both lists'
-    /// low-water marks for the whole interval since the last tick, then starts a new
-    /// interval. Returns the number of objects moved.
+    /// low-water marks for the whole interval since the last tick (keeping the floor
+    /// in each list), then starts a new interval. Returns the number of objects
+    /// moved.
     pub(crate) fn reap_unused(&mut self, surplus: &mut Surplus<T>) -> usize {
-        let loaded = self.loaded_low.min(self.loaded.len());
-        let empty = self.empty_low.min(self.empty.len());
+        let loaded = self
+            .loaded_low
+            .min(self.loaded.len())
+            .min(self.loaded.len().saturating_sub(self.floor));
+        let empty = self
+            .empty_low
+            .min(self.empty.len())
+            .min(self.empty.len().saturating_sub(self.floor));
         let before = surplus.objects();
         surplus.magazines.extend(self.loaded.drain(..loaded));
         surplus.magazines.extend(self.empty.drain(..empty));
@@ -178,6 +205,23 @@ mod tests {
         assert_eq!(depot.reap_unused(&mut surplus), 4);
         assert_eq!(depot.objects(), 0);
         assert_eq!(surplus.objects(), 12);
+    }
+
+    #[test]
+    fn the_floor_is_never_reaped() {
+        let mut depot = Depot::new(8);
+        let mut surplus = Surplus::new();
+        for _ in 0..4 {
+            depot.put(magazine(4), &mut surplus);
+        }
+        depot.set_floor(3);
+        depot.reap_unused(&mut surplus);
+        // Unused for a whole interval, but only the one above the floor goes.
+        assert_eq!(depot.reap_unused(&mut surplus), 4);
+        assert_eq!(depot.reap_unused(&mut surplus), 0);
+        assert_eq!(depot.objects(), 12);
+        depot.set_floor(0);
+        assert_eq!(depot.reap_unused(&mut surplus), 12);
     }
 
     #[test]

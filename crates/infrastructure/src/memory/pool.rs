@@ -20,7 +20,7 @@ use crossbeam_utils::CachePadded;
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 
 use super::config::{ConfigError, PoolConfig};
-use super::depot::{Depot, Surplus};
+use super::depot::{Depot, Magazine, Surplus};
 use super::registry::{self, PoolCore, Registration};
 use super::stats::{CounterSums, Counters, Event, MEMORY_STATS, PoolStats};
 use super::thread_cache::{Slots, ThreadCache};
@@ -67,6 +67,20 @@ pub trait Poolable: Default + Send + 'static {
 pub struct PoolExhausted {
     /// The cap that was reached.
     pub max_live: usize,
+}
+
+/// [`Pool::reserve`] asked for more idle objects than the depot can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "reserving {requested} objects needs {magazines} magazines; the depot holds at most {depot_magazines} (PoolConfig::depot_magazines)"
+)]
+pub struct ReserveError {
+    /// Objects asked for.
+    pub requested: usize,
+    /// Magazines they fill.
+    pub magazines: usize,
+    /// The depot's capacity in magazines.
+    pub depot_magazines: usize,
 }
 
 /// A pool of reusable `T`s with per-thread caches, a shared depot and automatic
@@ -252,6 +266,41 @@ impl<T: Poolable> Pool<T> {
     /// ```
     pub fn reclaim(&self) -> usize {
         self.inner().reclaim_now()
+    }
+
+    /// Pre-allocates: makes the depot hold at least `objects` idle objects now
+    /// (creating the missing ones, counted in `stats().reserved`, not as misses) and as
+    /// many magazines' worth of empty magazines to release them into, and makes
+    /// automatic reclamation keep that many (rounded up to whole magazines) from then
+    /// on. Returns how many objects were created.
+    ///
+    /// A process that knows its working set reserves it at start-up, so the trading
+    /// day never waits on the allocator and pool memory stays flat from the first
+    /// tick. The idle bound of the pool becomes the reserve (plus what thread caches
+    /// hold). An explicit [`reclaim`](Pool::reclaim) still frees everything idle;
+    /// `reserve(0)` lifts the floor.
+    ///
+    /// # Errors
+    /// [`ReserveError`] if `objects` needs more magazines than the depot holds
+    /// ([`PoolConfig::depot_magazines`](super::PoolConfig::depot_magazines)); nothing
+    /// is created then.
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::memory::{Pool, PoolConfig};
+    /// use infrastructure::types::Tick;
+    ///
+    /// let pool = Pool::<Tick>::new(PoolConfig::new("feed").magazine_size(64))?;
+    /// assert_eq!(pool.reserve(1_000)?, 1_000);
+    /// assert_eq!(pool.reserve(1_000)?, 0); // already there
+    /// let tick = pool.acquire();
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.misses, stats.hits, stats.reserved), (0, 1, 1_000));
+    /// # drop(tick);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reserve(&self, objects: usize) -> Result<usize, ReserveError> {
+        self.inner().reserve(objects)
     }
 
     /// A snapshot of the statistics, summed over every thread's counters.
@@ -612,6 +661,53 @@ impl<T: Poolable> Inner<T> {
         Some((flushed, surplus))
     }
 
+    fn reserve(&self, objects: usize) -> Result<usize, ReserveError> {
+        let size = self.magazine_size;
+        let magazines = objects.div_ceil(size);
+        let (missing, missing_empty) = {
+            let mut depot = lock(&self.depot);
+            if magazines > depot.capacity() {
+                return Err(ReserveError {
+                    requested: objects,
+                    magazines,
+                    depot_magazines: depot.capacity(),
+                });
+            }
+            depot.set_floor(magazines);
+            (
+                objects.saturating_sub(depot.objects()),
+                magazines.saturating_sub(depot.empty_magazines()),
+            )
+        };
+        // Allocate outside the lock: the objects in magazines, and as many empty
+        // magazines, so that releasing the whole reserve never allocates one either.
+        let mut fresh: Vec<Magazine<T>> =
+            Vec::with_capacity(missing.div_ceil(size) + missing_empty);
+        for start in (0..missing).step_by(size) {
+            let mut magazine = Vec::with_capacity(size);
+            magazine.extend((start..missing.min(start + size)).map(|_| Box::new(T::default())));
+            fresh.push(magazine);
+        }
+        fresh.extend((0..missing_empty).map(|_| Vec::with_capacity(size)));
+        if missing > 0 {
+            // Counted before the objects become reachable.
+            self.shared.add_shared(Event::Reserved, missing as u64);
+            MEMORY_STATS.grow(self.bytes(missing as u64));
+        }
+        let mut surplus = Surplus::new();
+        {
+            let mut depot = lock(&self.depot);
+            for magazine in fresh {
+                depot.put(magazine, &mut surplus);
+            }
+            self.publish(&depot);
+        }
+        // Other threads may have filled the depot meanwhile: what did not fit is freed.
+        let trimmed = self.free(surplus, &self.shared, Event::Trimmed, false);
+        tracing::debug!(pool = %self.name, created = missing, trimmed, magazines, "reserved idle objects");
+        Ok(missing - trimmed)
+    }
+
     fn reclaim_now(&self) -> usize {
         let trimmed = self
             .flush(tid::current())
@@ -654,7 +750,7 @@ impl<T: Poolable> PoolCore for Inner<T> {
         (trimmed > 0).then(|| Box::new(surplus) as Box<dyn Send>)
     }
 
-    fn reclaim_tick(&self) -> Box<dyn Send> {
+    fn reclaim_tick(&self) -> Option<Box<dyn Send>> {
         let mut surplus = Surplus::new();
         let reclaimed = {
             let mut depot = lock(&self.depot);
@@ -668,7 +764,9 @@ impl<T: Poolable> PoolCore for Inner<T> {
             MEMORY_STATS.shrink(self.bytes(reclaimed as u64));
             tracing::debug!(pool = %self.name, reclaimed, "reclaim pass freed idle objects");
         }
-        Box::new(surplus)
+        // Reaped magazines (empty ones too) are freed by the caller; a pass that reaped
+        // nothing returns nothing and allocates nothing.
+        (!surplus.magazines.is_empty()).then(|| Box::new(surplus) as Box<dyn Send>)
     }
 
     fn stats(&self) -> PoolStats {

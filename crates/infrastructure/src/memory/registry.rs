@@ -25,7 +25,7 @@ pub(crate) trait PoolCore: Sync {
     /// Returns what did not fit the depot, to free once the registry is unlocked.
     fn flush_thread(&self, tid: ThreadId) -> Option<Box<dyn Send>>;
     /// One working-set reclaim tick. Returns what to free once the registry is unlocked.
-    fn reclaim_tick(&self) -> Box<dyn Send>;
+    fn reclaim_tick(&self) -> Option<Box<dyn Send>>;
     /// The pool's statistics.
     fn stats(&self) -> PoolStats;
 }
@@ -178,7 +178,9 @@ mod reaper {
                     let due = *entry.next_due.get_or_insert(now + interval);
                     if due <= now {
                         // SAFETY: registered and we hold the lock (see `Entry`).
-                        garbage.push(unsafe { entry.pool.as_ref() }.reclaim_tick());
+                        // `None` when nothing was reaped: then `garbage` stays
+                        // unallocated, and a quiet pass allocates nothing at all.
+                        garbage.extend(unsafe { entry.pool.as_ref() }.reclaim_tick());
                         entry.next_due = Some(now + interval);
                     }
                     let due = entry.next_due.unwrap_or(now + interval);

@@ -26,6 +26,8 @@ pub(crate) struct Counters {
     pub(crate) detached: AtomicU64,
     /// `try_acquire` calls refused by the `max_live` cap.
     pub(crate) rejected: AtomicU64,
+    /// Idle objects created ahead of demand by `Pool::reserve`.
+    pub(crate) reserved: AtomicU64,
 }
 
 /// Which counter to bump.
@@ -39,6 +41,7 @@ pub(crate) enum Event {
     Reclaimed,
     Detached,
     Rejected,
+    Reserved,
 }
 
 impl Counters {
@@ -52,6 +55,7 @@ impl Counters {
             Event::Reclaimed => &self.reclaimed,
             Event::Detached => &self.detached,
             Event::Rejected => &self.rejected,
+            Event::Reserved => &self.reserved,
         }
     }
 
@@ -84,6 +88,7 @@ impl Counters {
         sum.reclaimed += load(&self.reclaimed);
         sum.detached += load(&self.detached);
         sum.rejected += load(&self.rejected);
+        sum.reserved += load(&self.reserved);
     }
 }
 
@@ -98,12 +103,13 @@ pub(crate) struct CounterSums {
     pub(crate) reclaimed: u64,
     pub(crate) detached: u64,
     pub(crate) rejected: u64,
+    pub(crate) reserved: u64,
 }
 
 impl CounterSums {
     /// Objects the pool owns right now (in use or idle).
     pub(crate) fn owned(&self) -> u64 {
-        self.misses
+        (self.misses + self.reserved)
             .saturating_sub(self.trimmed + self.dropped + self.reclaimed + self.detached)
     }
 
@@ -158,6 +164,8 @@ pub struct PoolStats {
     pub detached: u64,
     /// `try_acquire` calls refused by the `max_live` cap.
     pub rejected: u64,
+    /// Idle objects created ahead of demand by [`Pool::reserve`](super::Pool::reserve).
+    pub reserved: u64,
     /// Threads holding a cache for this pool now.
     pub thread_caches: u64,
     /// Idle objects in the shared depot.
@@ -202,6 +210,7 @@ impl PoolStats {
             dropped: sums.dropped,
             detached: sums.detached,
             rejected: sums.rejected,
+            reserved: sums.reserved,
             thread_caches,
             depot_objects,
             bytes: owned * object_size as u64,

@@ -238,21 +238,88 @@ impl FromStr for Decimal {
 }
 
 impl fmt::Display for Decimal {
-    /// Writes the shortest exact form: `25.3519`, `100`, `-0.001`.
+    /// Writes the shortest exact form: `25.3519`, `100`, `-0.001`. A width pads it
+    /// (`{:>12}`); a precision is ignored (the value is never rounded for display).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let abs = self.0.unsigned_abs();
+        let mut buffer = DecimalBuffer::new();
+        let text = buffer.format(*self);
+        if f.width().is_some() {
+            f.pad(text)
+        } else {
+            f.write_str(text)
+        }
+    }
+}
+
+/// The longest [`Decimal`] text: sign, 11 integer digits, point, 8 decimals.
+const MAX_DECIMAL_LEN: usize = 1 + 11 + 1 + DECIMAL_PLACES as usize;
+
+/// A stack buffer that formats a [`Decimal`] without the `fmt` machinery (as
+/// `itoa::Buffer` does for integers): for encoders on a hot path.
+///
+/// # Examples
+/// ```
+/// use infrastructure::types::{Decimal, DecimalBuffer};
+///
+/// let mut buffer = DecimalBuffer::new();
+/// let price: Decimal = "-25.35190000".parse()?;
+/// assert_eq!(buffer.format(price), "-25.3519");
+/// assert_eq!(buffer.format(Decimal::MIN), "-92233720368.54775808");
+/// # Ok::<(), infrastructure::types::DecimalError>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct DecimalBuffer {
+    bytes: [u8; MAX_DECIMAL_LEN],
+}
+
+impl Default for DecimalBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DecimalBuffer {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        DecimalBuffer {
+            bytes: [0; MAX_DECIMAL_LEN],
+        }
+    }
+
+    /// Formats `value` in its shortest exact form into the buffer and returns it.
+    pub fn format(&mut self, value: Decimal) -> &str {
+        let abs = value.0.unsigned_abs();
         let scale = SCALE.unsigned_abs();
-        let (int, mut frac) = (abs / scale, abs % scale);
-        if frac == 0 {
-            return write!(f, "{sign}{int}");
+        let (mut int, mut frac) = (abs / scale, abs % scale);
+        let mut pos = MAX_DECIMAL_LEN;
+        if frac != 0 {
+            let mut digits = DECIMAL_PLACES as usize;
+            while frac % 10 == 0 {
+                frac /= 10;
+                digits -= 1;
+            }
+            for _ in 0..digits {
+                pos -= 1;
+                self.bytes[pos] = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+            pos -= 1;
+            self.bytes[pos] = b'.';
         }
-        let mut width = DECIMAL_PLACES as usize;
-        while frac % 10 == 0 {
-            frac /= 10;
-            width -= 1;
+        loop {
+            pos -= 1;
+            self.bytes[pos] = b'0' + (int % 10) as u8;
+            int /= 10;
+            if int == 0 {
+                break;
+            }
         }
-        write!(f, "{sign}{int}.{frac:0width$}")
+        if value.0 < 0 {
+            pos -= 1;
+            self.bytes[pos] = b'-';
+        }
+        // Only ASCII digits, '.' and '-' were written from `pos` on.
+        std::str::from_utf8(&self.bytes[pos..]).unwrap_or_default()
     }
 }
 
@@ -338,6 +405,19 @@ mod tests {
             assert_eq!(d(s).to_string(), s);
         }
         assert_eq!(d("1.10").to_string(), "1.1");
+        assert_eq!(format!("[{:>6}]", d("1.5")), "[   1.5]");
+        assert_eq!(format!("[{:<6}]", d("-2")), "[-2    ]");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// Every value prints in a form that parses back to itself.
+        #[test]
+        fn display_round_trips(raw in proptest::prelude::any::<i64>()) {
+            let value = Decimal::from_raw(raw);
+            proptest::prop_assert_eq!(value.to_string().parse::<Decimal>(), Ok(value));
+        }
     }
 
     #[test]

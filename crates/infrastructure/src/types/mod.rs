@@ -10,7 +10,7 @@ mod order;
 mod signal;
 mod tick;
 
-pub use decimal::{DECIMAL_PLACES, Decimal, DecimalError};
+pub use decimal::{DECIMAL_PLACES, Decimal, DecimalBuffer, DecimalError};
 pub use inline_str::{CapacityError, FieldError, InlineStr};
 pub use order::{CLIENT_ORDER_ID_CAPACITY, Order, OrderStatus, OrderType, TimeInForce};
 pub use signal::{RejectReason, RiskDecision, STRATEGY_CAPACITY, Signal, SignalKind};

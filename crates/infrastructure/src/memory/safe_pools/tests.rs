@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::memory::registry::PoolCore;
-use crate::memory::{ConfigError, PoolExhausted};
+use crate::memory::{ConfigError, PoolExhausted, ReserveError};
 use crate::types::{
     Decimal, OrderStatus, OrderType, RejectReason, RiskDecision, Side, SignalKind, TickKind,
     TimeInForce,
@@ -583,6 +583,53 @@ fn the_working_set_survives_a_reclaim_tick() {
     assert_eq!(stats.reclaimed, 28);
     assert_eq!(stats.idle, 12);
     drop(core.reclaim_tick()); // nobody used the rest since
+    assert_eq!(pool.stats().idle, 0);
+}
+
+#[test]
+fn a_reserve_is_created_up_front_and_survives_reclaim_ticks() {
+    let pool = pool::<Order>(manual("reserve", 4, 8));
+    let core: &dyn PoolCore = pool.inner();
+    // 10 objects: 3 magazines (4 + 4 + 2), and a floor of 3 loaded magazines.
+    assert_eq!(pool.reserve(10), Ok(10));
+    let stats = pool.stats();
+    assert_eq!(
+        (
+            stats.reserved,
+            stats.misses,
+            stats.idle,
+            stats.depot_objects
+        ),
+        (10, 0, 10, 10)
+    );
+    assert_eq!(stats.bytes, 10 * std::mem::size_of::<Order>() as u64);
+    // Served from the reserve: hits, not misses.
+    on_thread(|| drop((0..10).map(|_| pool.acquire()).collect::<Vec<_>>()));
+    let stats = pool.stats();
+    assert_eq!((stats.hits, stats.misses), (10, 0));
+    // A burst beyond the reserve: 6 misses, then everything idle.
+    on_thread(|| drop((0..16).map(|_| pool.acquire()).collect::<Vec<_>>()));
+    assert_eq!(pool.stats().idle, 16);
+    // Unused intervals reap down to the floor (3 magazines = 12 objects), not to 0.
+    for _ in 0..4 {
+        drop(core.reclaim_tick());
+    }
+    let stats = pool.stats();
+    assert_eq!((stats.idle, stats.reclaimed), (12, 4), "{stats:?}");
+    // More than the depot holds (8 magazines) is refused, creating nothing.
+    assert_eq!(
+        pool.reserve(33),
+        Err(ReserveError {
+            requested: 33,
+            magazines: 9,
+            depot_magazines: 8
+        })
+    );
+    assert_eq!(pool.stats().reserved, 10);
+    // Lifting the floor lets the reaper take the rest; reclaim() frees all anyway.
+    assert_eq!(pool.reserve(0), Ok(0));
+    drop(core.reclaim_tick());
+    drop(core.reclaim_tick());
     assert_eq!(pool.stats().idle, 0);
 }
 

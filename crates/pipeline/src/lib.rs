@@ -1,0 +1,253 @@
+//! The main job: every trading layer as a stage on its own thread, joined by bounded
+//! crossbeam channels that carry pooled objects.
+//!
+//! ```text
+//! feed ──ticks──► trading ──events──► analysis
+//! (data)          (strategy, risk,     (analysis: VWAP, PnL, latency,
+//!                  execution, exchange)  per-window report)
+//! ```
+//!
+//! Ticks are acquired on the feed thread and dropped on the analysis thread; signals
+//! and orders are acquired on the trading thread and dropped on the analysis thread, so
+//! every object crosses threads on its way back to its pool. [`run`] drives a run and
+//! returns a [`Report`]; `main.rs` adds the command line, the progress bar and the
+//! counting allocator.
+#![forbid(unsafe_code)]
+
+mod report;
+mod stages;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use infrastructure::alloc_count::CountingAllocator;
+use infrastructure::memory::safe_pools::{ORDER_POOL, TICK_POOL};
+use infrastructure::memory::{MEMORY_STATS, exported_pool_stats};
+
+pub use report::{MalformedLine, PoolReport, Report, StageLatency, WindowRow};
+pub use stages::TradingSettings;
+
+/// The default run length: 10 million ticks.
+pub const DEFAULT_TICKS: u64 = 10_000_000;
+
+/// Ticks per report window.
+pub const DEFAULT_WINDOW: u64 = 1_000_000;
+
+/// Malformed input lines kept with their error for the report (all are counted).
+pub const MALFORMED_SAMPLES: usize = 20;
+
+/// Where the messages come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The seeded market generator, for this many messages.
+    Generated {
+        /// Seed of the generator.
+        seed: u64,
+        /// Messages to generate.
+        ticks: u64,
+    },
+    /// Recorded JSON lines, one message per line, replayed to the end (or `limit`).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Stop after this many lines, if set.
+        limit: Option<u64>,
+    },
+}
+
+/// A run's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The messages.
+    pub source: Source,
+    /// Ticks per report window.
+    pub window: u64,
+    /// Capacity of each channel between stages.
+    pub channel_capacity: usize,
+    /// Strategy, risk, execution and venue settings.
+    pub trading: TradingSettings,
+    /// Reserve each pool's working set before the first tick ([`reserve_pools`]).
+    pub reserve: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: Source::Generated {
+                seed: 42,
+                ticks: DEFAULT_TICKS,
+            },
+            window: DEFAULT_WINDOW,
+            channel_capacity: 256,
+            trading: TradingSettings::default(),
+            reserve: true,
+        }
+    }
+}
+
+/// Shared progress of a running pipeline, readable from any thread (for a progress
+/// bar or a metrics endpoint).
+#[derive(Debug, Default)]
+pub struct Progress {
+    ticks: AtomicU64,
+    malformed: AtomicU64,
+}
+
+impl Progress {
+    /// Ticks fully processed (seen by the analysis stage).
+    pub fn ticks(&self) -> u64 {
+        self.ticks.load(Ordering::Relaxed)
+    }
+
+    /// Input lines that failed to parse.
+    pub fn malformed(&self) -> u64 {
+        self.malformed.load(Ordering::Relaxed)
+    }
+}
+
+/// A monotonic nanosecond clock shared by the stages; its origin is the run's start.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock(Instant);
+
+impl Clock {
+    pub(crate) fn now_ns(self) -> u64 {
+        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Runs the pipeline to the end of its source; `progress` is updated as it goes.
+///
+/// # Errors
+/// An invalid configuration, an unreadable input file, or a stage that panicked.
+pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
+    if config.window == 0 {
+        bail!("the report window must be at least 1 tick");
+    }
+    if config.channel_capacity == 0 {
+        bail!("channel capacity must be at least 1");
+    }
+    let input = match &config.source {
+        Source::Generated { .. } => None,
+        Source::File { path, .. } => {
+            Some(std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?)
+        }
+    };
+    let layers = stages::Layers::new(&config.trading)?;
+    if config.reserve {
+        let [ticks, signals, orders] = reserve_pools(config)?;
+        tracing::debug!(ticks, signals, orders, "pools reserved");
+    }
+    let counting = CountingAllocator::is_installed();
+    let clock = Clock(Instant::now());
+    let started = Instant::now();
+
+    let (tick_tx, tick_rx) = crossbeam_channel::bounded(config.channel_capacity);
+    let (event_tx, event_rx) = crossbeam_channel::bounded(config.channel_capacity);
+    stages::prime(&tick_tx, &tick_rx, || TICK_POOL.acquire());
+    stages::prime(&event_tx, &event_rx, || {
+        stages::Event::Closed(ORDER_POOL.acquire())
+    });
+    let expected_windows = match config.source {
+        Source::Generated { ticks, .. } => ticks / config.window + 2,
+        Source::File { .. } => 64,
+    };
+    // Set by the analysis stage after its last window (or if it panics): the other
+    // stages wait for it before they exit, so their thread teardown (cache flushes,
+    // freed buffers) happens after the last window and is not counted in it.
+    let finished = Arc::new(stages::Finished::default());
+    let allocations = Arc::new(stages::StageAllocations::default());
+    let feed = {
+        let source = config.source.clone();
+        let progress = Arc::clone(progress);
+        let (finished, allocations) = (Arc::clone(&finished), Arc::clone(&allocations));
+        std::thread::Builder::new()
+            .name("feed".into())
+            .spawn(move || {
+                let summary =
+                    stages::feed(&source, input, clock, &tick_tx, &progress, &allocations);
+                drop(tick_tx);
+                finished.wait();
+                summary
+            })?
+    };
+    let trading = {
+        let (finished, allocations) = (Arc::clone(&finished), Arc::clone(&allocations));
+        std::thread::Builder::new()
+            .name("trading".into())
+            .spawn(move || {
+                let summary = stages::trading(layers, clock, &tick_rx, &event_tx, &allocations);
+                drop(event_tx);
+                finished.wait();
+                summary
+            })?
+    };
+    let analysis = {
+        let progress = Arc::clone(progress);
+        let window = config.window;
+        std::thread::Builder::new()
+            .name("analysis".into())
+            .spawn(move || {
+                let _done = stages::Finished::set_on_drop(&finished);
+                let windows = stages::WindowSettings {
+                    window,
+                    expected_windows,
+                    counting,
+                };
+                stages::analyse(clock, &windows, &event_rx, &progress, &allocations)
+            })?
+    };
+
+    let feed = join(feed, "feed")??;
+    let trading = join(trading, "trading")?;
+    let analysis = join(analysis, "analysis")?;
+    let elapsed = started.elapsed();
+    // Every stage has dropped its objects: the pools should be quiet and exact now.
+    let pools = exported_pool_stats();
+    Ok(report::build(report::Parts {
+        config,
+        elapsed,
+        feed,
+        trading,
+        analysis,
+        pools,
+        memory: MEMORY_STATS.load(),
+        counting,
+    }))
+}
+
+/// Reserves in each static pool the most objects this pipeline can hold at once, so
+/// the run creates none after start-up: `[tick, signal, order]` objects created.
+///
+/// An object is either in a channel (at most its capacity), in a stage's hands (one
+/// per stage), open at the venue (orders, at most `max_open_orders`), or idle in a
+/// thread cache (at most two magazines for each of the 3 stage threads) or in the
+/// depot; one more magazine in the depot lets a refill always find a full one.
+///
+/// # Errors
+/// A bound beyond what a pool's depot can hold.
+pub fn reserve_pools(config: &Config) -> Result<[usize; 3]> {
+    use infrastructure::memory::PoolConfig;
+    use infrastructure::memory::safe_pools::SIGNAL_POOL;
+    let caches = (2 * 3 + 1) * PoolConfig::DEFAULT_MAGAZINE_SIZE;
+    let channels = 2 * config.channel_capacity + 3;
+    let ticks = channels + caches;
+    let signals = config.channel_capacity + 3 + caches;
+    let orders = config.channel_capacity + config.trading.venue.max_open_orders + 3 + caches;
+    Ok([
+        TICK_POOL.reserve(ticks).context("reserving ticks")?,
+        SIGNAL_POOL.reserve(signals).context("reserving signals")?,
+        ORDER_POOL.reserve(orders).context("reserving orders")?,
+    ])
+}
+
+fn join<T>(handle: std::thread::JoinHandle<T>, stage: &str) -> Result<T> {
+    handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the {stage} stage panicked"))
+}
+
+/// How long `main` sleeps between progress updates.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);

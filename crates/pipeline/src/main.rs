@@ -1,0 +1,129 @@
+//! `cargo run --release -p pipeline`: replays 10M generated ticks through every layer
+//! and prints the report. `--help` lists the flags.
+#![forbid(unsafe_code)]
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use infrastructure::alloc_count::CountingAllocator;
+use pipeline::{Config, DEFAULT_TICKS, PROGRESS_INTERVAL, Progress, Source};
+
+// Counts every heap allocation, so the report can show the steady state makes none.
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// Replay market data through the trading layers and report throughput, latency,
+/// pool statistics and memory.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Ticks to generate (with --input: the most lines to replay).
+    #[arg(long)]
+    ticks: Option<u64>,
+    /// Replay recorded Binance JSON lines from FILE instead of generating a market.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Seed of the generated market.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Ticks per report window.
+    #[arg(long, default_value_t = pipeline::DEFAULT_WINDOW, value_parser = clap::value_parser!(u64).range(1..))]
+    window: u64,
+    /// Capacity of each channel between stages (objects in flight per hand-over).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    channel_capacity: u64,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Do not reserve the pools' working set up front (shows the pools growing into it).
+    #[arg(long)]
+    no_reserve: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode> {
+    let source = match args.input {
+        Some(path) => Source::File {
+            path,
+            limit: args.ticks,
+        },
+        None => Source::Generated {
+            seed: args.seed,
+            ticks: args.ticks.unwrap_or(DEFAULT_TICKS),
+        },
+    };
+    let total = match source {
+        Source::Generated { ticks, .. } => Some(ticks),
+        Source::File { limit, .. } => limit,
+    };
+    let config = Config {
+        source,
+        window: args.window,
+        reserve: !args.no_reserve,
+        channel_capacity: usize::try_from(args.channel_capacity)?,
+        ..Config::default()
+    };
+    let progress = Arc::new(Progress::default());
+    let report = std::thread::scope(|scope| {
+        let runner = scope.spawn(|| pipeline::run(&config, &progress));
+        // A progress bar on a terminal only; nothing when output is piped or in CI.
+        if std::io::stderr().is_terminal() {
+            let bar = match total {
+                Some(n) => ProgressBar::new(n),
+                None => ProgressBar::no_length(),
+            };
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} ticks ({per_sec}) {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            while !runner.is_finished() {
+                bar.set_position(progress.ticks());
+                if progress.malformed() > 0 {
+                    bar.set_message(format!("{} malformed", progress.malformed()));
+                }
+                std::thread::sleep(PROGRESS_INTERVAL);
+            }
+            bar.finish_and_clear();
+        }
+        runner
+            .join()
+            .map_err(|_| anyhow::anyhow!("the pipeline panicked"))?
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    let broken = report.broken_invariants();
+    Ok(if broken.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        for b in &broken {
+            eprintln!("invariant broken: {b}");
+        }
+        ExitCode::from(2)
+    })
+}

@@ -1,0 +1,240 @@
+//! The pipeline end to end on small inputs: the report's invariants, malformed input,
+//! determinism, and the binary's JSON output.
+
+use std::io::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use infrastructure::alloc_count::CountingAllocator;
+use pipeline::{Config, Progress, Report, Source};
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// The pools are process-wide: runs in this binary take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn generated(seed: u64, ticks: u64, window: u64) -> Config {
+    Config {
+        source: Source::Generated { seed, ticks },
+        window,
+        ..Config::default()
+    }
+}
+
+fn run(config: &Config) -> Report {
+    let progress = Arc::new(Progress::default());
+    let report = pipeline::run(config, &progress).expect("pipeline runs");
+    assert_eq!(
+        progress.ticks(),
+        report.ticks,
+        "progress ends at the tick count"
+    );
+    report
+}
+
+#[test]
+fn a_generated_run_keeps_every_invariant() {
+    let _serial = serial();
+    let report = run(&generated(7, 200_000, 50_000));
+    assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
+    assert_eq!(
+        (report.lines, report.ticks, report.malformed),
+        (200_000, 200_000, 0)
+    );
+    assert_eq!(report.windows.len(), 4);
+    assert_eq!(report.windows.last().unwrap().ticks_total, 200_000);
+
+    // Every order came back terminal; every pool has all its objects back.
+    let t = &report.trading;
+    assert!(t.orders_created > 1_000, "the run should trade: {t:?}");
+    assert_eq!(t.orders_closed, t.orders_created);
+    assert_eq!(t.orders_not_terminal, 0);
+    assert_eq!(t.venue.acked + t.venue.rejected, t.orders_created);
+    assert!(t.venue.fills >= t.venue.filled && t.venue.filled > 0);
+    for pool in &report.pools {
+        assert_eq!(pool.live, 0, "{pool:?}");
+        assert_eq!(
+            pool.misses, 0,
+            "the reserve covers the working set: {pool:?}"
+        );
+    }
+    let names: Vec<_> = report.pools.iter().map(|p| p.name.as_str()).collect();
+    for name in ["tick", "signal", "order"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+
+    // Allocations were counted, and none happened on the stage threads after warm-up.
+    assert!(report.allocations.counted);
+    assert_eq!(report.allocations.steady_state, Some(0));
+    assert_eq!(report.allocations.steady_state_ticks, 150_000);
+    assert!(report.memory.peak_growth <= 1.10, "{:?}", report.memory);
+
+    // Latency was measured at every stage, for every tick.
+    for stage in &report.latency {
+        assert!(stage.latency.count > 0, "{stage:?}");
+        assert!(stage.latency.p50_ns <= stage.latency.p99_ns);
+        assert!(stage.latency.p99_ns <= stage.latency.max_ns);
+    }
+    let end_to_end = report
+        .latency
+        .iter()
+        .find(|s| s.stage == "end_to_end")
+        .unwrap();
+    assert_eq!(end_to_end.latency.count, 200_000);
+    assert_eq!(report.symbols.len(), 5);
+}
+
+#[test]
+fn without_the_reserve_the_pools_grow_into_their_working_set() {
+    let _serial = serial();
+    let config = Config {
+        reserve: false,
+        ..generated(3, 60_000, 20_000)
+    };
+    // Earlier runs in this process may have left a reserve: lift it, free what is idle.
+    let ticks = &*infrastructure::memory::safe_pools::TICK_POOL;
+    ticks.reserve(0).unwrap();
+    ticks.reclaim();
+    assert_eq!(ticks.stats().idle, 0);
+    let report = run(&config);
+    let tick = report.pools.iter().find(|p| p.name == "tick").unwrap();
+    assert_eq!(tick.live, 0);
+    assert!(
+        tick.misses > 0,
+        "with nothing idle, the first ticks are created: {tick:?}"
+    );
+    assert_eq!(report.trading.orders_closed, report.trading.orders_created);
+}
+
+#[test]
+fn malformed_lines_are_counted_with_their_numbers_and_the_run_goes_on() {
+    let _serial = serial();
+    let mut market = data::generate::MarketGenerator::new(11);
+    let mut file = tempfile();
+    let mut message = Vec::new();
+    let mut good = 0;
+    for line in 1..=2_000_u64 {
+        match line {
+            5 => writeln!(file.1, "{{\"e\":\"trade\",\"s\":\"BTCUSDT\"").unwrap(),
+            17 => writeln!(file.1, "not json at all").unwrap(),
+            18 => writeln!(file.1).unwrap(), // blank: skipped, not malformed
+            1_999 => writeln!(
+                file.1,
+                "{{\"u\":1,\"s\":\"X\",\"b\":\"1.x\",\"B\":\"1\",\"a\":\"2\",\"A\":\"1\"}}"
+            )
+            .unwrap(),
+            _ => {
+                market.next_message(&mut message);
+                file.1.write_all(&message).unwrap();
+                file.1.write_all(b"\r\n").unwrap();
+                good += 1;
+            }
+        }
+    }
+    file.1.flush().unwrap();
+    let config = Config {
+        source: Source::File {
+            path: file.0.clone(),
+            limit: None,
+        },
+        window: 500,
+        ..Config::default()
+    };
+    let report = run(&config);
+    assert_eq!(report.lines, 2_000);
+    assert_eq!(report.ticks, good);
+    assert_eq!(report.malformed, 3);
+    let lines: Vec<u64> = report.malformed_samples.iter().map(|m| m.line).collect();
+    assert_eq!(lines, [5, 17, 1_999]);
+    assert!(
+        report.malformed_samples[2].error.contains("offset"),
+        "{:?}",
+        report.malformed_samples
+    );
+    assert_eq!(report.trading.orders_closed, report.trading.orders_created);
+    assert!(report.pools.iter().all(|p| p.live == 0));
+
+    // --ticks with --input stops after that many lines.
+    let limited = Config {
+        source: Source::File {
+            path: file.0.clone(),
+            limit: Some(10),
+        },
+        ..config
+    };
+    let report = run(&limited);
+    assert_eq!((report.lines, report.ticks, report.malformed), (10, 9, 1));
+    std::fs::remove_file(&file.0).unwrap();
+}
+
+#[test]
+fn the_same_seed_makes_the_same_trades() {
+    let _serial = serial();
+    let first = run(&generated(99, 100_000, 50_000));
+    let second = run(&generated(99, 100_000, 50_000));
+    assert_eq!(first.trading, second.trading);
+    assert_eq!(first.symbols, second.symbols);
+    let other = run(&generated(100, 100_000, 50_000));
+    assert_ne!(first.symbols, other.symbols);
+}
+
+#[test]
+fn a_missing_input_file_is_an_error_not_a_panic() {
+    let config = Config {
+        source: Source::File {
+            path: "/nonexistent/ticks.jsonl".into(),
+            limit: None,
+        },
+        ..Config::default()
+    };
+    let error = pipeline::run(&config, &Arc::new(Progress::default())).unwrap_err();
+    assert!(
+        format!("{error:#}").contains("/nonexistent/ticks.jsonl"),
+        "{error:#}"
+    );
+}
+
+#[test]
+fn the_binary_prints_a_json_report() {
+    let _serial = serial();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["--ticks", "30000", "--window", "10000", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["ticks"], 30_000);
+    assert_eq!(report["windows"].as_array().unwrap().len(), 3);
+    assert_eq!(report["allocations"]["counted"], true);
+    assert_eq!(report["allocations"]["steady_state"], 0);
+    // Prices stay exact strings in JSON.
+    assert!(report["symbols"][0]["market_vwap"].is_string());
+    // No progress bar when stderr is not a terminal.
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["--window", "0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--window"));
+}
+
+/// A file under the target directory's temp space, removed by the test.
+fn tempfile() -> (std::path::PathBuf, std::io::BufWriter<std::fs::File>) {
+    let path = std::env::temp_dir().join(format!("pipeline-e2e-{}.jsonl", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    (path, std::io::BufWriter::new(file))
+}
