@@ -115,6 +115,16 @@ fn ci(sh: &Shell) -> Result<()> {
     checks::miri(sh)?;
     checks::tsan(sh)?;
     soak(sh, 60)?;
+    // The main job, shortened: it exits non-zero when a report invariant breaks (an
+    // order not back, a live pool object, pool memory growth, a steady-state
+    // allocation on the stage threads).
+    step("pipeline", || {
+        Ok(cmd!(
+            sh,
+            "cargo run --locked --release -p pipeline -- --ticks 3000000"
+        )
+        .run()?)
+    })?;
     // The smoke form of every benchmark, so the suite cannot rot.
     bench::bench_all(sh, &workspace_root(), true, false)?;
     Ok(())
