@@ -243,6 +243,29 @@ pub fn reserve_pools(config: &Config) -> Result<[usize; 3]> {
     ])
 }
 
+/// The pool metrics of [`monitoring::pool_registry`] plus the pipeline's own:
+/// `pipeline_ticks_total` and `pipeline_malformed_lines_total`, read from `progress`.
+pub fn metrics_registry(progress: &Arc<Progress>) -> prometheus_client::registry::Registry {
+    let mut registry = monitoring::pool_registry();
+    let ticks = Arc::clone(progress);
+    monitoring::register_fn(
+        &mut registry,
+        "pipeline_ticks",
+        "Ticks through every stage of the pipeline.",
+        monitoring::Kind::Counter,
+        move || ticks.ticks(),
+    );
+    let malformed = Arc::clone(progress);
+    monitoring::register_fn(
+        &mut registry,
+        "pipeline_malformed_lines",
+        "Input lines that failed to parse (counted, reported, skipped).",
+        monitoring::Kind::Counter,
+        move || malformed.malformed(),
+    );
+    registry
+}
+
 fn join<T>(handle: std::thread::JoinHandle<T>, stage: &str) -> Result<T> {
     handle
         .join()

@@ -40,6 +40,14 @@ struct Args {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9100; port 0 picks one) at
+    /// /metrics while running; the bound address is printed on stderr.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// With --metrics-addr: keep serving this many seconds after the report, so a
+    /// scraper sees the final values.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    linger: u64,
     /// Do not reserve the pools' working set up front (shows the pools growing into it).
     #[arg(long)]
     no_reserve: bool,
@@ -85,6 +93,19 @@ fn run(args: Args) -> Result<ExitCode> {
         ..Config::default()
     };
     let progress = Arc::new(Progress::default());
+    let server = match args.metrics_addr {
+        Some(addr) => {
+            let registry = pipeline::metrics_registry(&progress);
+            let server = monitoring::MetricsServer::start(
+                addr,
+                Arc::new(registry),
+                monitoring::ServerOptions::default(),
+            )?;
+            eprintln!("metrics: http://{}/metrics", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
     let report = std::thread::scope(|scope| {
         let runner = scope.spawn(|| pipeline::run(&config, &progress));
         // A progress bar on a terminal only; nothing when output is piped or in CI.
@@ -116,6 +137,11 @@ fn run(args: Args) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{report}");
+    }
+    std::io::Write::flush(&mut std::io::stdout())?;
+    if let Some(server) = server {
+        std::thread::sleep(std::time::Duration::from_secs(args.linger));
+        server.shutdown();
     }
     let broken = report.broken_invariants();
     Ok(if broken.is_empty() {

@@ -1,0 +1,301 @@
+//! The monitoring layer: what the pools know, in the format Prometheus scrapes.
+//!
+//! - [`pool_registry`]: a `prometheus-client` registry whose [`PoolCollector`] reads,
+//!   at every scrape, the statistics of every exported pool (the three static pools and
+//!   every `Pool` built with `PoolConfig::exported(true)`, via
+//!   `infrastructure::memory::exported_pool_stats`) and `MEMORY_STATS`. Counters end
+//!   in `_total`, byte quantities in `_bytes`, and each pool is a `pool` label.
+//! - [`register_fn`]: adds a counter or gauge read from a closure at scrape time (the
+//!   pipeline's tick count, for instance).
+//! - [`render`]: the registry in Prometheus text format.
+//! - [`server::MetricsServer`]: `GET /metrics` over HTTP (hyper), bound to loopback by
+//!   default, with header-read timeouts, a header size cap and a connection limit.
+//!
+//! `docs/monitoring.md` lists every metric, a scrape config and example PromQL.
+#![forbid(unsafe_code)]
+
+pub mod server;
+
+use std::fmt;
+
+use infrastructure::memory::safe_pools::{ORDER_POOL, SIGNAL_POOL, TICK_POOL};
+use infrastructure::memory::{MEMORY_STATS, PoolStats, exported_pool_stats};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
+
+pub use server::{MetricsServer, ServerError, ServerOptions};
+
+/// The content type of [`render`]'s output (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A per-pool counter: metric name (before `_total`), help, and how to read it.
+type PoolCounter = (&'static str, &'static str, fn(&PoolStats) -> u64);
+
+const POOL_COUNTERS: &[PoolCounter] = &[
+    (
+        "pool_acquired",
+        "Objects handed out by acquire and try_acquire.",
+        |s| s.acquired,
+    ),
+    (
+        "pool_released",
+        "Objects given back (guards dropped).",
+        |s| s.released,
+    ),
+    (
+        "pool_hits",
+        "Acquires served by an idle object, without allocating.",
+        |s| s.hits,
+    ),
+    (
+        "pool_misses",
+        "Acquires that had to allocate a new object.",
+        |s| s.misses,
+    ),
+    (
+        "pool_reclaimed",
+        "Idle objects freed by reclamation (the automatic reaper or Pool::reclaim).",
+        |s| s.reclaimed,
+    ),
+    (
+        "pool_trimmed",
+        "Idle objects freed at once because the depot was full.",
+        |s| s.trimmed,
+    ),
+    (
+        "pool_dropped",
+        "Released objects freed instead of cached (thread teardown, a panicking reset).",
+        |s| s.dropped,
+    ),
+    (
+        "pool_detached",
+        "Objects detached from the pool for good.",
+        |s| s.detached,
+    ),
+    (
+        "pool_rejected",
+        "try_acquire calls refused at the max_live cap.",
+        |s| s.rejected,
+    ),
+    (
+        "pool_reserved",
+        "Idle objects created ahead of demand by Pool::reserve.",
+        |s| s.reserved,
+    ),
+];
+
+/// A per-pool gauge: metric name, help, unit, and how to read it.
+type PoolGauge = (
+    &'static str,
+    &'static str,
+    Option<Unit>,
+    fn(&PoolStats) -> f64,
+);
+
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "gauges are f64 in Prometheus itself"
+)]
+fn pool_gauges() -> [PoolGauge; 7] {
+    [
+        ("pool_live_objects", "Objects in use now.", None, |s| {
+            s.live as f64
+        }),
+        (
+            "pool_idle_objects",
+            "Idle objects the pool holds (thread caches and depot).",
+            None,
+            |s| s.idle as f64,
+        ),
+        (
+            "pool_depot_objects",
+            "Idle objects in the shared depot.",
+            None,
+            |s| s.depot_objects as f64,
+        ),
+        (
+            "pool_thread_caches",
+            "Threads holding a cache for the pool.",
+            None,
+            |s| s.thread_caches as f64,
+        ),
+        (
+            "pool_hit_ratio",
+            "Hits / acquisitions since the pool was created (0 before the first acquire).",
+            None,
+            |s| s.hit_rate,
+        ),
+        (
+            "pool_memory",
+            "Bytes of the objects the pool owns, in use and idle.",
+            Some(Unit::Bytes),
+            |s| s.bytes as f64,
+        ),
+        (
+            "pool_object_size",
+            "Size of one pooled object.",
+            Some(Unit::Bytes),
+            |s| s.object_size as f64,
+        ),
+    ]
+}
+
+/// Encodes, at each scrape, every exported pool's statistics and `MEMORY_STATS`.
+#[derive(Debug, Default)]
+pub struct PoolCollector;
+
+impl Collector for PoolCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        // One consistent snapshot per scrape.
+        let pools = exported_pool_stats();
+        for (name, help, read) in POOL_COUNTERS {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for stats in &pools {
+                let labels = [("pool", stats.name.as_str())];
+                ConstCounter::new(read(stats)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        for (name, help, unit, read) in pool_gauges() {
+            let mut family =
+                encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
+            for stats in &pools {
+                let labels = [("pool", stats.name.as_str())];
+                ConstGauge::new(read(stats)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let memory = MEMORY_STATS.load();
+        for (name, help, value) in [
+            (
+                "pools_memory",
+                "Bytes of pooled objects held by every pool in the process (MEMORY_STATS current_usage).",
+                memory.current_usage,
+            ),
+            (
+                "pools_memory_peak",
+                "Highest pools_memory_bytes since start or the last reset (MEMORY_STATS peak_usage).",
+                memory.peak_usage,
+            ),
+        ] {
+            let family =
+                encoder.encode_descriptor(name, help, Some(&Unit::Bytes), MetricType::Gauge)?;
+            ConstGauge::new(value).encode(family)?;
+        }
+        Ok(())
+    }
+}
+
+/// A registry holding the [`PoolCollector`]; add your own metrics to it.
+///
+/// # Examples
+/// ```
+/// use infrastructure::memory::safe_pools::TICK_POOL;
+///
+/// drop(TICK_POOL.acquire());
+/// let text = monitoring::render(&monitoring::pool_registry())?;
+/// assert!(text.contains("# TYPE pool_acquired_total counter"));
+/// assert!(text.contains(r#"pool_acquired_total{pool="tick"}"#));
+/// assert!(text.contains("# TYPE pools_memory_bytes gauge"));
+/// # Ok::<(), std::fmt::Error>(())
+/// ```
+pub fn pool_registry() -> Registry {
+    // The static pools are created on first use; create them now, so a dashboard has
+    // their series (at zero) from the first scrape.
+    for pool in [TICK_POOL.name(), SIGNAL_POOL.name(), ORDER_POOL.name()] {
+        tracing::trace!(pool, "exported");
+    }
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(PoolCollector));
+    registry
+}
+
+/// Counter or gauge, for [`register_fn`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up; exposed with a `_total` suffix.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+}
+
+/// A metric read from a closure at scrape time.
+struct FnMetric {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    read: Box<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl fmt::Debug for FnMetric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FnMetric")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector for FnMetric {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let value = (self.read)();
+        match self.kind {
+            Kind::Counter => ConstCounter::new(value).encode(encoder.encode_descriptor(
+                self.name,
+                self.help,
+                None,
+                MetricType::Counter,
+            )?),
+            Kind::Gauge => ConstGauge::new(value).encode(encoder.encode_descriptor(
+                self.name,
+                self.help,
+                None,
+                MetricType::Gauge,
+            )?),
+        }
+    }
+}
+
+/// Adds a metric whose value `read` returns at each scrape (for counters, give the
+/// name without `_total`; the encoder adds it).
+///
+/// # Examples
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+///
+/// let ticks = Arc::new(AtomicU64::new(0));
+/// let mut registry = monitoring::pool_registry();
+/// let reader = Arc::clone(&ticks);
+/// monitoring::register_fn(&mut registry, "ticks", "Ticks processed.", monitoring::Kind::Counter,
+///     move || reader.load(Ordering::Relaxed));
+/// ticks.store(42, Ordering::Relaxed);
+/// assert!(monitoring::render(&registry)?.contains("ticks_total 42\n"));
+/// # Ok::<(), std::fmt::Error>(())
+/// ```
+pub fn register_fn(
+    registry: &mut Registry,
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    read: impl Fn() -> u64 + Send + Sync + 'static,
+) {
+    registry.register_collector(Box::new(FnMetric {
+        name,
+        help,
+        kind,
+        read: Box::new(read),
+    }));
+}
+
+/// The registry in Prometheus text format ([`CONTENT_TYPE`]).
+///
+/// # Errors
+/// A collector failed to write (never for the collectors in this crate).
+pub fn render(registry: &Registry) -> Result<String, fmt::Error> {
+    let mut text = String::with_capacity(8 * 1024);
+    prometheus_client::encoding::prometheus_text::encode(&mut text, registry)?;
+    Ok(text)
+}

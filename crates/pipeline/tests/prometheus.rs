@@ -1,0 +1,195 @@
+//! End to end with a real Prometheus: the pipeline serves `/metrics`, a Prometheus
+//! server started here scrapes it every second, and its query API must return the
+//! values the pipeline reports. Skipped (with a note) where Prometheus is not installed,
+//! unless `REQUIRE_PROMETHEUS` is set, as `cargo xtask ci` does after installing it.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Children killed (by PID) and a directory removed when the test ends, pass or fail.
+struct Cleanup {
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn prometheus_scrapes_what_the_pipeline_reports() {
+    let Some(prometheus) = tool("prometheus") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("pipeline-prometheus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cleanup = Cleanup {
+        children: Vec::new(),
+        dir: dir.clone(),
+    };
+
+    // 1. The pipeline, on a free loopback port, lingering after its report.
+    let mut pipeline = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["--ticks", "200000", "--window", "100000", "--json"])
+        .args(["--metrics-addr", "127.0.0.1:0", "--linger", "120"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = pipeline.stdout.take().unwrap();
+    let stderr = pipeline.stderr.take().unwrap();
+    cleanup.children.push(pipeline);
+    let mut stderr = BufReader::new(stderr);
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let target = line
+        .trim()
+        .strip_prefix("metrics: http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("unexpected first stderr line: {line:?}"))
+        .to_owned();
+    // The JSON report (pretty-printed, it ends with a lone `}`) comes when the run ends.
+    let mut json = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let end = line == "}";
+        json.push_str(&line);
+        if end {
+            break;
+        }
+    }
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let tick_pool = report["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "tick")
+        .unwrap();
+    let acquired = tick_pool["acquired"].as_u64().unwrap();
+    // Every tick, plus the few the run acquires to prime its channels.
+    assert!((200_000..200_000 + 1_000).contains(&acquired), "{acquired}");
+
+    // 2. A Prometheus of our own: its config, a temporary TSDB, a loopback port.
+    let web = free_port();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: pipeline\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let server = Command::new(prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .arg("--log.level=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    cleanup.children.push(server);
+    let base = format!("http://127.0.0.1:{web}");
+
+    // 3. Ready, target up, and the scraped values equal the report's.
+    wait_for("Prometheus ready", Duration::from_secs(60), || {
+        http_get(&format!("{base}/-/ready")).is_some()
+    });
+    wait_for("the pipeline target up", Duration::from_secs(30), || {
+        query(&base, "up{job=\"pipeline\"}") == Some(1.0)
+    });
+    wait_for(
+        "pool_acquired_total of the tick pool",
+        Duration::from_secs(30),
+        || query(&base, "pool_acquired_total{pool=\"tick\"}") == Some(acquired as f64),
+    );
+    assert_eq!(
+        query(&base, "pipeline_ticks_total"),
+        Some(report["ticks"].as_f64().unwrap())
+    );
+    assert_eq!(query(&base, "pool_live_objects{pool=\"tick\"}"), Some(0.0));
+    // The current bytes may already have fallen (the reaper frees idle objects above
+    // the reserve once the run is over); the peak cannot have moved.
+    let peak = report["memory"]["peak_bytes"].as_f64().unwrap();
+    assert_eq!(query(&base, "pools_memory_peak_bytes"), Some(peak));
+    let current = query(&base, "pools_memory_bytes").unwrap();
+    assert!(current > 0.0 && current <= peak, "{current} > {peak}");
+    drop(cleanup);
+    assert!(!dir.exists(), "temporary files removed");
+}
+
+/// The single value of an instant query, if there is exactly one series.
+fn query(base: &str, promql: &str) -> Option<f64> {
+    let url = format!("{base}/api/v1/query?query={}", encode(promql));
+    let body = http_get(&url)?;
+    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let result = value["data"]["result"].as_array()?;
+    if result.len() != 1 {
+        return None;
+    }
+    result[0]["value"][1].as_str()?.parse().ok()
+}
+
+fn http_get(url: &str) -> Option<String> {
+    let mut response = ureq::get(url).call().ok()?;
+    response.body_mut().read_to_string().ok()
+}
+
+/// Percent-encodes a PromQL expression for a query string.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Prometheus tool on PATH; `None` (with a note) where it is missing, unless
+/// `REQUIRE_PROMETHEUS` is set, then a failure.
+fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| Path::is_file(path))
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("REQUIRE_PROMETHEUS").is_none(),
+            "{name} is required (REQUIRE_PROMETHEUS is set) but not on PATH"
+        );
+        eprintln!("SKIPPED: {name} not installed (apt-get install prometheus)");
+    }
+    found
+}
