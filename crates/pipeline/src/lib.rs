@@ -71,6 +71,8 @@ pub struct Config {
     pub trading: TradingSettings,
     /// Reserve each pool's working set before the first tick ([`reserve_pools`]).
     pub reserve: bool,
+    /// Feed at most this many messages per second (`None`: as fast as the stages go).
+    pub rate: Option<u64>,
 }
 
 impl Default for Config {
@@ -84,6 +86,7 @@ impl Default for Config {
             channel_capacity: 256,
             trading: TradingSettings::default(),
             reserve: true,
+            rate: None,
         }
     }
 }
@@ -163,11 +166,19 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         let source = config.source.clone();
         let progress = Arc::clone(progress);
         let (finished, allocations) = (Arc::clone(&finished), Arc::clone(&allocations));
+        let rate = config.rate;
         std::thread::Builder::new()
             .name("feed".into())
             .spawn(move || {
-                let summary =
-                    stages::feed(&source, input, clock, &tick_tx, &progress, &allocations);
+                let summary = stages::feed(
+                    &source,
+                    input,
+                    clock,
+                    &tick_tx,
+                    &progress,
+                    &allocations,
+                    rate,
+                );
                 drop(tick_tx);
                 finished.wait();
                 summary

@@ -37,6 +37,10 @@ struct Args {
     /// Capacity of each channel between stages (objects in flight per hand-over).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     channel_capacity: u64,
+    /// Feed at most N messages per second (default: as fast as the stages go, which
+    /// keeps every queue full and so measures latency at saturation).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    rate: Option<u64>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -89,6 +93,7 @@ fn run(args: Args) -> Result<ExitCode> {
         source,
         window: args.window,
         reserve: !args.no_reserve,
+        rate: args.rate,
         channel_capacity: usize::try_from(args.channel_capacity)?,
         ..Config::default()
     };

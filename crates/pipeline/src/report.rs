@@ -265,6 +265,10 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
         }
         Source::File { path, .. } => format!("file {}", path.display()),
     };
+    let source = match config.rate {
+        Some(rate) => format!("{source}, paced at {rate} messages/s"),
+        None => source,
+    };
     let seconds = elapsed.as_secs_f64();
     let latencies = analysis.analysis.latencies();
     let steady: Vec<&WindowRow> = analysis.windows.iter().skip(1).collect();

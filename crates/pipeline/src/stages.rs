@@ -209,11 +209,14 @@ pub(crate) fn feed(
     ticks: &Sender<PoolGuard<'static, Tick>>,
     progress: &Progress,
     allocations: &StageAllocations,
+    rate: Option<u64>,
 ) -> Result<FeedSummary> {
     warm_up_thread();
     let mut summary = FeedSummary::default();
     let mut buffer = Vec::with_capacity(512);
+    let pace = Pace::new(rate, clock);
     let forward = |summary: &mut FeedSummary, message: &[u8], line: u64| {
+        pace.wait_for(line);
         let received = clock.now_ns();
         match data::parse::parse(message) {
             Ok(mut tick) => {
@@ -268,6 +271,54 @@ pub(crate) fn feed(
         }
     }
     Ok(summary)
+}
+
+/// Paces the feed at a fixed message rate (`--rate`), so latency can be measured
+/// below saturation: message `n` is not read before `start + n / rate`.
+#[derive(Debug)]
+struct Pace {
+    clock: Clock,
+    start_ns: u64,
+    interval_ns: Option<f64>,
+}
+
+impl Pace {
+    fn new(rate: Option<u64>, clock: Clock) -> Self {
+        Pace {
+            clock,
+            start_ns: clock.now_ns(),
+            #[allow(
+                clippy::cast_precision_loss,
+                reason = "a rate; 2^53 per second is beyond any feed"
+            )]
+            interval_ns: rate.filter(|&r| r > 0).map(|r| 1e9 / r as f64),
+        }
+    }
+
+    fn wait_for(&self, message: u64) {
+        let Some(interval) = self.interval_ns else {
+            return;
+        };
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "nanosecond offsets well inside f64's exact range"
+        )]
+        let due = self.start_ns + (message as f64 * interval) as u64;
+        loop {
+            let now = self.clock.now_ns();
+            if now >= due {
+                return;
+            }
+            // Sleep through long gaps (the OS wakes late by ~50-100 µs); yield on short.
+            if due - now > 200_000 {
+                std::thread::sleep(std::time::Duration::from_nanos(due - now - 100_000));
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
 }
 
 /// What the trading stage did.

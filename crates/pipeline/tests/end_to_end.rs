@@ -183,6 +183,20 @@ fn the_same_seed_makes_the_same_trades() {
 }
 
 #[test]
+fn a_paced_run_cannot_outrun_its_rate() {
+    let _serial = serial();
+    let config = Config {
+        rate: Some(100_000),
+        ..generated(5, 20_000, 10_000)
+    };
+    let report = run(&config);
+    // 20,000 messages at 100,000/s: the last one is not read before 0.2 s.
+    assert!(report.seconds >= 0.19, "{}", report.seconds);
+    assert!(report.source.contains("paced at 100000 messages/s"));
+    assert_eq!(report.broken_invariants(), Vec::<String>::new());
+}
+
+#[test]
 fn a_missing_input_file_is_an_error_not_a_panic() {
     let config = Config {
         source: Source::File {
