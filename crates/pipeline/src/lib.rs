@@ -36,6 +36,11 @@ pub const DEFAULT_TICKS: u64 = 10_000_000;
 /// Ticks per report window.
 pub const DEFAULT_WINDOW: u64 = 1_000_000;
 
+/// Fewer bytes than any message the parser accepts (the shortest, a bookTicker with
+/// one-character values, `{"u":1,"s":"X","b":"1","B":"1","a":"1","A":"1"}`, has 47):
+/// bounds how many ticks a file of a given size can hold.
+const MIN_MESSAGE_BYTES: u64 = 32;
+
 /// Malformed input lines kept with their error for the report (all are counted).
 pub const MALFORMED_SAMPLES: usize = 20;
 
@@ -149,14 +154,32 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
 
     let (tick_tx, tick_rx) = crossbeam_channel::bounded(config.channel_capacity);
     let (event_tx, event_rx) = crossbeam_channel::bounded(config.channel_capacity);
-    stages::prime(&tick_tx, &tick_rx, || TICK_POOL.acquire());
-    stages::prime(&event_tx, &event_rx, || {
-        stages::Event::Closed(ORDER_POOL.acquire())
-    });
-    let expected_windows = match config.source {
-        Source::Generated { ticks, .. } => ticks / config.window + 2,
-        Source::File { .. } => 64,
+    // Primed from a short-lived thread: the pooled objects it uses go back to the
+    // depot when its cache is flushed at exit (the explicit join waits for that),
+    // rather than staying idle in this thread's cache out of the stages' reach.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                stages::prime(&tick_tx, &tick_rx, || TICK_POOL.acquire());
+                stages::prime(&event_tx, &event_rx, || {
+                    stages::Event::Closed(ORDER_POOL.acquire())
+                });
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("priming the channels panicked"))
+    })?;
+    // Room for every window row up front, so closing a window never allocates. A file
+    // holds at most one tick per `MIN_MESSAGE_BYTES` bytes.
+    let messages = match (&config.source, &input) {
+        (Source::Generated { ticks, .. }, _) => *ticks,
+        (Source::File { limit, .. }, Some(file)) => {
+            let bytes = file.metadata().map_or(u64::MAX, |m| m.len());
+            let most = bytes / MIN_MESSAGE_BYTES + 1;
+            limit.map_or(most, |limit| limit.min(most))
+        }
+        (Source::File { limit, .. }, None) => limit.unwrap_or(0),
     };
+    let expected_windows = (messages / config.window + 2).min(1 << 20);
     // Set by the analysis stage after its last window (or if it panics): the other
     // stages wait for it before they exit, so their thread teardown (cache flushes,
     // freed buffers) happens after the last window and is not counted in it.

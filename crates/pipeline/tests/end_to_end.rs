@@ -39,6 +39,8 @@ fn run(config: &Config) -> Report {
 #[test]
 fn a_generated_run_keeps_every_invariant() {
     let _serial = serial();
+    // Pool counters are process-wide totals: compare against their values before.
+    let misses_before = misses();
     let report = run(&generated(7, 200_000, 50_000));
     assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
     assert_eq!(
@@ -57,11 +59,12 @@ fn a_generated_run_keeps_every_invariant() {
     assert!(t.venue.fills >= t.venue.filled && t.venue.filled > 0);
     for pool in &report.pools {
         assert_eq!(pool.live, 0, "{pool:?}");
-        assert_eq!(
-            pool.misses, 0,
-            "the reserve covers the working set: {pool:?}"
-        );
     }
+    assert_eq!(
+        misses(),
+        misses_before,
+        "the reserve covers the working set"
+    );
     let names: Vec<_> = report.pools.iter().map(|p| p.name.as_str()).collect();
     for name in ["tick", "signal", "order"] {
         assert!(names.contains(&name), "{names:?}");
@@ -95,17 +98,18 @@ fn without_the_reserve_the_pools_grow_into_their_working_set() {
         reserve: false,
         ..generated(3, 60_000, 20_000)
     };
-    // Earlier runs in this process may have left a reserve: lift it, free what is idle.
+    // Earlier runs in this process may have left a reserve: lift it and free the
+    // depot. (A few objects may still sit in the cache of an earlier test's thread.)
     let ticks = &*infrastructure::memory::safe_pools::TICK_POOL;
     ticks.reserve(0).unwrap();
     ticks.reclaim();
-    assert_eq!(ticks.stats().idle, 0);
+    let misses_before = ticks.stats().misses;
     let report = run(&config);
     let tick = report.pools.iter().find(|p| p.name == "tick").unwrap();
     assert_eq!(tick.live, 0);
     assert!(
-        tick.misses > 0,
-        "with nothing idle, the first ticks are created: {tick:?}"
+        tick.misses > misses_before,
+        "with no reserve, the run creates ticks: {tick:?}"
     );
     assert_eq!(report.trading.orders_closed, report.trading.orders_created);
 }
@@ -244,6 +248,16 @@ fn the_binary_prints_a_json_report() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--window"));
+}
+
+/// Misses of the three static pools so far.
+fn misses() -> [u64; 3] {
+    use infrastructure::memory::safe_pools::{ORDER_POOL, SIGNAL_POOL, TICK_POOL};
+    [
+        TICK_POOL.stats().misses,
+        SIGNAL_POOL.stats().misses,
+        ORDER_POOL.stats().misses,
+    ]
 }
 
 /// A file under the target directory's temp space, removed by the test.
