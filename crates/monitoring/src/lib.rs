@@ -29,6 +29,12 @@ use prometheus_client::registry::{Registry, Unit};
 
 pub use server::{MetricsServer, ServerError, ServerOptions};
 
+/// Where the endpoint listens unless told otherwise: loopback only, so the metrics are
+/// not exposed beyond the host by accident.
+pub const DEFAULT_ADDR: std::net::SocketAddr = std::net::SocketAddr::V4(
+    std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9898),
+);
+
 /// The content type of [`render`]'s output (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 

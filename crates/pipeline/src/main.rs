@@ -44,9 +44,10 @@ struct Args {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
-    /// Serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9100; port 0 picks one) at
-    /// /metrics while running; the bound address is printed on stderr.
-    #[arg(long, value_name = "ADDR")]
+    /// Serve Prometheus metrics at /metrics while running, on ADDR (default
+    /// 127.0.0.1:9898, loopback only; port 0 picks a free one). The bound address is
+    /// printed on stderr.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9898")]
     metrics_addr: Option<std::net::SocketAddr>,
     /// With --metrics-addr: keep serving this many seconds after the report, so a
     /// scraper sees the final values.
