@@ -72,6 +72,7 @@ impl<const N: usize> InlineStr<N> {
     ///
     /// # Errors
     /// [`CapacityError`] if `value` is longer than `N` bytes; the contents are unchanged.
+    #[inline]
     pub fn set(&mut self, value: &str) -> Result<(), CapacityError> {
         if value.len() > N {
             return Err(CapacityError {
@@ -96,11 +97,13 @@ impl<const N: usize> InlineStr<N> {
     }
 
     /// Empties the string.
+    #[inline]
     pub fn clear(&mut self) {
         self.0.clear();
     }
 
     /// The contents.
+    #[inline]
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }

@@ -54,6 +54,7 @@ impl Side {
 macro_rules! inline_str_field {
     ($(#[$doc:meta])* $field:ident, $setter:ident) => {
         $(#[$doc])*
+        #[inline]
         pub fn $field(&self) -> &str {
             self.$field.as_str()
         }
@@ -63,6 +64,7 @@ macro_rules! inline_str_field {
         /// # Errors
         /// [`FieldError`](crate::types::FieldError) if the value is longer than the
         /// field's inline capacity; the field is then left unchanged.
+        #[inline]
         pub fn $setter(&mut self, value: &str) -> Result<(), $crate::types::FieldError> {
             self.$field
                 .set(value)
@@ -84,12 +86,14 @@ macro_rules! symbol_field {
 
         /// The instrument as an inline [`Symbol`](crate::types::Symbol), e.g. to key a map
         /// or to copy into another pooled object.
+        #[inline]
         pub fn symbol_key(&self) -> &$crate::types::Symbol {
             &self.symbol
         }
 
         /// Copies `symbol` in; it always fits, since every `symbol` field has the same
         /// capacity.
+        #[inline]
         pub fn set_symbol_key(&mut self, symbol: &$crate::types::Symbol) {
             self.symbol = *symbol;
         }
