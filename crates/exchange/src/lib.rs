@@ -293,6 +293,11 @@ impl Venue {
             // An order that is not `New` keeps its status; it never enters the venue.
             let _ = transition(&mut order, OrderStatus::Rejected);
             self.counts.rejected += 1;
+            tracing::debug!(
+                client_order_id = order.client_order_id(),
+                ?code,
+                "order rejected"
+            );
             out.reports
                 .push(report(&order, ReportKind::Rejected(code), now_ns));
             out.closed.push(order);
@@ -407,6 +412,10 @@ impl Venue {
             let expired = ttl_start.is_some_and(|start| order.exchange_ts_ns < start)
                 && !order.status.is_terminal();
             if expired {
+                tracing::debug!(
+                    order_id = order.order_id,
+                    "order expired (GTC time-to-live)"
+                );
                 Self::cancel_counted(&mut self.counts, order, now_ns, out);
             }
             if order.status.is_terminal() {

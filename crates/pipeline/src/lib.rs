@@ -238,6 +238,11 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     let trading = join(trading, "trading")?;
     let analysis = join(analysis, "analysis")?;
     let elapsed = started.elapsed();
+    tracing::info!(
+        ticks = analysis.ticks,
+        seconds = elapsed.as_secs_f64(),
+        "pipeline run finished"
+    );
     // Every stage has dropped its objects: the pools should be quiet and exact now.
     let pools = exported_pool_stats();
     Ok(report::build(report::Parts {

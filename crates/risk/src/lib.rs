@@ -111,12 +111,16 @@ pub struct KillSwitch(Arc<AtomicBool>);
 impl KillSwitch {
     /// Halts trading.
     pub fn engage(&self) {
-        self.0.store(true, Ordering::Release);
+        if !self.0.swap(true, Ordering::AcqRel) {
+            tracing::warn!("kill switch engaged: every signal is rejected until it is released");
+        }
     }
 
     /// Resumes trading.
     pub fn release(&self) {
-        self.0.store(false, Ordering::Release);
+        if self.0.swap(false, Ordering::AcqRel) {
+            tracing::info!("kill switch released: trading resumes");
+        }
     }
 
     /// Whether trading is halted.
