@@ -19,7 +19,7 @@
 //! at the resting limit price for trades and the quoted price for quotes. An order
 //! arriving through the last known book fills at once. IOC orders cancel what the
 //! first match leaves; FOK orders fill completely at once or cancel; GTC orders rest
-//! until filled, canceled, or older than the venue's `order_ttl_ns`. Time is the
+//! until filled, canceled, or idle (no ack or fill) for the venue's `order_ttl_ns`. Time is the
 //! caller's `now_ns`, normally the market's own clock, so replays are deterministic.
 #![forbid(unsafe_code)]
 
@@ -149,7 +149,8 @@ pub const MAX_OPEN_ORDERS: usize = 1 << 20;
 pub struct VenueConfig {
     /// Open orders held at most; more are rejected.
     pub max_open_orders: usize,
-    /// GTC orders older than this are canceled; `None` keeps them until filled.
+    /// GTC orders with no venue event (ack or fill) for this long are canceled: a
+    /// partial fill restarts the clock. `None` keeps them until filled.
     pub order_ttl_ns: Option<u64>,
 }
 
@@ -354,17 +355,15 @@ impl Venue {
     }
 
     /// Matches open orders against `tick` at venue time `now_ns`, then expires GTC
-    /// orders older than the TTL. Fills and cancels go to `out.reports`, terminal
+    /// orders idle for longer than the TTL. Fills and cancels go to `out.reports`, terminal
     /// orders to `out.closed`.
     pub fn on_tick(&mut self, tick: &Tick, now_ns: u64, out: &mut VenueOutput) {
         let mut sides = [None, None];
         match tick.kind {
             TickKind::Quote => {
-                let book = match self.books.get_mut(tick.symbol()) {
-                    Some(book) => book,
-                    None => self.books.entry(*tick.symbol_key()).or_default(),
-                };
-                *book = Book {
+                // `Symbol` is `Copy` and inline: the entry costs one hash, no allocation
+                // once the symbol is known.
+                *self.books.entry(*tick.symbol_key()).or_default() = Book {
                     bid: tick.bid_price,
                     bid_quantity: tick.bid_quantity,
                     ask: tick.ask_price,

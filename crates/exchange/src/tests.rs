@@ -275,3 +275,29 @@ fn gtc_orders_expire_after_the_ttl_and_cancel_by_id() {
         Err(LifecycleError::UnknownOrder(12_345))
     );
 }
+
+#[test]
+fn a_partial_fill_restarts_the_ttl_clock() {
+    let config = VenueConfig {
+        order_ttl_ns: Some(1_000),
+        ..VenueConfig::default()
+    };
+    let mut venue = Venue::new(config).unwrap();
+    let mut out = VenueOutput::default();
+    let id = venue.submit(order(Side::Buy, "100", "3", TimeInForce::Gtc), 0, &mut out);
+    venue.on_tick(&trade("100", "1"), 900, &mut out);
+    assert_eq!(
+        venue.open_order(id).unwrap().status,
+        OrderStatus::PartiallyFilled
+    );
+    // 1,500 is past 1,000 after the ack, but only 600 after the fill.
+    venue.on_tick(&trade("200", "1"), 1_500, &mut out);
+    assert!(venue.open_order(id).is_some());
+    venue.on_tick(&trade("200", "1"), 1_901, &mut out);
+    assert!(venue.open_order(id).is_none());
+    let expired = out.closed.pop().unwrap();
+    assert_eq!(
+        (expired.status, expired.filled_quantity),
+        (OrderStatus::Canceled, d("1"))
+    );
+}

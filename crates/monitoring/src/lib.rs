@@ -17,6 +17,7 @@
 pub mod server;
 
 use std::fmt;
+use std::sync::LazyLock;
 
 use infrastructure::memory::safe_pools::{ORDER_POOL, SIGNAL_POOL, TICK_POOL};
 use infrastructure::memory::{MEMORY_STATS, PoolStats, exported_pool_stats};
@@ -210,9 +211,9 @@ impl Collector for PoolCollector {
 pub fn pool_registry() -> Registry {
     // The static pools are created on first use; create them now, so a dashboard has
     // their series (at zero) from the first scrape.
-    for pool in [TICK_POOL.name(), SIGNAL_POOL.name(), ORDER_POOL.name()] {
-        tracing::trace!(pool, "exported");
-    }
+    LazyLock::force(&TICK_POOL);
+    LazyLock::force(&SIGNAL_POOL);
+    LazyLock::force(&ORDER_POOL);
     let mut registry = Registry::default();
     registry.register_collector(Box::new(PoolCollector));
     registry

@@ -360,6 +360,13 @@ pub(crate) fn trading(
                     }
                     Err(error) => {
                         summary.execution_errors += 1;
+                        // Risk counted the approval as working quantity: no order will
+                        // fill or close it, so give it back now.
+                        if let Some(side) = signal.side {
+                            layers
+                                .risk
+                                .on_order_closed(signal.symbol_key(), side, signal.quantity);
+                        }
                         tracing::warn!(%error, "approved signal without an order");
                     }
                 }

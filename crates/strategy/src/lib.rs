@@ -162,10 +162,7 @@ impl Crossover {
             TickKind::Quote => tick.mid_price(),
         }?;
         let x = price.to_f64();
-        let averages = match self.symbols.get_mut(tick.symbol()) {
-            Some(averages) => averages,
-            None => self.symbols.entry(*tick.symbol_key()).or_default(),
-        };
+        let averages = self.symbols.entry(*tick.symbol_key()).or_default();
         if averages.updates == 0 {
             averages.fast = x;
             averages.slow = x;
