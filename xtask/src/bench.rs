@@ -127,7 +127,8 @@ fn read_estimate(dir: &Path) -> Result<Estimate> {
     })
 }
 
-/// Builds the markdown summary from `target/criterion` and `target/bench-memory.csv`.
+/// Builds the markdown summary from `target/criterion`, `target/bench-icount.csv`,
+/// `target/bench-handover*.csv` and `target/bench-memory.csv`.
 fn summarize(target: &Path) -> Result<String> {
     let criterion = target.join("criterion");
     // group directory (e.g. "compare_roundtrip") → candidate → estimate
@@ -226,6 +227,12 @@ fn summarize(target: &Path) -> Result<String> {
             );
         }
     }
+    if let Ok(csv) = fs::read_to_string(target.join("bench-handover.csv")) {
+        out.push_str(&handover_section(
+            &csv,
+            fs::read_to_string(target.join("bench-handover-probe.csv")).ok(),
+        ));
+    }
     if let Ok(csv) = fs::read_to_string(target.join("bench-memory.csv")) {
         out.push_str("\n## memory_after_burst\n\nLive heap bytes for 100,000 orders: held, released, and two reclaim intervals later with no call.\n\n| candidate | held | released | after two intervals |\n|---|---|---|---|\n");
         for line in csv.lines().skip(1) {
@@ -236,6 +243,34 @@ fn summarize(target: &Path) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// The `handover` bench's table: `cross_thread` run by run, interleaved, with the
+/// queue's regime.
+fn handover_section(csv: &str, probe: Option<String>) -> String {
+    let mut out = String::from(
+        "\n## cross_thread, interleaved (handover)\n\nShort runs of every candidate, round after round. Ratios are medians of \
+         within-round ratios. drained: mean queue occupancy < 1/8 of the channel; backed up: > 3/4.\n",
+    );
+    if let Some(probe) = probe
+        && let Some(values) = probe.lines().nth(1)
+        && let [before, after] = values.split(',').collect::<Vec<_>>()[..]
+    {
+        let _ = writeln!(
+            out,
+            "\nCache-line round trip between the two threads: {before} ns before the runs, {after} ns after."
+        );
+    }
+    out.push_str(
+        "\n| candidate | runs | median ns | / channel_only | / ring_no_pool | drained runs | drained median ns | backed-up runs | backed-up median ns |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for line in csv.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        if cells.len() == 9 {
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -266,6 +301,16 @@ mod tests {
         write("compare_roundtrip", "tl_vec_floor", 8.0, Some(1));
         write("compare_burst64", "ours", 640.0, Some(64));
         fs::write(
+            dir.join("bench-handover.csv"),
+            "candidate,runs,median_ns,median_to_channel_only,median_to_ring_no_pool,drained_runs,drained_median_ns,backed_up_runs,backed_up_median_ns\nours,8,30.00,1.20,0.50,6,29.00,1,90.00\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.join("bench-handover-probe.csv"),
+            "line_round_trip_before_ns,line_round_trip_after_ns\n300,310\n",
+        )
+        .unwrap();
+        fs::write(
             dir.join("bench-memory.csv"),
             "candidate,held_bytes,released_bytes,after_two_intervals_bytes\nours,1,2,3\n",
         )
@@ -282,5 +327,13 @@ mod tests {
             "per object: {summary}"
         );
         assert!(summary.contains("| ours | 1 | 2 | 3 |"), "{summary}");
+        assert!(
+            summary.contains("| ours | 8 | 30.00 | 1.20 | 0.50 | 6 | 29.00 | 1 | 90.00 |"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("300 ns before the runs, 310 ns after"),
+            "{summary}"
+        );
     }
 }
