@@ -10,6 +10,7 @@
 mod config;
 mod depot;
 mod pool;
+mod prefetch;
 mod registry;
 mod stats;
 mod thread_cache;

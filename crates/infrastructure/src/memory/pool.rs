@@ -21,6 +21,7 @@ use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 
 use super::config::{ConfigError, PoolConfig};
 use super::depot::{Depot, Magazine, Surplus};
+use super::prefetch;
 use super::registry::{self, PoolCore, Registration};
 use super::stats::{CounterSums, Counters, Event, MEMORY_STATS, PoolStats};
 use super::thread_cache::{Slots, ThreadCache};
@@ -120,7 +121,7 @@ unsafe impl<T: Poolable> Sync for Pool<T> {}
 /// The pool's shared state, at a stable address for the registry.
 pub(crate) struct Inner<T> {
     slots: Slots<T>,
-    depot: CachePadded<Mutex<Depot<T>>>,
+    depot: CachePadded<DepotCell<T>>,
     /// Counters of events no thread slot owns (uncached paths, reclamation, detach).
     shared: CachePadded<Counters>,
     /// Objects in use; maintained only when `max_live` is set.
@@ -131,11 +132,19 @@ pub(crate) struct Inner<T> {
     name: String,
 }
 
-/// Fields written only on slow paths.
+/// The depot and the object count it publishes for `stats()`, side by side: a thread
+/// that holds the lock already has these lines, so publishing costs no transfer.
+struct DepotCell<T> {
+    mutex: Mutex<Depot<T>>,
+    objects: AtomicUsize,
+}
+
+/// Fields written only on rare paths (a thread's first use and exit, reclaim ticks).
+/// Kept off the depot's lines so the depot exchanges between threads do not bounce
+/// them: every exchange reads `epoch`.
 #[derive(Debug, Default)]
 struct SlowState {
     thread_caches: AtomicUsize,
-    depot_objects: AtomicUsize,
     /// Bumped by every reclaim tick; thread caches age their `previous` magazine on it.
     epoch: AtomicU64,
 }
@@ -156,7 +165,10 @@ impl<T: Poolable> Pool<T> {
         config.validate(mem::size_of::<T>())?;
         let inner = Box::new(Inner {
             slots: Slots::new(),
-            depot: CachePadded::new(Mutex::new(Depot::new(config.depot_magazines))),
+            depot: CachePadded::new(DepotCell {
+                mutex: Mutex::new(Depot::new(config.depot_magazines)),
+                objects: AtomicUsize::new(0),
+            }),
             shared: CachePadded::new(Counters::default()),
             live: CachePadded::new(AtomicUsize::new(0)),
             slow: CachePadded::new(SlowState::default()),
@@ -451,10 +463,11 @@ impl<T: Poolable> Inner<T> {
             if !cache.previous.is_empty() {
                 mem::swap(&mut cache.loaded, &mut cache.previous);
                 cache.previous_epoch = epoch;
+                prefetch::magazine_for_pops(&cache.loaded);
                 return cache.loaded.pop();
             }
         }
-        let mut depot = lock(&self.depot);
+        let mut depot = lock(&self.depot.mutex);
         match depot.take_loaded() {
             Some(loaded) => {
                 let empty = mem::replace(&mut cache.loaded, loaded);
@@ -468,6 +481,7 @@ impl<T: Poolable> Inner<T> {
         if !cache.active {
             self.activate(cache, epoch);
         }
+        prefetch::magazine_for_pops(&cache.loaded);
         cache.loaded.pop()
     }
 
@@ -488,7 +502,7 @@ impl<T: Poolable> Inner<T> {
     fn age(&self, cache: &mut ThreadCache<T>, surplus: &mut Surplus<T>, epoch: u64) {
         if cache.previous.capacity() > 0 && epoch >= cache.previous_epoch.wrapping_add(2) {
             let idle = mem::take(&mut cache.previous);
-            let mut depot = lock(&self.depot);
+            let mut depot = lock(&self.depot.mutex);
             depot.put(idle, surplus);
             self.publish(&depot);
         }
@@ -522,16 +536,14 @@ impl<T: Poolable> Inner<T> {
     }
 
     fn publish(&self, depot: &Depot<T>) {
-        self.slow
-            .depot_objects
-            .store(depot.objects(), Ordering::Relaxed);
+        self.depot.objects.store(depot.objects(), Ordering::Relaxed);
     }
 
     /// Acquire for a thread that cannot have a cache (its thread-locals are gone).
     #[cold]
     fn take_uncached(&self) -> Box<T> {
         let object = {
-            let mut depot = lock(&self.depot);
+            let mut depot = lock(&self.depot.mutex);
             let object = depot.take_one();
             self.publish(&depot);
             object
@@ -596,6 +608,7 @@ impl<T: Poolable> Inner<T> {
             if cache.previous.capacity() > 0 && cache.previous.is_empty() {
                 mem::swap(&mut cache.loaded, &mut cache.previous);
                 cache.previous_epoch = epoch;
+                prefetch::magazine_for_pushes(&cache.loaded);
                 cache.loaded.push(object);
                 return;
             }
@@ -603,7 +616,7 @@ impl<T: Poolable> Inner<T> {
         // Both magazines full (or absent): the full previous goes to the depot, the full
         // loaded becomes previous, and an empty magazine becomes loaded.
         let empty = {
-            let mut depot = lock(&self.depot);
+            let mut depot = lock(&self.depot.mutex);
             if !cache.previous.is_empty() {
                 depot.put(mem::take(&mut cache.previous), surplus);
             }
@@ -619,6 +632,7 @@ impl<T: Poolable> Inner<T> {
             cache.loaded = empty;
             self.activate(cache, epoch);
         }
+        prefetch::magazine_for_pushes(&cache.loaded);
         cache.loaded.push(object);
     }
 
@@ -645,7 +659,7 @@ impl<T: Poolable> Inner<T> {
                 }
                 cache.active = false;
                 let objects = cache.objects();
-                let mut depot = lock(&self.depot);
+                let mut depot = lock(&self.depot.mutex);
                 depot.put(mem::take(&mut cache.loaded), &mut surplus);
                 depot.put(mem::take(&mut cache.previous), &mut surplus);
                 self.publish(&depot);
@@ -665,7 +679,7 @@ impl<T: Poolable> Inner<T> {
         let size = self.magazine_size;
         let magazines = objects.div_ceil(size);
         let (missing, missing_empty) = {
-            let mut depot = lock(&self.depot);
+            let mut depot = lock(&self.depot.mutex);
             if magazines > depot.capacity() {
                 return Err(ReserveError {
                     requested: objects,
@@ -696,7 +710,7 @@ impl<T: Poolable> Inner<T> {
         }
         let mut surplus = Surplus::new();
         {
-            let mut depot = lock(&self.depot);
+            let mut depot = lock(&self.depot.mutex);
             for magazine in fresh {
                 depot.put(magazine, &mut surplus);
             }
@@ -714,7 +728,7 @@ impl<T: Poolable> Inner<T> {
             .map_or(0, |(_, surplus)| surplus.objects());
         let mut surplus = Surplus::new();
         {
-            let mut depot = lock(&self.depot);
+            let mut depot = lock(&self.depot.mutex);
             depot.drain_all(&mut surplus);
             self.publish(&depot);
         }
@@ -728,7 +742,7 @@ impl<T: Poolable> Inner<T> {
             &self.name,
             &self.sums(),
             self.slow.thread_caches.load(Ordering::Relaxed) as u64,
-            self.slow.depot_objects.load(Ordering::Relaxed) as u64,
+            self.depot.objects.load(Ordering::Relaxed) as u64,
             mem::size_of::<T>(),
         )
     }
@@ -753,7 +767,7 @@ impl<T: Poolable> PoolCore for Inner<T> {
     fn reclaim_tick(&self) -> Option<Box<dyn Send>> {
         let mut surplus = Surplus::new();
         let reclaimed = {
-            let mut depot = lock(&self.depot);
+            let mut depot = lock(&self.depot.mutex);
             let reclaimed = depot.reap_unused(&mut surplus);
             self.publish(&depot);
             reclaimed
