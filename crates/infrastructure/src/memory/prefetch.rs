@@ -13,7 +13,7 @@ const PER_LINE: usize = 64 / mem::size_of::<usize>();
 pub(crate) fn magazine_for_pops<T>(magazine: &Magazine<T>) {
     let base = magazine.as_ptr();
     for i in (0..magazine.len()).step_by(PER_LINE) {
-        read(base.wrapping_add(i).cast());
+        hint(base.wrapping_add(i).cast(), false);
     }
 }
 
@@ -22,33 +22,28 @@ pub(crate) fn magazine_for_pops<T>(magazine: &Magazine<T>) {
 pub(crate) fn magazine_for_pushes<T>(magazine: &Magazine<T>) {
     let base = magazine.as_ptr();
     for i in (magazine.len()..magazine.capacity()).step_by(PER_LINE) {
-        write(base.wrapping_add(i).cast());
+        hint(base.wrapping_add(i).cast(), true);
     }
 }
 
-/// Starts loading the line at `address` for reading. Only a hint: any address is fine.
+/// Starts loading the line at `address`: in exclusive state when `for_write`, ready
+/// for a store that then does not wait for another core to give the line up. Only a
+/// hint.
 #[inline(always)]
-fn read(address: *const u8) {
+fn hint(address: *const u8, for_write: bool) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    // SAFETY: `prefetcht0` never faults and changes no memory or register, whatever the
-    // address (Intel SDM, PREFETCHh).
-    unsafe {
-        std::arch::asm!("prefetcht0 [{0}]", in(reg) address, options(nostack, preserves_flags, readonly));
+    if for_write {
+        // SAFETY: `prefetchw` never faults and changes no memory or register, whatever
+        // the address (Intel SDM, PREFETCHW); processors without it run it as a no-op.
+        unsafe {
+            std::arch::asm!("prefetchw [{0}]", in(reg) address, options(nostack, preserves_flags, readonly));
+        }
+    } else {
+        // SAFETY: as above, for `prefetcht0` (Intel SDM, PREFETCHh).
+        unsafe {
+            std::arch::asm!("prefetcht0 [{0}]", in(reg) address, options(nostack, preserves_flags, readonly));
+        }
     }
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-    let _ = address;
-}
-
-/// Starts loading the line at `address` in exclusive state, ready for a store, so the
-/// store does not wait for another core to give the line up. Only a hint.
-#[inline(always)]
-fn write(address: *const u8) {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    // SAFETY: `prefetchw` never faults and changes no memory or register, whatever the
-    // address (Intel SDM, PREFETCHW); processors without it execute it as a NOP.
-    unsafe {
-        std::arch::asm!("prefetchw [{0}]", in(reg) address, options(nostack, preserves_flags, readonly));
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-    let _ = address;
+    let _ = (address, for_write);
 }
