@@ -11,18 +11,25 @@ const PER_LINE: usize = 64 / mem::size_of::<usize>();
 /// Hints that `magazine`'s objects (`..len`) are about to be popped.
 #[inline]
 pub(crate) fn magazine_for_pops<T>(magazine: &Magazine<T>) {
-    let base = magazine.as_ptr();
-    for i in (0..magazine.len()).step_by(PER_LINE) {
-        hint(base.wrapping_add(i).cast(), false);
-    }
+    hint_range(magazine, 0, magazine.len(), false);
 }
 
 /// Hints that `magazine`'s free slots (`len..capacity`) are about to be pushed to.
 #[inline]
 pub(crate) fn magazine_for_pushes<T>(magazine: &Magazine<T>) {
+    hint_range(magazine, magazine.len(), magazine.capacity(), true);
+}
+
+/// Hints every line holding slots `from..to` of `magazine`'s buffer. The buffer need
+/// not start on a line, so the last slot is hinted too: it may sit on one more line.
+#[inline]
+fn hint_range<T>(magazine: &Magazine<T>, from: usize, to: usize, for_write: bool) {
     let base = magazine.as_ptr();
-    for i in (magazine.len()..magazine.capacity()).step_by(PER_LINE) {
-        hint(base.wrapping_add(i).cast(), true);
+    for i in (from..to).step_by(PER_LINE) {
+        hint(base.wrapping_add(i).cast(), for_write);
+    }
+    if to > from {
+        hint(base.wrapping_add(to - 1).cast(), for_write);
     }
 }
 
