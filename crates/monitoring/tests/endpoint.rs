@@ -13,6 +13,10 @@ use infrastructure::memory::{Pool, PoolConfig};
 use infrastructure::types::Order;
 use monitoring::{MetricsServer, ServerError, ServerOptions};
 
+#[path = "support/prometheus_tool.rs"]
+mod prometheus_tool;
+use prometheus_tool::tool;
+
 fn start(options: ServerOptions) -> MetricsServer {
     MetricsServer::start(
         "127.0.0.1:0".parse().unwrap(),
@@ -271,22 +275,4 @@ fn start_errors_are_errors() {
     );
     assert!(matches!(result, Err(ServerError::Options(_))), "{result:?}");
     server.shutdown();
-}
-
-/// A tool from the Prometheus package: `None` (with a note) where it is not installed,
-/// unless `REQUIRE_PROMETHEUS` is set (CI installs it and sets it), then a failure.
-fn tool(name: &str) -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|path| path.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("REQUIRE_PROMETHEUS").is_none(),
-            "{name} is required (REQUIRE_PROMETHEUS is set) but not on PATH"
-        );
-        eprintln!("SKIPPED: {name} not installed (apt-get install prometheus)");
-    }
-    found
 }

@@ -5,9 +5,13 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "../../monitoring/tests/support/prometheus_tool.rs"]
+mod prometheus_tool;
+use prometheus_tool::tool;
 
 /// Children killed (by PID) and a directory removed when the test ends, pass or fail.
 struct Cleanup {
@@ -174,22 +178,4 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A Prometheus tool on PATH; `None` (with a note) where it is missing, unless
-/// `REQUIRE_PROMETHEUS` is set, then a failure.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|path| Path::is_file(path))
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("REQUIRE_PROMETHEUS").is_none(),
-            "{name} is required (REQUIRE_PROMETHEUS is set) but not on PATH"
-        );
-        eprintln!("SKIPPED: {name} not installed (apt-get install prometheus)");
-    }
-    found
 }
