@@ -5,13 +5,31 @@
 //! once (the pattern of sharded-slab's `src/sync.rs` and tokio's `src/loom/`).
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::{Mutex, MutexGuard};
+pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Mutex, MutexGuard};
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Puts `value` behind an `Arc` of an unsized type `U` (a trait object), and returns a
+/// pointer to the value as its own type, valid as long as any clone of the `Arc` lives.
+///
+/// `coerce` is the unsizing coercion (`|a| a`); loom's `Arc` cannot coerce itself
+/// (`CoerceUnsized` is unstable), so under the model it wraps the coerced std `Arc`.
+pub(crate) fn arc_unsized<T, U: ?Sized>(
+    value: T,
+    coerce: impl FnOnce(std::sync::Arc<T>) -> std::sync::Arc<U>,
+) -> (Arc<U>, std::ptr::NonNull<T>) {
+    let arc = std::sync::Arc::new(value);
+    let ptr = std::ptr::NonNull::from(&*arc);
+    #[cfg(loom)]
+    let arc = Arc::from_std(coerce(arc));
+    #[cfg(not(loom))]
+    let arc = coerce(arc);
+    (arc, ptr)
+}
 
 /// Locks `mutex`, ignoring poisoning.
 ///

@@ -103,5 +103,8 @@ fn threads_that_panic_while_holding_guards() {
         .zip(sizes)
         .map(|(s, size)| (s.live + s.idle) as usize * size)
         .sum();
-    assert_eq!(MEMORY_STATS.load().current_usage, expected);
+    let usage = MEMORY_STATS.load();
+    assert_eq!(usage.object_bytes, expected);
+    let structures: u64 = after.iter().map(|s| s.overhead_bytes).sum();
+    assert_eq!(usage.overhead_bytes, structures as usize);
 }

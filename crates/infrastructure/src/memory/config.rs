@@ -33,6 +33,7 @@ pub struct PoolConfig {
     pub(crate) depot_magazines: usize,
     pub(crate) reclaim_interval: Option<Duration>,
     pub(crate) max_live: Option<usize>,
+    pub(crate) max_retained_bytes: Option<usize>,
     pub(crate) exported: bool,
 }
 
@@ -108,6 +109,7 @@ impl PoolConfig {
             depot_magazines: Self::DEFAULT_DEPOT_MAGAZINES,
             reclaim_interval: Some(Self::DEFAULT_RECLAIM_INTERVAL),
             max_live: None,
+            max_retained_bytes: None,
             exported: false,
         }
     }
@@ -142,6 +144,17 @@ impl PoolConfig {
     #[must_use]
     pub fn max_live(mut self, cap: Option<usize>) -> Self {
         self.max_live = cap;
+        self
+    }
+
+    /// Most heap bytes (as [`Poolable::heap_bytes`](super::Poolable::heap_bytes)
+    /// reports them) a released object may keep and still be cached; one over it is
+    /// freed instead, counted in `stats().discarded`, so that one huge message does not
+    /// leave a buffer the pool keeps for ever. `None` (the default): no limit. Types
+    /// that do not implement `heap_bytes` report 0 and are never discarded.
+    #[must_use]
+    pub fn max_retained_bytes(mut self, bytes: Option<usize>) -> Self {
+        self.max_retained_bytes = bytes;
         self
     }
 

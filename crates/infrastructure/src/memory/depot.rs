@@ -12,17 +12,32 @@
 /// A `Vec` with capacity 0 stands for "no magazine" in a thread cache.
 pub(crate) type Magazine<T> = Vec<Box<T>>;
 
-/// Magazines and objects taken out of the depot to be freed once its lock is released.
+/// What a slow path leaves for the pool's books once its locks are released:
+/// magazines (and their objects) to free, and how many magazine buffers it allocated.
 #[derive(Debug)]
 pub(crate) struct Surplus<T> {
     pub(crate) magazines: Vec<Magazine<T>>,
+    /// Magazine buffers allocated on the way (to be counted as the pool's).
+    pub(crate) new_magazines: usize,
 }
 
 impl<T> Surplus<T> {
     pub(crate) const fn new() -> Self {
         Surplus {
             magazines: Vec::new(),
+            new_magazines: 0,
         }
+    }
+
+    /// Allocates an empty magazine of `capacity` objects, noting it.
+    pub(crate) fn new_magazine(&mut self, capacity: usize) -> Magazine<T> {
+        self.new_magazines += 1;
+        Vec::with_capacity(capacity)
+    }
+
+    /// Whether there is nothing to account for.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.magazines.is_empty() && self.new_magazines == 0
     }
 
     /// Number of objects (not magazines) held.
@@ -67,6 +82,11 @@ impl<T> Depot<T> {
         }
     }
 
+    /// Heap bytes of the two lists' bookkeeping (reserved up front, never grown).
+    pub(crate) fn list_bytes(&self) -> usize {
+        (self.loaded.capacity() + self.empty.capacity()) * std::mem::size_of::<Magazine<T>>()
+    }
+
     /// Empty magazines stored.
     pub(crate) fn empty_magazines(&self) -> usize {
         self.empty.len()
@@ -97,16 +117,19 @@ impl<T> Depot<T> {
     }
 
     /// Takes one object out of the newest loaded magazine (for threads without a cache).
-    pub(crate) fn take_one(&mut self) -> Option<Box<T>> {
+    /// That magazine counts as used in this interval, like one taken whole; once empty
+    /// it goes to the empty list, or to `surplus` if that is full.
+    pub(crate) fn take_one(&mut self, surplus: &mut Surplus<T>) -> Option<Box<T>> {
         let top = self.loaded.last_mut()?;
         let object = top.pop();
         debug_assert!(object.is_some(), "loaded magazines are never empty");
         self.objects -= 1;
-        if top.is_empty()
+        let below_top = self.loaded.len() - 1;
+        self.loaded_low = self.loaded_low.min(below_top);
+        if self.loaded[below_top].is_empty()
             && let Some(magazine) = self.loaded.pop()
         {
-            self.loaded_low = self.loaded_low.min(self.loaded.len());
-            self.put_empty(magazine, &mut Surplus::new());
+            self.put_empty(magazine, surplus);
         }
         object
     }
@@ -224,6 +247,22 @@ mod tests {
         assert_eq!(depot.reap_unused(&mut surplus), 12);
     }
 
+    /// A thread without a cache (during its teardown) takes single objects; the
+    /// magazine it draws from is part of the working set and is not reaped.
+    #[test]
+    fn single_takes_mark_the_working_set() {
+        let mut depot = Depot::new(8);
+        let mut surplus = Surplus::new();
+        depot.put(magazine(4), &mut surplus);
+        depot.put(magazine(4), &mut surplus);
+        depot.reap_unused(&mut surplus); // starts an interval with both below the mark
+        assert!(depot.take_one(&mut surplus).is_some());
+        // The bottom magazine sat unused; the top one was drawn from.
+        assert_eq!(depot.reap_unused(&mut surplus), 4);
+        assert_eq!(depot.objects(), 3);
+        assert_eq!(surplus.objects(), 4);
+    }
+
     #[test]
     fn overflow_goes_to_surplus_and_empties_are_kept_apart() {
         let mut depot = Depot::new(1);
@@ -233,7 +272,7 @@ mod tests {
         assert_eq!(surplus.objects(), 2);
         depot.put(magazine(0), &mut surplus);
         assert_eq!(depot.take_empty().map(|m| m.capacity()), Some(4));
-        assert_eq!(depot.take_one().map(|b| *b), Some(3));
+        assert_eq!(depot.take_one(&mut surplus).map(|b| *b), Some(3));
         assert_eq!(depot.objects(), 3);
         assert_eq!(depot.drain_all(&mut surplus), 3);
     }

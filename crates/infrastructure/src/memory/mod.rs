@@ -8,7 +8,9 @@
 //! working-set reclamation) is described in `docs/pool-design.md`.
 
 mod config;
+mod contain;
 mod depot;
+mod engine;
 mod pool;
 mod prefetch;
 mod registry;

@@ -1,13 +1,5 @@
-//! `Pool<T>`: the public pool, its RAII guard, and the hot and slow paths.
-//!
-//! Acquire: pop this thread's loaded magazine (the hot path: one TLS load, one bucket
-//! load, a `Vec::pop`, one owner-only counter store). Otherwise, in a `#[cold]`
-//! function: swap in the previous magazine; else trade the empty magazine for a loaded
-//! one at the depot; else create an object. Release mirrors it: push; else swap in an
-//! empty previous; else hand the full previous to the depot and take an empty one.
-//!
-//! User code (`T::default`, `T::reset`, `T::drop`) and `tracing` events never run while a
-//! thread cache is borrowed, so they may use pools themselves.
+//! The public face of the pools: [`Poolable`], [`Pool`] and [`PoolGuard`]. The
+//! engine behind them (hot and slow paths, the ledger) is `engine.rs`.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -15,17 +7,12 @@ use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
-use crossbeam_utils::CachePadded;
-
-use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+use crate::sync::{Arc, arc_unsized};
 
 use super::config::{ConfigError, PoolConfig};
-use super::depot::{Depot, Magazine, Surplus};
-use super::prefetch;
+use super::engine::Inner;
 use super::registry::{self, PoolCore, Registration};
-use super::stats::{CounterSums, Counters, Event, MEMORY_STATS, PoolStats};
-use super::thread_cache::{Slots, ThreadCache};
-use super::tid::{self, ThreadId};
+use super::stats::PoolStats;
 
 /// A type that can live in a [`Pool`]: how to make one and how to make a used one new.
 ///
@@ -59,6 +46,48 @@ pub trait Poolable: Default + Send + 'static {
     /// propagates out of `acquire`.
     fn reset(&mut self) {
         *self = Self::default();
+    }
+
+    /// Heap bytes this object owns and keeps across reuse (the capacity of its `Vec`
+    /// and `String` buffers, in bytes). The default is 0: for a type that does not
+    /// override it, the pool's hot path does not change at all.
+    ///
+    /// The pool reads it when an object is released (an object over
+    /// [`PoolConfig::max_retained_bytes`] is freed instead of cached, counted in
+    /// `stats().discarded`) and when an idle object leaves the idle set; idle objects'
+    /// bytes appear in `stats().retained_bytes` and `MEMORY_STATS`. It must be cheap,
+    /// must return the same value for an object that was not touched in between, and
+    /// should not panic: a panic on release propagates to the dropping caller (the
+    /// object is freed and counted as `dropped`), one while the pool frees idle objects
+    /// is caught and counted in `stats().panicked`.
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::memory::{Pool, PoolConfig, Poolable};
+    ///
+    /// #[derive(Default)]
+    /// struct Frame { payload: Vec<u8> }
+    ///
+    /// impl Poolable for Frame {
+    ///     fn reset(&mut self) { self.payload.clear(); }
+    ///     fn heap_bytes(&self) -> usize { self.payload.capacity() }
+    /// }
+    ///
+    /// let pool = Pool::<Frame>::new(PoolConfig::new("frames").max_retained_bytes(Some(64 << 10)))?;
+    /// let mut frame = pool.acquire();
+    /// frame.payload.reserve_exact(1024);
+    /// drop(frame);
+    /// assert_eq!(pool.stats().retained_bytes, 1024);
+    /// let mut huge = pool.acquire();
+    /// huge.payload.reserve_exact(10 << 20); // one 10 MB outlier
+    /// drop(huge);
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.discarded, stats.retained_bytes), (1, 0)); // not kept
+    /// # Ok::<(), infrastructure::memory::ConfigError>(())
+    /// ```
+    #[inline(always)]
+    fn heap_bytes(&self) -> usize {
+        0
     }
 }
 
@@ -107,54 +136,22 @@ pub struct ReserveError {
 /// # Ok::<(), infrastructure::memory::ConfigError>(())
 /// ```
 pub struct Pool<T: Poolable> {
+    /// The engine, kept allocated by `core` (the same allocation).
     inner: NonNull<Inner<T>>,
+    /// A counted reference to the engine, shared with the registry. When the pool is
+    /// dropped while a reaper pass or an exiting thread works on it, the engine is
+    /// freed when that work ends.
+    #[allow(dead_code, reason = "held for its reference count: it keeps `inner` allocated")]
+    core: Arc<dyn PoolCore>,
     registration: Registration,
     _owns: PhantomData<Inner<T>>,
 }
 
-// SAFETY: `Pool` owns its `Inner` (created by `Box::into_raw`), which is `Send` and
-// `Sync` when `T: Send` (see the impls on `Inner`).
+// SAFETY: `Pool` holds a counted reference to its `Inner`, which is `Send` and `Sync`
+// when `T: Send` (see the impls on `Inner`).
 unsafe impl<T: Poolable> Send for Pool<T> {}
 // SAFETY: as above; every `&self` method is safe to call from several threads.
 unsafe impl<T: Poolable> Sync for Pool<T> {}
-
-/// The pool's shared state, at a stable address for the registry.
-pub(crate) struct Inner<T> {
-    slots: Slots<T>,
-    depot: CachePadded<DepotCell<T>>,
-    /// Counters of events no thread slot owns (uncached paths, reclamation, detach).
-    shared: CachePadded<Counters>,
-    /// Objects in use; maintained only when `max_live` is set.
-    live: CachePadded<AtomicUsize>,
-    slow: CachePadded<SlowState>,
-    magazine_size: usize,
-    max_live: Option<usize>,
-    name: String,
-}
-
-/// The depot and the object count it publishes for `stats()`, side by side: a thread
-/// that holds the lock already has these lines, so publishing costs no transfer.
-struct DepotCell<T> {
-    mutex: Mutex<Depot<T>>,
-    objects: AtomicUsize,
-}
-
-/// Fields written only on rare paths (a thread's first use and exit, reclaim ticks).
-/// Kept off the depot's lines so the depot exchanges between threads do not bounce
-/// them: every exchange reads `epoch`.
-#[derive(Debug, Default)]
-struct SlowState {
-    thread_caches: AtomicUsize,
-    /// Bumped by every reclaim tick; thread caches age their `previous` magazine on it.
-    epoch: AtomicU64,
-}
-
-// SAFETY: the `UnsafeCell`s inside `slots` are reached only by the thread holding the
-// slot's id (the ownership rule in `thread_cache.rs`); everything else is atomics or
-// behind the depot mutex. Objects move between threads, hence `T: Send`.
-unsafe impl<T: Send> Sync for Inner<T> {}
-// SAFETY: `Inner` owns `T`s (in boxes) and nothing tied to a thread.
-unsafe impl<T: Send> Send for Inner<T> {}
 
 impl<T: Poolable> Pool<T> {
     /// Builds a pool from a validated `config`.
@@ -163,26 +160,15 @@ impl<T: Poolable> Pool<T> {
     /// [`ConfigError`] if a size is zero or absurd, or the name is not a valid label.
     pub fn new(config: PoolConfig) -> Result<Self, ConfigError> {
         config.validate(mem::size_of::<T>())?;
-        let inner = Box::new(Inner {
-            slots: Slots::new(),
-            depot: CachePadded::new(DepotCell {
-                mutex: Mutex::new(Depot::new(config.depot_magazines)),
-                objects: AtomicUsize::new(0),
-            }),
-            shared: CachePadded::new(Counters::default()),
-            live: CachePadded::new(AtomicUsize::new(0)),
-            slow: CachePadded::new(SlowState::default()),
-            magazine_size: config.magazine_size,
-            max_live: config.max_live,
-            name: config.name,
-        });
-        let inner = NonNull::from(Box::leak(inner));
-        let core: NonNull<dyn PoolCore> = inner;
-        // SAFETY: `inner` stays allocated until `Drop for Pool`, which unregisters first.
-        let registration =
-            unsafe { registry::register(core, config.exported, config.reclaim_interval) };
+        let (exported, interval) = (config.exported, config.reclaim_interval);
+        let (core, inner) = arc_unsized(Inner::<T>::new(config), |arc| arc as _);
+        // SAFETY: `inner` points into the allocation `core` keeps alive, for as long as
+        // this `Pool` holds `core`.
+        unsafe { inner.as_ref() }.opened();
+        let registration = registry::register(Arc::clone(&core), exported, interval);
         Ok(Pool {
             inner,
+            core,
             registration,
             _owns: PhantomData,
         })
@@ -190,7 +176,8 @@ impl<T: Poolable> Pool<T> {
 
     #[inline(always)]
     pub(crate) fn inner(&self) -> &Inner<T> {
-        // SAFETY: `inner` is valid from `new` until `drop`, and only shared here.
+        // SAFETY: `inner` points into the allocation that `self.core` keeps alive, and
+        // the engine is only ever shared (`&`) through it.
         unsafe { self.inner.as_ref() }
     }
 
@@ -211,7 +198,7 @@ impl<T: Poolable> Pool<T> {
     pub fn acquire(&self) -> PoolGuard<'_, T> {
         let inner = self.inner();
         if inner.max_live.is_some() {
-            inner.live.fetch_add(1, Ordering::Relaxed);
+            inner.enter_cap_unchecked();
             return PoolGuard::new(inner.take_reserved(), self);
         }
         PoolGuard::new(inner.take(), self)
@@ -238,22 +225,9 @@ impl<T: Poolable> Pool<T> {
     pub fn try_acquire(&self) -> Result<PoolGuard<'_, T>, PoolExhausted> {
         let inner = self.inner();
         if let Some(max_live) = inner.max_live {
-            let mut live = inner.live.load(Ordering::Relaxed);
-            loop {
-                if live >= max_live {
-                    inner.shared.add_shared(Event::Rejected, 1);
-                    tracing::debug!(pool = %inner.name, max_live, "try_acquire refused at the max_live cap");
-                    return Err(PoolExhausted { max_live });
-                }
-                match inner.live.compare_exchange_weak(
-                    live,
-                    live + 1,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => break,
-                    Err(now) => live = now,
-                }
+            if !inner.enter_cap(max_live) {
+                tracing::debug!(pool = %inner.name, max_live, "try_acquire refused at the max_live cap");
+                return Err(PoolExhausted { max_live });
             }
             return Ok(PoolGuard::new(inner.take_reserved(), self));
         }
@@ -273,7 +247,7 @@ impl<T: Poolable> Pool<T> {
     /// drop((0..1000).map(|_| pool.acquire()).collect::<Vec<_>>());
     /// assert_eq!(pool.stats().idle, 1000);
     /// assert_eq!(pool.reclaim(), 1000);
-    /// assert_eq!(pool.stats().bytes, 0);
+    /// assert_eq!(pool.stats().object_bytes, 0);
     /// # Ok::<(), infrastructure::memory::ConfigError>(())
     /// ```
     pub fn reclaim(&self) -> usize {
@@ -343,12 +317,9 @@ impl<T: Poolable> Pool<T> {
 
 impl<T: Poolable> Drop for Pool<T> {
     fn drop(&mut self) {
+        // After this no thread finds the pool; `core` drops next, and with it the engine
+        // (here, or when a reaper pass or exiting thread that holds it finishes).
         registry::unregister(&self.registration);
-        // SAFETY: `inner` came from `Box::leak` in `new`; the registry no longer points
-        // to it, and `&mut self` means no guard borrows it, so this is the last use.
-        let inner = unsafe { Box::from_raw(self.inner.as_ptr()) };
-        MEMORY_STATS.shrink(inner.bytes(inner.sums().owned()));
-        drop(inner);
     }
 }
 
@@ -356,435 +327,8 @@ impl<T: Poolable> fmt::Debug for Pool<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
             .field("name", &self.inner().name)
-            .field("magazine_size", &self.inner().magazine_size)
             .field("max_live", &self.inner().max_live)
             .finish_non_exhaustive()
-    }
-}
-
-impl<T: Poolable> Inner<T> {
-    fn bytes(&self, objects: u64) -> usize {
-        usize::try_from(objects)
-            .unwrap_or(usize::MAX)
-            .saturating_mul(mem::size_of::<T>())
-    }
-
-    fn sums(&self) -> CounterSums {
-        let mut sums = CounterSums::default();
-        self.shared.accumulate(&mut sums);
-        for slot in self.slots.iter() {
-            slot.counters.accumulate(&mut sums);
-        }
-        sums
-    }
-
-    /// `take` for a capped pool whose cap slot the caller has already reserved: the
-    /// reservation is given back if creating the object panics.
-    #[inline]
-    fn take_reserved(&self) -> Box<T> {
-        struct Reservation<'a, T: Poolable>(&'a Inner<T>);
-        impl<T: Poolable> Drop for Reservation<'_, T> {
-            fn drop(&mut self) {
-                self.0.leave_cap();
-            }
-        }
-        let reservation = Reservation(self);
-        let object = self.take();
-        mem::forget(reservation);
-        object
-    }
-
-    fn leave_cap(&self) {
-        if self.max_live.is_some() {
-            self.live.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-
-    /// The acquire hot path.
-    #[inline(always)]
-    fn take(&self) -> Box<T> {
-        let tid = tid::current();
-        if let Some(slot) = self.slots.get(tid) {
-            // SAFETY: `tid` is this thread's own id, so it owns the slot; `pop` calls no
-            // user code.
-            if let Some(object) = unsafe { slot.with_cache(|cache| cache.loaded.pop()) } {
-                let object = self.reused(object);
-                slot.counters.add_owned(Event::Acquired, 1);
-                return object;
-            }
-        }
-        self.take_slow(tid)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn take_slow(&self, tid: ThreadId) -> Box<T> {
-        let tid = if tid == ThreadId::UNREGISTERED {
-            tid::register()
-        } else {
-            tid
-        };
-        let Some(slot) = self.slots.get_or_create(tid) else {
-            return self.take_uncached();
-        };
-        let mut surplus = Surplus::new();
-        // SAFETY: our own id's slot; `refill` calls no user code.
-        let object = unsafe { slot.with_cache(|cache| self.refill(cache, &mut surplus)) };
-        self.free(surplus, &slot.counters, Event::Trimmed, true);
-        let object = match object {
-            Some(object) => self.reused(object),
-            None => self.create(&slot.counters, true),
-        };
-        slot.counters.add_owned(Event::Acquired, 1);
-        object
-    }
-
-    /// Resets an idle object for its next user. Reset happens here, on the acquiring
-    /// thread (which is about to write the object anyway), not on release: in a
-    /// producer→consumer flow the consumer then only reads the object, and its cache
-    /// lines do not have to travel back and forth twice per hand-over.
-    ///
-    /// If `reset` panics the object is freed (counted as `dropped`) and the panic
-    /// propagates out of `acquire`.
-    #[inline(always)]
-    fn reused(&self, mut object: Box<T>) -> Box<T> {
-        let bomb = ResetBomb(self);
-        object.reset();
-        mem::forget(bomb);
-        object
-    }
-
-    /// Refills an empty loaded magazine: from `previous`, else from the depot. Activates
-    /// the cache if this thread had none. `None`: no idle object anywhere.
-    fn refill(&self, cache: &mut ThreadCache<T>, surplus: &mut Surplus<T>) -> Option<Box<T>> {
-        let epoch = self.slow.epoch.load(Ordering::Relaxed);
-        if cache.active {
-            self.age(cache, surplus, epoch);
-            if !cache.previous.is_empty() {
-                mem::swap(&mut cache.loaded, &mut cache.previous);
-                cache.previous_epoch = epoch;
-                prefetch::magazine_for_pops(&cache.loaded);
-                return cache.loaded.pop();
-            }
-        }
-        let mut depot = lock(&self.depot.mutex);
-        match depot.take_loaded() {
-            Some(loaded) => {
-                let empty = mem::replace(&mut cache.loaded, loaded);
-                depot.put(empty, surplus);
-            }
-            None if !cache.active => cache.loaded = depot.take_empty().unwrap_or_default(),
-            None => {}
-        }
-        self.publish(&depot);
-        drop(depot);
-        if !cache.active {
-            self.activate(cache, epoch);
-        }
-        prefetch::magazine_for_pops(&cache.loaded);
-        cache.loaded.pop()
-    }
-
-    /// Gives this thread a cache; `loaded` must hold a magazine or none.
-    fn activate(&self, cache: &mut ThreadCache<T>, epoch: u64) {
-        if cache.loaded.capacity() == 0 {
-            cache.loaded = Vec::with_capacity(self.magazine_size);
-        }
-        cache.active = true;
-        cache.previous_epoch = epoch;
-        self.slow.thread_caches.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The thread-cache half of reclamation (jemalloc's tcache GC, at magazine
-    /// granularity), run on the owner's slow path: a `previous` magazine untouched for
-    /// at least one whole reclaim interval (two epoch bumps) goes back to the depot,
-    /// whose working-set rule frees it if no thread wants it for another interval.
-    fn age(&self, cache: &mut ThreadCache<T>, surplus: &mut Surplus<T>, epoch: u64) {
-        if cache.previous.capacity() > 0 && epoch >= cache.previous_epoch.wrapping_add(2) {
-            let idle = mem::take(&mut cache.previous);
-            let mut depot = lock(&self.depot.mutex);
-            depot.put(idle, surplus);
-            self.publish(&depot);
-        }
-    }
-
-    /// Creates an object: the allocation a pool exists to avoid, counted as a miss.
-    fn create(&self, counters: &Counters, owned: bool) -> Box<T> {
-        let object = Box::new(T::default());
-        if owned {
-            counters.add_owned(Event::Miss, 1);
-        } else {
-            counters.add_shared(Event::Miss, 1);
-        }
-        MEMORY_STATS.grow(mem::size_of::<T>());
-        object
-    }
-
-    /// Frees `surplus` (outside any lock or cache borrow) and counts it as `event`.
-    fn free(&self, surplus: Surplus<T>, counters: &Counters, event: Event, owned: bool) -> usize {
-        let objects = surplus.objects();
-        drop(surplus);
-        if objects > 0 {
-            if owned {
-                counters.add_owned(event, objects as u64);
-            } else {
-                counters.add_shared(event, objects as u64);
-            }
-            MEMORY_STATS.shrink(self.bytes(objects as u64));
-        }
-        objects
-    }
-
-    fn publish(&self, depot: &Depot<T>) {
-        self.depot.objects.store(depot.objects(), Ordering::Relaxed);
-    }
-
-    /// Acquire for a thread that cannot have a cache (its thread-locals are gone).
-    #[cold]
-    fn take_uncached(&self) -> Box<T> {
-        let object = {
-            let mut depot = lock(&self.depot.mutex);
-            let object = depot.take_one();
-            self.publish(&depot);
-            object
-        };
-        let object = match object {
-            Some(object) => self.reused(object),
-            None => self.create(&self.shared, false),
-        };
-        self.shared.add_shared(Event::Acquired, 1);
-        object
-    }
-
-    /// The release hot path. The object is reset when it is next acquired.
-    #[inline(always)]
-    fn put(&self, object: Box<T>) {
-        let tid = tid::current();
-        if let Some(slot) = self.slots.get(tid) {
-            // SAFETY: `tid` is this thread's own id, so it owns the slot; `push` within
-            // capacity calls no user code and does not allocate.
-            let full = unsafe {
-                slot.with_cache(|cache| {
-                    if cache.loaded.len() < cache.loaded.capacity() {
-                        cache.loaded.push(object);
-                        None
-                    } else {
-                        Some(object)
-                    }
-                })
-            };
-            match full {
-                None => slot.counters.add_owned(Event::Released, 1),
-                Some(object) => self.put_slow(tid, object),
-            }
-            return;
-        }
-        self.put_slow(tid, object);
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn put_slow(&self, tid: ThreadId, object: Box<T>) {
-        let tid = if tid == ThreadId::UNREGISTERED {
-            tid::register()
-        } else {
-            tid
-        };
-        let Some(slot) = self.slots.get_or_create(tid) else {
-            return self.put_uncached(object);
-        };
-        let mut surplus = Surplus::new();
-        // SAFETY: our own id's slot; `spill` calls no user code.
-        unsafe { slot.with_cache(|cache| self.spill(cache, object, &mut surplus)) };
-        slot.counters.add_owned(Event::Released, 1);
-        self.free(surplus, &slot.counters, Event::Trimmed, true);
-    }
-
-    /// Stores `object` when the loaded magazine is full (or the thread has no cache).
-    fn spill(&self, cache: &mut ThreadCache<T>, object: Box<T>, surplus: &mut Surplus<T>) {
-        let epoch = self.slow.epoch.load(Ordering::Relaxed);
-        if cache.active {
-            self.age(cache, surplus, epoch);
-            if cache.previous.capacity() > 0 && cache.previous.is_empty() {
-                mem::swap(&mut cache.loaded, &mut cache.previous);
-                cache.previous_epoch = epoch;
-                prefetch::magazine_for_pushes(&cache.loaded);
-                cache.loaded.push(object);
-                return;
-            }
-        }
-        // Both magazines full (or absent): the full previous goes to the depot, the full
-        // loaded becomes previous, and an empty magazine becomes loaded.
-        let empty = {
-            let mut depot = lock(&self.depot.mutex);
-            if !cache.previous.is_empty() {
-                depot.put(mem::take(&mut cache.previous), surplus);
-            }
-            let empty = depot.take_empty();
-            self.publish(&depot);
-            empty
-        };
-        let empty = empty.unwrap_or_else(|| Vec::with_capacity(self.magazine_size));
-        if cache.active {
-            cache.previous = mem::replace(&mut cache.loaded, empty);
-            cache.previous_epoch = epoch;
-        } else {
-            cache.loaded = empty;
-            self.activate(cache, epoch);
-        }
-        prefetch::magazine_for_pushes(&cache.loaded);
-        cache.loaded.push(object);
-    }
-
-    /// Release for a thread that cannot have a cache: the object is freed.
-    #[cold]
-    fn put_uncached(&self, object: Box<T>) {
-        drop(object);
-        self.shared.add_shared(Event::Released, 1);
-        self.shared.add_shared(Event::Dropped, 1);
-        MEMORY_STATS.shrink(mem::size_of::<T>());
-    }
-
-    /// Flushes `tid`'s cache into the depot. Returns the objects flushed and what did not
-    /// fit the depot (already counted as trimmed), for the caller to free.
-    fn flush(&self, tid: ThreadId) -> Option<(usize, Surplus<T>)> {
-        let slot = self.slots.get(tid)?;
-        let mut surplus = Surplus::new();
-        // SAFETY: the caller holds `tid` (thread exit, or `reclaim` on its own thread);
-        // the closure calls no user code.
-        let flushed = unsafe {
-            slot.with_cache(|cache| {
-                if !cache.active {
-                    return None;
-                }
-                cache.active = false;
-                let objects = cache.objects();
-                let mut depot = lock(&self.depot.mutex);
-                depot.put(mem::take(&mut cache.loaded), &mut surplus);
-                depot.put(mem::take(&mut cache.previous), &mut surplus);
-                self.publish(&depot);
-                Some(objects)
-            })
-        }?;
-        self.slow.thread_caches.fetch_sub(1, Ordering::Relaxed);
-        let trimmed = surplus.objects();
-        if trimmed > 0 {
-            slot.counters.add_owned(Event::Trimmed, trimmed as u64);
-            MEMORY_STATS.shrink(self.bytes(trimmed as u64));
-        }
-        Some((flushed, surplus))
-    }
-
-    fn reserve(&self, objects: usize) -> Result<usize, ReserveError> {
-        let size = self.magazine_size;
-        let magazines = objects.div_ceil(size);
-        let (missing, missing_empty) = {
-            let mut depot = lock(&self.depot.mutex);
-            if magazines > depot.capacity() {
-                return Err(ReserveError {
-                    requested: objects,
-                    magazines,
-                    depot_magazines: depot.capacity(),
-                });
-            }
-            depot.set_floor(magazines);
-            (
-                objects.saturating_sub(depot.objects()),
-                magazines.saturating_sub(depot.empty_magazines()),
-            )
-        };
-        // Allocate outside the lock: the objects in magazines, and as many empty
-        // magazines, so that releasing the whole reserve never allocates one either.
-        let mut fresh: Vec<Magazine<T>> =
-            Vec::with_capacity(missing.div_ceil(size) + missing_empty);
-        for start in (0..missing).step_by(size) {
-            let mut magazine = Vec::with_capacity(size);
-            magazine.extend((start..missing.min(start + size)).map(|_| Box::new(T::default())));
-            fresh.push(magazine);
-        }
-        fresh.extend((0..missing_empty).map(|_| Vec::with_capacity(size)));
-        if missing > 0 {
-            // Counted before the objects become reachable.
-            self.shared.add_shared(Event::Reserved, missing as u64);
-            MEMORY_STATS.grow(self.bytes(missing as u64));
-        }
-        let mut surplus = Surplus::new();
-        {
-            let mut depot = lock(&self.depot.mutex);
-            for magazine in fresh {
-                depot.put(magazine, &mut surplus);
-            }
-            self.publish(&depot);
-        }
-        // Other threads may have filled the depot meanwhile: what did not fit is freed.
-        let trimmed = self.free(surplus, &self.shared, Event::Trimmed, false);
-        tracing::debug!(pool = %self.name, created = missing, trimmed, magazines, "reserved idle objects");
-        Ok(missing - trimmed)
-    }
-
-    fn reclaim_now(&self) -> usize {
-        let trimmed = self
-            .flush(tid::current())
-            .map_or(0, |(_, surplus)| surplus.objects());
-        let mut surplus = Surplus::new();
-        {
-            let mut depot = lock(&self.depot.mutex);
-            depot.drain_all(&mut surplus);
-            self.publish(&depot);
-        }
-        let reclaimed = self.free(surplus, &self.shared, Event::Reclaimed, false);
-        tracing::debug!(pool = %self.name, reclaimed, trimmed, "reclaim pass (explicit)");
-        reclaimed + trimmed
-    }
-
-    fn stats(&self) -> PoolStats {
-        PoolStats::from_sums(
-            &self.name,
-            &self.sums(),
-            self.slow.thread_caches.load(Ordering::Relaxed) as u64,
-            self.depot.objects.load(Ordering::Relaxed) as u64,
-            mem::size_of::<T>(),
-        )
-    }
-
-    /// Accounts for an idle object freed because `reset` panicked while it was being
-    /// handed out (the caller's cap reservation, if any, is given back by its own guard).
-    #[cold]
-    fn lost_in_reset(&self) {
-        self.shared.add_shared(Event::Dropped, 1);
-        MEMORY_STATS.shrink(mem::size_of::<T>());
-    }
-}
-
-impl<T: Poolable> PoolCore for Inner<T> {
-    fn flush_thread(&self, tid: ThreadId) -> Option<Box<dyn Send>> {
-        let (objects, surplus) = self.flush(tid)?;
-        let trimmed = surplus.objects();
-        tracing::debug!(pool = %self.name, thread = tid.0, objects, trimmed, "thread cache flushed at thread exit");
-        (trimmed > 0).then(|| Box::new(surplus) as Box<dyn Send>)
-    }
-
-    fn reclaim_tick(&self) -> Option<Box<dyn Send>> {
-        let mut surplus = Surplus::new();
-        let reclaimed = {
-            let mut depot = lock(&self.depot.mutex);
-            let reclaimed = depot.reap_unused(&mut surplus);
-            self.publish(&depot);
-            reclaimed
-        };
-        self.slow.epoch.fetch_add(1, Ordering::Relaxed);
-        if reclaimed > 0 {
-            self.shared.add_shared(Event::Reclaimed, reclaimed as u64);
-            MEMORY_STATS.shrink(self.bytes(reclaimed as u64));
-            tracing::debug!(pool = %self.name, reclaimed, "reclaim pass freed idle objects");
-        }
-        // Reaped magazines (empty ones too) are freed by the caller; a pass that reaped
-        // nothing returns nothing and allocates nothing.
-        (!surplus.magazines.is_empty()).then(|| Box::new(surplus) as Box<dyn Send>)
-    }
-
-    fn stats(&self) -> PoolStats {
-        Inner::stats(self)
     }
 }
 
@@ -830,8 +374,7 @@ impl<'a, T: Poolable> PoolGuard<'a, T> {
         let object = unsafe { ManuallyDrop::take(&mut this.object) };
         let inner = this.pool.inner();
         inner.leave_cap();
-        inner.shared.add_shared(Event::Detached, 1);
-        MEMORY_STATS.shrink(mem::size_of::<T>());
+        inner.detached();
         object
     }
 
@@ -865,16 +408,6 @@ impl<T: Poolable> Drop for PoolGuard<'_, T> {
         let inner = self.pool.inner();
         inner.leave_cap();
         inner.put(object);
-    }
-}
-
-/// Accounts for an object lost to a panicking `reset` (armed only during `reset`; if it
-/// fires, the unwind frees the object).
-struct ResetBomb<'a, T: Poolable>(&'a Inner<T>);
-
-impl<T: Poolable> Drop for ResetBomb<'_, T> {
-    fn drop(&mut self) {
-        self.0.lost_in_reset();
     }
 }
 

@@ -28,6 +28,18 @@ pub(crate) struct Counters {
     pub(crate) rejected: AtomicU64,
     /// Idle objects created ahead of demand by `Pool::reserve`.
     pub(crate) reserved: AtomicU64,
+    /// Released objects freed because they retained more heap than the pool's limit.
+    pub(crate) discarded: AtomicU64,
+    /// Panics in user code the pool ran on its own behalf, caught.
+    pub(crate) panicked: AtomicU64,
+    /// Magazine buffers allocated.
+    pub(crate) magazines_made: AtomicU64,
+    /// Magazine buffers freed.
+    pub(crate) magazines_freed: AtomicU64,
+    /// Heap bytes (`Poolable::heap_bytes`) of objects as they became idle.
+    pub(crate) retained_in: AtomicU64,
+    /// Heap bytes of idle objects as they were handed out or freed.
+    pub(crate) retained_out: AtomicU64,
 }
 
 /// Which counter to bump.
@@ -42,6 +54,12 @@ pub(crate) enum Event {
     Detached,
     Rejected,
     Reserved,
+    Discarded,
+    Panicked,
+    MagazinesMade,
+    MagazinesFreed,
+    RetainedIn,
+    RetainedOut,
 }
 
 impl Counters {
@@ -56,6 +74,12 @@ impl Counters {
             Event::Detached => &self.detached,
             Event::Rejected => &self.rejected,
             Event::Reserved => &self.reserved,
+            Event::Discarded => &self.discarded,
+            Event::Panicked => &self.panicked,
+            Event::MagazinesMade => &self.magazines_made,
+            Event::MagazinesFreed => &self.magazines_freed,
+            Event::RetainedIn => &self.retained_in,
+            Event::RetainedOut => &self.retained_out,
         }
     }
 
@@ -89,6 +113,12 @@ impl Counters {
         sum.detached += load(&self.detached);
         sum.rejected += load(&self.rejected);
         sum.reserved += load(&self.reserved);
+        sum.discarded += load(&self.discarded);
+        sum.panicked += load(&self.panicked);
+        sum.magazines_made += load(&self.magazines_made);
+        sum.magazines_freed += load(&self.magazines_freed);
+        sum.retained_in += load(&self.retained_in);
+        sum.retained_out += load(&self.retained_out);
     }
 }
 
@@ -104,13 +134,30 @@ pub(crate) struct CounterSums {
     pub(crate) detached: u64,
     pub(crate) rejected: u64,
     pub(crate) reserved: u64,
+    pub(crate) discarded: u64,
+    pub(crate) panicked: u64,
+    pub(crate) magazines_made: u64,
+    pub(crate) magazines_freed: u64,
+    pub(crate) retained_in: u64,
+    pub(crate) retained_out: u64,
 }
 
 impl CounterSums {
     /// Objects the pool owns right now (in use or idle).
     pub(crate) fn owned(&self) -> u64 {
-        (self.misses + self.reserved)
-            .saturating_sub(self.trimmed + self.dropped + self.reclaimed + self.detached)
+        (self.misses + self.reserved).saturating_sub(
+            self.trimmed + self.dropped + self.reclaimed + self.detached + self.discarded,
+        )
+    }
+
+    /// Magazine buffers allocated and not yet freed.
+    pub(crate) fn magazines(&self) -> u64 {
+        self.magazines_made.saturating_sub(self.magazines_freed)
+    }
+
+    /// Heap bytes retained by idle objects.
+    pub(crate) fn retained(&self) -> u64 {
+        self.retained_in.saturating_sub(self.retained_out)
     }
 
     /// Objects in use (acquired, guard not yet dropped or detached).
@@ -127,7 +174,8 @@ impl CounterSums {
 ///
 /// let stats = ORDER_POOL.stats();
 /// assert_eq!(stats.name, "order");
-/// assert_eq!(stats.bytes, (stats.live + stats.idle) * stats.object_size);
+/// assert_eq!(stats.object_bytes, (stats.live + stats.idle) * stats.object_size);
+/// assert_eq!(stats.bytes, stats.object_bytes + stats.retained_bytes + stats.overhead_bytes);
 /// println!("hit rate {:.2}%, reclaimed {}", stats.hit_rate * 100.0, stats.reclaimed);
 /// ```
 ///
@@ -160,18 +208,39 @@ pub struct PoolStats {
     pub trimmed: u64,
     /// Released objects freed rather than cached (thread teardown, a panicking `reset`).
     pub dropped: u64,
+    /// Released objects freed rather than cached because they retained more heap than
+    /// [`PoolConfig::max_retained_bytes`](super::PoolConfig::max_retained_bytes).
+    pub discarded: u64,
     /// Objects detached from the pool for good.
     pub detached: u64,
     /// `try_acquire` calls refused by the `max_live` cap.
     pub rejected: u64,
     /// Idle objects created ahead of demand by [`Pool::reserve`](super::Pool::reserve).
     pub reserved: u64,
+    /// Panics in user code (`T::drop`, `Poolable::heap_bytes`) that the pool ran on its
+    /// own behalf (freeing a surplus, reclaiming, a thread-exit flush, discarding) and
+    /// caught. Panics on the caller's own call (`reset`, `default` in `acquire`)
+    /// propagate to the caller instead and are not counted here.
+    pub panicked: u64,
     /// Threads holding a cache for this pool now.
     pub thread_caches: u64,
     /// Idle objects in the shared depot.
     pub depot_objects: u64,
-    /// Bytes of the objects the pool owns (`(live + idle) × object_size`).
+    /// Bytes of every heap allocation the pool holds: `object_bytes + retained_bytes +
+    /// overhead_bytes`.
     pub bytes: u64,
+    /// Bytes of the objects the pool owns (`(live + idle) × object_size`).
+    pub object_bytes: u64,
+    /// Heap bytes that idle objects keep for reuse, as [`Poolable::heap_bytes`]
+    /// reports them (0 for types that do not implement it). Objects in use are not
+    /// counted: their heap is their user's.
+    ///
+    /// [`Poolable::heap_bytes`]: super::Poolable::heap_bytes
+    pub retained_bytes: u64,
+    /// Bytes of the pool's own structures: the pool itself with its inline thread
+    /// slots, its name, the depot's lists, the slot buckets of thread ids past the
+    /// inline ones, and every magazine buffer (in thread caches and the depot).
+    pub overhead_bytes: u64,
     /// `size_of` one object.
     pub object_size: u64,
 }
@@ -183,6 +252,7 @@ impl PoolStats {
         thread_caches: u64,
         depot_objects: u64,
         object_size: usize,
+        overhead_bytes: u64,
     ) -> PoolStats {
         let hits = sums.acquired.saturating_sub(sums.misses);
         let owned = sums.owned();
@@ -196,6 +266,8 @@ impl PoolStats {
         } else {
             hits as f64 / sums.acquired as f64
         };
+        let object_bytes = owned * object_size as u64;
+        let retained_bytes = sums.retained();
         PoolStats {
             name: name.to_owned(),
             acquired: sums.acquired,
@@ -208,38 +280,56 @@ impl PoolStats {
             reclaimed: sums.reclaimed,
             trimmed: sums.trimmed,
             dropped: sums.dropped,
+            discarded: sums.discarded,
             detached: sums.detached,
             rejected: sums.rejected,
             reserved: sums.reserved,
+            panicked: sums.panicked,
             thread_caches,
             depot_objects,
-            bytes: owned * object_size as u64,
+            bytes: object_bytes + retained_bytes + overhead_bytes,
+            object_bytes,
+            retained_bytes,
+            overhead_bytes,
             object_size: object_size as u64,
         }
     }
 }
 
-/// Bytes held by every pool in the process (objects in use and idle), current and peak.
+/// Bytes held by every pool in the process, current and peak: objects in use and
+/// idle, the heap idle objects retain, and the pools' own structures.
 ///
-/// Updated only on slow paths (an object created or freed), never on a cache hit.
-/// Read it through [`MEMORY_STATS`].
+/// The object and structure bytes change only on slow paths (an object or a magazine
+/// created or freed), never on a cache hit. The retained heap of idle objects is
+/// summed over the live pools when read (the hot path keeps it in owner-only
+/// counters), so the peak sees it only at reads. Read it through [`MEMORY_STATS`].
 #[derive(Debug)]
 pub struct MemoryStats {
+    /// Object and structure bytes.
     current: AtomicUsize,
+    /// Of which structure bytes.
+    overhead: AtomicUsize,
     peak: AtomicUsize,
 }
 
 /// A reading of [`MEMORY_STATS`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemoryUsage {
-    /// Bytes held by all pools now.
+    /// Bytes held by all pools now: `object_bytes + retained_bytes + overhead_bytes`.
     pub current_usage: usize,
     /// The highest `current_usage` since start (or since [`MemoryStats::reset_peak`]).
     pub peak_usage: usize,
+    /// Bytes of pooled objects, in use and idle.
+    pub object_bytes: usize,
+    /// Heap bytes idle objects retain ([`PoolStats::retained_bytes`], summed).
+    pub retained_bytes: usize,
+    /// Bytes of the pools' own structures ([`PoolStats::overhead_bytes`], summed).
+    pub overhead_bytes: usize,
 }
 
 global! {
-    /// Process-wide pool memory: bytes of pooled objects, in use and idle.
+    /// Process-wide pool memory: every heap byte the pools hold.
     ///
     /// # Examples
     /// ```
@@ -249,6 +339,7 @@ global! {
     /// let order = ORDER_POOL.acquire();
     /// let mem = MEMORY_STATS.load();
     /// assert!(mem.current_usage >= std::mem::size_of_val(&*order));
+    /// assert_eq!(mem.current_usage, mem.object_bytes + mem.retained_bytes + mem.overhead_bytes);
     /// println!("Current usage: {}MB", mem.current_usage / (1024 * 1024));
     /// println!("Peak usage: {}MB", mem.peak_usage / (1024 * 1024));
     /// ```
@@ -260,6 +351,7 @@ impl MemoryStats {
     const fn new() -> Self {
         MemoryStats {
             current: AtomicUsize::new(0),
+            overhead: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
         }
     }
@@ -268,6 +360,7 @@ impl MemoryStats {
     fn new() -> Self {
         MemoryStats {
             current: AtomicUsize::new(0),
+            overhead: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
         }
     }
@@ -282,11 +375,21 @@ impl MemoryStats {
     /// assert!(mem.peak_usage >= mem.current_usage);
     /// ```
     pub fn load(&self) -> MemoryUsage {
-        let current_usage = self.current.load(Ordering::Relaxed);
-        let peak_usage = self.peak.load(Ordering::Relaxed).max(current_usage);
+        let retained_bytes =
+            usize::try_from(super::registry::retained_bytes()).unwrap_or(usize::MAX);
+        let counted = self.current.load(Ordering::Relaxed);
+        let overhead_bytes = self.overhead.load(Ordering::Relaxed).min(counted);
+        let current_usage = counted.saturating_add(retained_bytes);
+        let peak_usage = self
+            .peak
+            .fetch_max(current_usage, Ordering::Relaxed)
+            .max(current_usage);
         MemoryUsage {
             current_usage,
             peak_usage,
+            object_bytes: counted - overhead_bytes,
+            retained_bytes,
+            overhead_bytes,
         }
     }
 
@@ -302,21 +405,35 @@ impl MemoryStats {
     /// # let _ = window_peak;
     /// ```
     pub fn reset_peak(&self) {
-        self.peak
-            .store(self.current.load(Ordering::Relaxed), Ordering::Relaxed);
+        let retained = usize::try_from(super::registry::retained_bytes()).unwrap_or(usize::MAX);
+        self.peak.store(
+            self.current
+                .load(Ordering::Relaxed)
+                .saturating_add(retained),
+            Ordering::Relaxed,
+        );
     }
 
-    pub(crate) fn grow(&self, bytes: usize) {
+    /// Objects (or, with `overhead`, structures) of `bytes` were allocated.
+    pub(crate) fn grow(&self, bytes: usize, overhead: bool) {
         if bytes == 0 {
             return;
+        }
+        if overhead {
+            self.overhead.fetch_add(bytes, Ordering::Relaxed);
         }
         let now = self.current.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.peak.fetch_max(now, Ordering::Relaxed);
     }
 
-    pub(crate) fn shrink(&self, bytes: usize) {
-        if bytes != 0 {
-            self.current.fetch_sub(bytes, Ordering::Relaxed);
+    /// Objects (or, with `overhead`, structures) of `bytes` were freed.
+    pub(crate) fn shrink(&self, bytes: usize, overhead: bool) {
+        if bytes == 0 {
+            return;
         }
+        if overhead {
+            self.overhead.fetch_sub(bytes, Ordering::Relaxed);
+        }
+        self.current.fetch_sub(bytes, Ordering::Relaxed);
     }
 }

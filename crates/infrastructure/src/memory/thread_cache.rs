@@ -128,9 +128,10 @@ impl<T> Slots<T> {
         Some(unsafe { &*slot })
     }
 
-    /// The slot of `tid`, allocating its bucket if needed. `None` for sentinel ids.
+    /// The slot of `tid`, allocating its bucket if needed (`installed` gets the bytes
+    /// of a bucket this call allocated and published). `None` for sentinel ids.
     #[cold]
-    pub(crate) fn get_or_create(&self, tid: ThreadId) -> Option<&Slot<T>> {
+    pub(crate) fn get_or_create(&self, tid: ThreadId, installed: &mut usize) -> Option<&Slot<T>> {
         if let Some(slot) = self.inline.get(tid.0) {
             return Some(slot);
         }
@@ -148,9 +149,24 @@ impl<T> Slots<T> {
                 // SAFETY: `fresh` came from `Box::into_raw` of a `len`-slot boxed slice
                 // just above and was never published.
                 drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, len)) });
+            } else {
+                *installed += len * Self::SLOT_BYTES;
             }
         }
         self.get_outer(tid)
+    }
+
+    /// Bytes of one slot (padded to its own cache lines).
+    pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<PaddedSlot<T>>();
+
+    /// Heap bytes of the buckets allocated so far (the inline slots live in the pool).
+    pub(crate) fn bucket_bytes(&self) -> usize {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| !entry.load(Ordering::Acquire).is_null())
+            .map(|(bucket, _)| ThreadId::bucket_len(bucket) * Self::SLOT_BYTES)
+            .sum()
     }
 
     /// Every existing slot.

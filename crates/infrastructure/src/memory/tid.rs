@@ -1,24 +1,16 @@
-//! Small, reused thread ids, and the thread-exit hook that flushes thread caches.
+//! Small, reused thread ids: the index of a thread's slot in every pool.
 //!
-//! Each thread that touches a pool gets the smallest free id; the id indexes that
-//! thread's slot in every pool. A thread-local guard gives the id back when the thread
-//! ends, after flushing the thread's caches in every pool (sharded-slab's `tid.rs`, the
-//! `thread_local` crate's id reuse).
-//!
-//! What is guaranteed at thread exit: std runs thread-local destructors for threads it
-//! spawned, on normal return and on panic, so their caches go back to the pools. It
-//! does not promise them for the main thread (whose exit ends the process) or for
-//! threads killed abruptly. Once a thread's guard has run, any later pool use on that
-//! thread (from another thread-local's destructor) bypasses the cache: acquire takes
-//! from the depot or allocates, release frees.
+//! Each thread that touches a pool gets the smallest free id (the `thread_local`
+//! crate's id reuse, sharded-slab's `tid.rs`), so ids and slot tables stay dense. This
+//! module only hands ids out and takes them back; giving a thread's caches back when it
+//! ends is the registry's (`registry::ThreadGuard`), which owns the id while the thread
+//! holds it.
 
 use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::sync::{Mutex, global, lock, thread_local_const};
-
-use super::registry;
 
 /// Threads whose slot sits inline in every pool (ids `0..INLINE_SLOTS`): their slot
 /// address is the pool's address plus an offset, with no table to load first.
@@ -105,71 +97,27 @@ thread_local_const! {
     static CURRENT: Cell<ThreadId> = Cell::new(ThreadId::UNREGISTERED);
 }
 
-thread_local_const! {
-    /// Owns this thread's id; its destructor flushes the thread's caches and frees the id.
-    static GUARD: ExitGuard = ExitGuard { id: Cell::new(None) };
-}
-
-/// The thread-local whose destructor runs the thread-exit flush.
-#[derive(Debug)]
-struct ExitGuard {
-    id: Cell<Option<ThreadId>>,
-}
-
-impl Drop for ExitGuard {
-    fn drop(&mut self) {
-        if let Some(tid) = self.id.take() {
-            release(tid);
-        }
-    }
-}
-
-/// Flushes `tid`'s caches in every pool and gives the id back.
-fn release(tid: ThreadId) {
-    // Later pool use on this thread must not touch the slot we are about to give away.
-    // `try_with`: CURRENT has no destructor, but stay safe if that ever changes.
-    let _ = CURRENT.try_with(|c| c.set(ThreadId::DETACHED));
-    registry::flush_thread(tid);
-    lock(&IDS).free(tid.0);
-}
-
 /// This thread's id, or a sentinel whose bucket is out of range.
 #[inline(always)]
 pub(crate) fn current() -> ThreadId {
     CURRENT.with(Cell::get)
 }
 
-/// Gives this thread an id if it has none; returns [`ThreadId::DETACHED`] when it
-/// cannot have one (thread-locals already destroyed, or ids exhausted).
-#[cold]
-pub(crate) fn register() -> ThreadId {
-    let current = current();
-    if current != ThreadId::UNREGISTERED {
-        return current;
-    }
-    let Some(id) = lock(&IDS).alloc() else {
-        CURRENT.with(|c| c.set(ThreadId::DETACHED));
-        return ThreadId::DETACHED;
-    };
-    let tid = ThreadId(id);
-    // Arm the exit guard first: an id is only ever published with a guard that frees it.
-    if GUARD.try_with(|g| g.id.set(Some(tid))).is_err() {
-        lock(&IDS).free(id);
-        CURRENT.with(|c| c.set(ThreadId::DETACHED));
-        return ThreadId::DETACHED;
-    }
-    CURRENT.with(|c| c.set(tid));
-    tid
+/// Sets what [`current`] returns on this thread.
+pub(crate) fn set_current(tid: ThreadId) {
+    // `try_with`: CURRENT has no destructor, but stay safe if that ever changes.
+    let _ = CURRENT.try_with(|c| c.set(tid));
 }
 
-/// Runs this thread's exit flush now and gives up the id (as if the thread ended).
-///
-/// For loom models, whose `join()` returns before a thread's destructors run.
-#[cfg(loom)]
-pub(crate) fn exit_now() {
-    if let Ok(Some(tid)) = GUARD.try_with(|g| g.id.take()) {
-        release(tid);
-    }
+/// Takes the smallest free id; `None` when every id is in use.
+pub(crate) fn alloc() -> Option<ThreadId> {
+    lock(&IDS).alloc().map(ThreadId)
+}
+
+/// Gives `tid` back. Its old holder must not touch its slots afterwards: the allocator's
+/// mutex orders that holder's last slot access before the next holder's first.
+pub(crate) fn free(tid: ThreadId) {
+    lock(&IDS).free(tid.0);
 }
 
 #[cfg(all(test, not(loom)))]

@@ -602,7 +602,7 @@ fn a_reserve_is_created_up_front_and_survives_reclaim_ticks() {
         ),
         (10, 0, 10, 10)
     );
-    assert_eq!(stats.bytes, 10 * std::mem::size_of::<Order>() as u64);
+    assert_eq!(stats.object_bytes, 10 * std::mem::size_of::<Order>() as u64);
     // Served from the reserve: hits, not misses.
     on_thread(|| drop((0..10).map(|_| pool.acquire()).collect::<Vec<_>>()));
     let stats = pool.stats();
@@ -662,7 +662,7 @@ fn reclaim_frees_the_depot_and_the_callers_cache_now() {
     assert_eq!(pool.stats().idle, 40);
     assert_eq!(pool.reclaim(), 40);
     let stats = pool.stats();
-    assert_eq!((stats.idle, stats.reclaimed, stats.bytes), (0, 40, 0));
+    assert_eq!((stats.idle, stats.reclaimed, stats.object_bytes), (0, 40, 0));
     assert_eq!(stats.thread_caches, 0);
 }
 
@@ -825,7 +825,7 @@ fn stats_aggregate_every_threads_counters() {
     assert_eq!(stats.released, 3000);
     assert_eq!(stats.hits + stats.misses, stats.acquired);
     assert!(stats.misses <= 3, "{stats:?}");
-    assert_eq!(stats.bytes, (stats.live + stats.idle) * stats.object_size);
+    assert_eq!(stats.object_bytes, (stats.live + stats.idle) * stats.object_size);
     assert_eq!(stats.object_size, std::mem::size_of::<Signal>() as u64);
 }
 
@@ -838,7 +838,7 @@ fn detached_objects_leave_the_pool_for_good() {
     assert_eq!(kept.order_id, 9, "not reset");
     let stats = pool.stats();
     assert_eq!(
-        (stats.live, stats.idle, stats.detached, stats.bytes),
+        (stats.live, stats.idle, stats.detached, stats.object_bytes),
         (0, 0, 1, 0)
     );
     drop(pool.try_acquire().unwrap()); // the cap slot was given back

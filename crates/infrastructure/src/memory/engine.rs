@@ -1,0 +1,784 @@
+//! The pool's engine: `Inner<T>`, its hot and slow paths, and the ledger.
+//!
+//! Acquire: pop this thread's loaded magazine (the hot path: one TLS load, one slot
+//! lookup, a `Vec::pop`, one owner-only counter store). Otherwise, in a `#[cold]`
+//! function: swap in the previous magazine; else trade the empty magazine for a loaded
+//! one at the depot; else create an object. Release mirrors it: push; else swap in an
+//! empty previous; else hand the full previous to the depot and take an empty one.
+//!
+//! **The ledger.** An object or a structure enters or leaves the pool's ownership only
+//! through the `Inner` methods under "Ledger" below, which move the pool's counters and
+//! `MEMORY_STATS` together, and always *before* any user code runs on what leaves (so a
+//! panicking `T::drop` cannot leave a phantom object in the books).
+//!
+//! **User code.** `T::default`, `T::reset`, `T::drop`, `Poolable::heap_bytes` and
+//! `tracing` events never run under a pool or registry lock, or while a thread cache is
+//! borrowed: slow paths collect what to free in a [`Surplus`] and free it after. User
+//! code that runs on the caller's own call (`default` and `reset` in `acquire`,
+//! `heap_bytes` in a release) propagates its panic to the caller, with the counts right;
+//! user code the pool runs on its own behalf (freeing a surplus, a reclaim tick, a
+//! thread-exit flush, discarding an object) is contained (`contain.rs`).
+
+use std::mem;
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+
+use super::config::PoolConfig;
+use super::contain::Panics;
+use super::depot::{Depot, Magazine, Surplus};
+use super::pool::{Poolable, ReserveError};
+use super::prefetch;
+use super::registry::{self, PoolCore};
+use super::stats::{CounterSums, Counters, Event, MEMORY_STATS, PoolStats};
+use super::thread_cache::{Slots, ThreadCache};
+use super::tid::{self, ThreadId};
+
+/// The pool's shared state, at a stable address (behind an `Arc` the registry shares).
+pub(crate) struct Inner<T> {
+    slots: Slots<T>,
+    depot: CachePadded<DepotCell<T>>,
+    /// Counters of events no thread slot owns (uncached paths, reclamation, detach).
+    shared: CachePadded<Counters>,
+    /// Objects in use; maintained only when `max_live` is set.
+    live: CachePadded<AtomicUsize>,
+    slow: CachePadded<SlowState>,
+    magazine_size: usize,
+    pub(crate) max_live: Option<usize>,
+    /// Most heap bytes a released object may retain and still be cached
+    /// (`usize::MAX`: no limit).
+    max_retained: usize,
+    /// Bytes of this pool's fixed structures (itself, its name, the depot's lists).
+    fixed_bytes: usize,
+    pub(crate) name: String,
+}
+
+/// The depot and the object count it publishes for `stats()`, side by side: a thread
+/// that holds the lock already has these lines, so publishing costs no transfer.
+struct DepotCell<T> {
+    mutex: Mutex<Depot<T>>,
+    objects: AtomicUsize,
+}
+
+/// Fields written only on rare paths (a thread's first use and exit, reclaim ticks).
+/// Kept off the depot's lines so the depot exchanges between threads do not bounce
+/// them: every exchange reads `epoch`.
+#[derive(Debug, Default)]
+struct SlowState {
+    thread_caches: AtomicUsize,
+    /// Bumped by every reclaim tick; thread caches age their `previous` magazine on it.
+    epoch: AtomicU64,
+}
+
+// SAFETY: the `UnsafeCell`s inside `slots` are reached only by the thread holding the
+// slot's id (the ownership rule in `thread_cache.rs`); everything else is atomics or
+// behind the depot mutex. Objects move between threads, hence `T: Send`.
+unsafe impl<T: Send> Sync for Inner<T> {}
+// SAFETY: `Inner` owns `T`s (in boxes) and nothing tied to a thread.
+unsafe impl<T: Send> Send for Inner<T> {}
+
+/// Which counter set an event goes to: a slot's (written by its owner only, no locked
+/// instruction) or the shared one.
+#[derive(Clone, Copy)]
+enum Tally<'a> {
+    Owned(&'a Counters),
+    Shared(&'a Counters),
+}
+
+impl Tally<'_> {
+    #[inline(always)]
+    fn add(self, event: Event, n: u64) {
+        if n == 0 {
+            return;
+        }
+        match self {
+            Tally::Owned(counters) => counters.add_owned(event, n),
+            Tally::Shared(counters) => counters.add_shared(event, n),
+        }
+    }
+}
+
+impl<T: Poolable> Inner<T> {
+    pub(crate) fn new(config: PoolConfig) -> Self {
+        let depot = Depot::new(config.depot_magazines);
+        let fixed_bytes = Self::arc_bytes() + config.name.capacity() + depot.list_bytes();
+        Inner {
+            slots: Slots::new(),
+            depot: CachePadded::new(DepotCell {
+                mutex: Mutex::new(depot),
+                objects: AtomicUsize::new(0),
+            }),
+            shared: CachePadded::new(Counters::default()),
+            live: CachePadded::new(AtomicUsize::new(0)),
+            slow: CachePadded::new(SlowState::default()),
+            magazine_size: config.magazine_size,
+            max_live: config.max_live,
+            max_retained: config.max_retained_bytes.unwrap_or(usize::MAX),
+            fixed_bytes,
+            name: config.name,
+        }
+    }
+
+    /// The allocation holding an `Inner` behind an `Arc`: two counts, then the value.
+    fn arc_bytes() -> usize {
+        std::alloc::Layout::new::<[usize; 2]>()
+            .extend(std::alloc::Layout::new::<Self>())
+            .map_or(0, |(layout, _)| layout.pad_to_align().size())
+    }
+
+    /// Counts the new pool's fixed structures in `MEMORY_STATS`.
+    pub(crate) fn opened(&self) {
+        MEMORY_STATS.grow(self.fixed_bytes, true);
+    }
+
+    // -----------------------------------------------------------------------------
+    // Ledger: every change of what the pool owns, counters and MEMORY_STATS together
+
+    /// `n` objects were created for the pool (a miss, or a reserve).
+    fn objects_entered(&self, tally: Tally<'_>, event: Event, n: usize) {
+        tally.add(event, n as u64);
+        MEMORY_STATS.grow(n.saturating_mul(mem::size_of::<T>()), false);
+    }
+
+    /// `n` objects leave the pool (freed, or detached): counted before any is freed.
+    fn objects_left(&self, tally: Tally<'_>, event: Event, n: usize) {
+        tally.add(event, n as u64);
+        MEMORY_STATS.shrink(n.saturating_mul(mem::size_of::<T>()), false);
+    }
+
+    fn magazine_bytes(&self, magazines: usize) -> usize {
+        magazines.saturating_mul(self.magazine_size * mem::size_of::<Box<T>>())
+    }
+
+    fn magazines_made(&self, tally: Tally<'_>, n: usize) {
+        tally.add(Event::MagazinesMade, n as u64);
+        MEMORY_STATS.grow(self.magazine_bytes(n), true);
+    }
+
+    fn magazines_freed(&self, tally: Tally<'_>, n: usize) {
+        tally.add(Event::MagazinesFreed, n as u64);
+        MEMORY_STATS.shrink(self.magazine_bytes(n), true);
+    }
+
+    /// Accounts for what a slow path left in `surplus` (`event` names why its objects
+    /// go), then frees it, containing panics of `T::drop`. Returns the objects freed.
+    fn dispose(&self, surplus: Surplus<T>, tally: Tally<'_>, event: Event) -> usize {
+        if surplus.is_empty() {
+            return 0;
+        }
+        let Surplus {
+            magazines,
+            new_magazines,
+        } = surplus;
+        self.magazines_made(tally, new_magazines);
+        if magazines.is_empty() {
+            return 0;
+        }
+        let mut panics = Panics::default();
+        let objects: usize = magazines.iter().map(Vec::len).sum();
+        let buffers = magazines.iter().filter(|m| m.capacity() > 0).count();
+        let retained = panics
+            .run(|| {
+                magazines
+                    .iter()
+                    .flatten()
+                    .map(|object| object.heap_bytes() as u64)
+                    .sum::<u64>()
+            })
+            .unwrap_or(0);
+        // The books first: whatever `T::drop` does below, the objects are gone.
+        self.objects_left(tally, event, objects);
+        tally.add(Event::RetainedOut, retained);
+        self.magazines_freed(tally, buffers);
+        for magazine in magazines {
+            for object in magazine {
+                panics.run(|| drop(object));
+            }
+        }
+        self.panicked(tally, &panics, "freeing idle objects");
+        objects
+    }
+
+    /// Counts panics the pool caught, and reports them once.
+    fn panicked(&self, tally: Tally<'_>, panics: &Panics, while_: &'static str) {
+        if panics.count > 0 {
+            tally.add(Event::Panicked, panics.count);
+            panics.report(&self.name, while_);
+        }
+    }
+
+    /// A slot (allocating its bucket if needed, counted as the pool's structure).
+    fn slot_or_create(&self, tid: ThreadId) -> Option<&super::thread_cache::Slot<T>> {
+        let mut installed = 0;
+        let slot = self.slots.get_or_create(tid, &mut installed);
+        MEMORY_STATS.grow(installed, true);
+        slot
+    }
+
+    /// Bytes of the pool's own structures now.
+    fn overhead_bytes(&self, sums: &CounterSums) -> u64 {
+        let magazines = usize::try_from(sums.magazines()).unwrap_or(usize::MAX);
+        (self.fixed_bytes + self.slots.bucket_bytes()) as u64 + self.magazine_bytes(magazines) as u64
+    }
+
+    // -----------------------------------------------------------------------------
+    // Capped pools
+
+    /// Takes a slot under the `max_live` cap; `false` at the cap.
+    pub(crate) fn enter_cap(&self, max_live: usize) -> bool {
+        let mut live = self.live.load(Ordering::Relaxed);
+        loop {
+            if live >= max_live {
+                self.shared.add_shared(Event::Rejected, 1);
+                return false;
+            }
+            match self.live.compare_exchange_weak(
+                live,
+                live + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => live = now,
+            }
+        }
+    }
+
+    /// Counts an `acquire` toward the cap (it is never refused).
+    pub(crate) fn enter_cap_unchecked(&self) {
+        self.live.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn leave_cap(&self) {
+        if self.max_live.is_some() {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `take` for a capped pool whose cap slot the caller has already reserved: the
+    /// reservation is given back if creating the object panics.
+    #[inline]
+    pub(crate) fn take_reserved(&self) -> Box<T> {
+        struct Reservation<'a, T: Poolable>(&'a Inner<T>);
+        impl<T: Poolable> Drop for Reservation<'_, T> {
+            fn drop(&mut self) {
+                self.0.leave_cap();
+            }
+        }
+        let reservation = Reservation(self);
+        let object = self.take();
+        mem::forget(reservation);
+        object
+    }
+
+    // -----------------------------------------------------------------------------
+    // Acquire
+
+    /// The acquire hot path.
+    #[inline(always)]
+    pub(crate) fn take(&self) -> Box<T> {
+        let tid = tid::current();
+        if let Some(slot) = self.slots.get(tid) {
+            // SAFETY: `tid` is this thread's own id, so it owns the slot; `pop` calls no
+            // user code.
+            if let Some(object) = unsafe { slot.with_cache(|cache| cache.loaded.pop()) } {
+                let object = self.reused(object, Tally::Owned(&slot.counters));
+                slot.counters.add_owned(Event::Acquired, 1);
+                return object;
+            }
+        }
+        self.take_slow(tid)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_slow(&self, tid: ThreadId) -> Box<T> {
+        let tid = if tid == ThreadId::UNREGISTERED {
+            registry::register_thread()
+        } else {
+            tid
+        };
+        let Some(slot) = self.slot_or_create(tid) else {
+            return self.take_uncached();
+        };
+        let tally = Tally::Owned(&slot.counters);
+        let mut surplus = Surplus::new();
+        // SAFETY: our own id's slot; `refill` calls no user code.
+        let object = unsafe { slot.with_cache(|cache| self.refill(cache, &mut surplus)) };
+        self.dispose(surplus, tally, Event::Trimmed);
+        let object = match object {
+            Some(object) => self.reused(object, tally),
+            None => self.create(tally),
+        };
+        slot.counters.add_owned(Event::Acquired, 1);
+        object
+    }
+
+    /// Readies an idle object for its next user: its retained heap leaves the idle
+    /// books, then it is reset. Reset happens here, on the acquiring thread (which is
+    /// about to write the object anyway), not on release: in a producer→consumer flow
+    /// the consumer then only reads the object, and its cache lines do not have to
+    /// travel back and forth twice per hand-over.
+    ///
+    /// If `reset` (or `heap_bytes`) panics, the object is freed (counted as `dropped`)
+    /// and the panic propagates out of `acquire`.
+    #[inline(always)]
+    fn reused(&self, mut object: Box<T>, tally: Tally<'_>) -> Box<T> {
+        let bomb = ResetBomb(self);
+        let retained = object.heap_bytes();
+        if retained != 0 {
+            tally.add(Event::RetainedOut, retained as u64);
+        }
+        object.reset();
+        mem::forget(bomb);
+        object
+    }
+
+    /// Refills an empty loaded magazine: from `previous`, else from the depot. Activates
+    /// the cache if this thread had none. `None`: no idle object anywhere.
+    fn refill(&self, cache: &mut ThreadCache<T>, surplus: &mut Surplus<T>) -> Option<Box<T>> {
+        let epoch = self.slow.epoch.load(Ordering::Relaxed);
+        if cache.active {
+            self.age(cache, surplus, epoch);
+            if !cache.previous.is_empty() {
+                mem::swap(&mut cache.loaded, &mut cache.previous);
+                cache.previous_epoch = epoch;
+                prefetch::magazine_for_pops(&cache.loaded);
+                return cache.loaded.pop();
+            }
+        }
+        let mut depot = lock(&self.depot.mutex);
+        match depot.take_loaded() {
+            Some(loaded) => {
+                let empty = mem::replace(&mut cache.loaded, loaded);
+                depot.put(empty, surplus);
+            }
+            None if !cache.active => cache.loaded = depot.take_empty().unwrap_or_default(),
+            None => {}
+        }
+        self.publish(&depot);
+        drop(depot);
+        if !cache.active {
+            self.activate(cache, epoch, surplus);
+        }
+        prefetch::magazine_for_pops(&cache.loaded);
+        cache.loaded.pop()
+    }
+
+    /// Gives this thread a cache; `loaded` must hold a magazine or none.
+    fn activate(&self, cache: &mut ThreadCache<T>, epoch: u64, surplus: &mut Surplus<T>) {
+        if cache.loaded.capacity() == 0 {
+            cache.loaded = surplus.new_magazine(self.magazine_size);
+        }
+        cache.active = true;
+        cache.previous_epoch = epoch;
+        self.slow.thread_caches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The thread-cache half of reclamation (jemalloc's tcache GC, at magazine
+    /// granularity), run on the owner's slow path: a `previous` magazine untouched for
+    /// at least one whole reclaim interval (two epoch bumps) goes back to the depot,
+    /// whose working-set rule frees it if no thread wants it for another interval.
+    fn age(&self, cache: &mut ThreadCache<T>, surplus: &mut Surplus<T>, epoch: u64) {
+        if cache.previous.capacity() > 0 && epoch >= cache.previous_epoch.wrapping_add(2) {
+            let idle = mem::take(&mut cache.previous);
+            let mut depot = lock(&self.depot.mutex);
+            depot.put(idle, surplus);
+            self.publish(&depot);
+        }
+    }
+
+    /// Creates an object: the allocation a pool exists to avoid, counted as a miss once
+    /// it exists (a panicking `default` propagates with nothing counted).
+    fn create(&self, tally: Tally<'_>) -> Box<T> {
+        let object = Box::new(T::default());
+        self.objects_entered(tally, Event::Miss, 1);
+        object
+    }
+
+    fn publish(&self, depot: &Depot<T>) {
+        self.depot.objects.store(depot.objects(), Ordering::Relaxed);
+    }
+
+    /// Acquire for a thread that cannot have a cache (its thread-locals are gone).
+    #[cold]
+    fn take_uncached(&self) -> Box<T> {
+        let tally = Tally::Shared(&self.shared);
+        let mut surplus = Surplus::new();
+        let object = {
+            let mut depot = lock(&self.depot.mutex);
+            let object = depot.take_one(&mut surplus);
+            self.publish(&depot);
+            object
+        };
+        self.dispose(surplus, tally, Event::Trimmed);
+        let object = match object {
+            Some(object) => self.reused(object, tally),
+            None => self.create(tally),
+        };
+        self.shared.add_shared(Event::Acquired, 1);
+        object
+    }
+
+    // -----------------------------------------------------------------------------
+    // Release
+
+    /// The release hot path. The object is reset when it is next acquired.
+    #[inline(always)]
+    pub(crate) fn put(&self, object: Box<T>) {
+        // For types without `heap_bytes`, `retained` is the constant 0 and the checks on
+        // it compile away (and so does the bomb: nothing here can unwind).
+        let bomb = ReleaseBomb(self);
+        let retained = object.heap_bytes();
+        mem::forget(bomb);
+        if retained > self.max_retained {
+            return self.discard(object, retained);
+        }
+        let tid = tid::current();
+        if let Some(slot) = self.slots.get(tid) {
+            // SAFETY: `tid` is this thread's own id, so it owns the slot; `push` within
+            // capacity calls no user code and does not allocate.
+            let full = unsafe {
+                slot.with_cache(|cache| {
+                    if cache.loaded.len() < cache.loaded.capacity() {
+                        cache.loaded.push(object);
+                        None
+                    } else {
+                        Some(object)
+                    }
+                })
+            };
+            match full {
+                None => {
+                    slot.counters.add_owned(Event::Released, 1);
+                    if retained != 0 {
+                        slot.counters.add_owned(Event::RetainedIn, retained as u64);
+                    }
+                }
+                Some(object) => self.put_slow(tid, object, retained),
+            }
+            return;
+        }
+        self.put_slow(tid, object, retained);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn put_slow(&self, tid: ThreadId, object: Box<T>, retained: usize) {
+        let tid = if tid == ThreadId::UNREGISTERED {
+            registry::register_thread()
+        } else {
+            tid
+        };
+        let Some(slot) = self.slot_or_create(tid) else {
+            return self.put_uncached(object);
+        };
+        let tally = Tally::Owned(&slot.counters);
+        let mut surplus = Surplus::new();
+        // SAFETY: our own id's slot; `spill` calls no user code.
+        unsafe { slot.with_cache(|cache| self.spill(cache, object, &mut surplus)) };
+        slot.counters.add_owned(Event::Released, 1);
+        tally.add(Event::RetainedIn, retained as u64);
+        self.dispose(surplus, tally, Event::Trimmed);
+    }
+
+    /// Stores `object` when the loaded magazine is full (or the thread has no cache).
+    fn spill(&self, cache: &mut ThreadCache<T>, object: Box<T>, surplus: &mut Surplus<T>) {
+        let epoch = self.slow.epoch.load(Ordering::Relaxed);
+        if cache.active {
+            self.age(cache, surplus, epoch);
+            if cache.previous.capacity() > 0 && cache.previous.is_empty() {
+                mem::swap(&mut cache.loaded, &mut cache.previous);
+                cache.previous_epoch = epoch;
+                prefetch::magazine_for_pushes(&cache.loaded);
+                cache.loaded.push(object);
+                return;
+            }
+        }
+        // Both magazines full (or absent): the full previous goes to the depot, the full
+        // loaded becomes previous, and an empty magazine becomes loaded.
+        let empty = {
+            let mut depot = lock(&self.depot.mutex);
+            if !cache.previous.is_empty() {
+                depot.put(mem::take(&mut cache.previous), surplus);
+            }
+            let empty = depot.take_empty();
+            self.publish(&depot);
+            empty
+        };
+        let empty = empty.unwrap_or_else(|| surplus.new_magazine(self.magazine_size));
+        if cache.active {
+            cache.previous = mem::replace(&mut cache.loaded, empty);
+            cache.previous_epoch = epoch;
+        } else {
+            cache.loaded = empty;
+            self.activate(cache, epoch, surplus);
+        }
+        prefetch::magazine_for_pushes(&cache.loaded);
+        cache.loaded.push(object);
+    }
+
+    /// Release for a thread that cannot have a cache: the object is freed.
+    #[cold]
+    fn put_uncached(&self, object: Box<T>) {
+        self.shared.add_shared(Event::Released, 1);
+        self.free_one(object, Event::Dropped, "freeing an object released during thread teardown");
+    }
+
+    /// A released object that retains more heap than the limit: not cached, freed.
+    #[cold]
+    #[inline(never)]
+    fn discard(&self, object: Box<T>, retained: usize) {
+        self.shared.add_shared(Event::Released, 1);
+        self.free_one(object, Event::Discarded, "discarding an object over the retention limit");
+        tracing::debug!(pool = %self.name, retained, limit = self.max_retained, "released object discarded: it retains more heap than max_retained_bytes");
+    }
+
+    /// Frees one object that leaves the pool as `event`, on the pool's behalf.
+    fn free_one(&self, object: Box<T>, event: Event, while_: &'static str) {
+        let tally = Tally::Shared(&self.shared);
+        self.objects_left(tally, event, 1);
+        let mut panics = Panics::default();
+        panics.run(|| drop(object));
+        self.panicked(tally, &panics, while_);
+    }
+
+    // -----------------------------------------------------------------------------
+    // Thread exit, reserve, reclamation, statistics
+
+    /// Flushes `tid`'s cache into the depot; what does not fit goes to `surplus`.
+    /// Returns the objects flushed, or `None` if the thread had no cache here.
+    fn flush(&self, tid: ThreadId, surplus: &mut Surplus<T>) -> Option<usize> {
+        let slot = self.slots.get(tid)?;
+        // SAFETY: the caller holds `tid` (thread exit, or `reclaim` on its own thread);
+        // the closure calls no user code.
+        let flushed = unsafe {
+            slot.with_cache(|cache| {
+                if !cache.active {
+                    return None;
+                }
+                cache.active = false;
+                let objects = cache.objects();
+                let mut depot = lock(&self.depot.mutex);
+                depot.put(mem::take(&mut cache.loaded), surplus);
+                depot.put(mem::take(&mut cache.previous), surplus);
+                self.publish(&depot);
+                Some(objects)
+            })
+        }?;
+        self.slow.thread_caches.fetch_sub(1, Ordering::Relaxed);
+        Some(flushed)
+    }
+
+    pub(crate) fn reserve(&self, objects: usize) -> Result<usize, ReserveError> {
+        let size = self.magazine_size;
+        let magazines = objects.div_ceil(size);
+        let (missing, missing_empty) = {
+            let mut depot = lock(&self.depot.mutex);
+            if magazines > depot.capacity() {
+                return Err(ReserveError {
+                    requested: objects,
+                    magazines,
+                    depot_magazines: depot.capacity(),
+                });
+            }
+            depot.set_floor(magazines);
+            (
+                objects.saturating_sub(depot.objects()),
+                magazines.saturating_sub(depot.empty_magazines()),
+            )
+        };
+        // Allocate outside the lock: the objects in magazines, and as many empty
+        // magazines, so that releasing the whole reserve never allocates one either.
+        // A panicking `default` propagates with nothing counted.
+        let mut fresh: Vec<Magazine<T>> =
+            Vec::with_capacity(missing.div_ceil(size) + missing_empty);
+        for start in (0..missing).step_by(size) {
+            let mut magazine = Vec::with_capacity(size);
+            magazine.extend((start..missing.min(start + size)).map(|_| Box::new(T::default())));
+            fresh.push(magazine);
+        }
+        fresh.extend((0..missing_empty).map(|_| Vec::with_capacity(size)));
+        let tally = Tally::Shared(&self.shared);
+        // Counted before the objects become reachable.
+        self.objects_entered(tally, Event::Reserved, missing);
+        self.magazines_made(tally, fresh.len());
+        let mut surplus = Surplus::new();
+        {
+            let mut depot = lock(&self.depot.mutex);
+            for magazine in fresh {
+                depot.put(magazine, &mut surplus);
+            }
+            self.publish(&depot);
+        }
+        // Other threads may have filled the depot meanwhile: what did not fit is freed.
+        let trimmed = self.dispose(surplus, tally, Event::Trimmed);
+        tracing::debug!(pool = %self.name, created = missing, trimmed, magazines, "reserved idle objects");
+        Ok(missing - trimmed)
+    }
+
+    pub(crate) fn reclaim_now(&self) -> usize {
+        let tid = tid::current();
+        let mut surplus = Surplus::new();
+        let flushed = self.flush(tid, &mut surplus).is_some();
+        let trimmed = match self.slots.get(tid) {
+            Some(slot) if flushed => self.dispose(surplus, Tally::Owned(&slot.counters), Event::Trimmed),
+            _ => self.dispose(surplus, Tally::Shared(&self.shared), Event::Trimmed),
+        };
+        let mut surplus = Surplus::new();
+        {
+            let mut depot = lock(&self.depot.mutex);
+            depot.drain_all(&mut surplus);
+            self.publish(&depot);
+        }
+        let reclaimed = self.dispose(surplus, Tally::Shared(&self.shared), Event::Reclaimed);
+        tracing::debug!(pool = %self.name, reclaimed, trimmed, "reclaim pass (explicit)");
+        reclaimed + trimmed
+    }
+
+    fn sums(&self) -> CounterSums {
+        let mut sums = CounterSums::default();
+        self.shared.accumulate(&mut sums);
+        for slot in self.slots.iter() {
+            slot.counters.accumulate(&mut sums);
+        }
+        sums
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        let sums = self.sums();
+        PoolStats::from_sums(
+            &self.name,
+            &sums,
+            self.slow.thread_caches.load(Ordering::Relaxed) as u64,
+            self.depot.objects.load(Ordering::Relaxed) as u64,
+            mem::size_of::<T>(),
+            self.overhead_bytes(&sums),
+        )
+    }
+
+    /// Accounts for an idle object freed because `reset` (or `heap_bytes`) panicked
+    /// while it was being handed out (the caller's cap reservation, if any, is given
+    /// back by its own guard).
+    #[cold]
+    fn lost_in_reset(&self) {
+        self.objects_left(Tally::Shared(&self.shared), Event::Dropped, 1);
+    }
+
+    /// Accounts for a released object freed because `heap_bytes` panicked.
+    #[cold]
+    fn lost_in_release(&self) {
+        self.shared.add_shared(Event::Released, 1);
+        self.objects_left(Tally::Shared(&self.shared), Event::Dropped, 1);
+    }
+
+    /// Counts an object detached from the pool for good.
+    pub(crate) fn detached(&self) {
+        self.objects_left(Tally::Shared(&self.shared), Event::Detached, 1);
+    }
+}
+
+impl<T: Poolable> PoolCore for Inner<T> {
+    fn flush_thread(&self, tid: ThreadId) {
+        let mut surplus = Surplus::new();
+        let Some(objects) = self.flush(tid, &mut surplus) else {
+            return;
+        };
+        let trimmed = match self.slots.get(tid) {
+            Some(slot) => self.dispose(surplus, Tally::Owned(&slot.counters), Event::Trimmed),
+            None => self.dispose(surplus, Tally::Shared(&self.shared), Event::Trimmed),
+        };
+        tracing::debug!(pool = %self.name, thread = tid.0, objects, trimmed, "thread cache flushed at thread exit");
+    }
+
+    fn reclaim_tick(&self) {
+        let mut surplus = Surplus::new();
+        {
+            let mut depot = lock(&self.depot.mutex);
+            depot.reap_unused(&mut surplus);
+            self.publish(&depot);
+        }
+        self.slow.epoch.fetch_add(1, Ordering::Relaxed);
+        // A pass that reaped nothing allocates nothing and frees nothing.
+        let reclaimed = self.dispose(surplus, Tally::Shared(&self.shared), Event::Reclaimed);
+        if reclaimed > 0 {
+            tracing::debug!(pool = %self.name, reclaimed, "reclaim pass freed idle objects");
+        }
+    }
+
+    fn caught(&self, panics: &Panics) {
+        self.panicked(Tally::Shared(&self.shared), panics, "reporting its work");
+    }
+
+    fn stats(&self) -> PoolStats {
+        Inner::stats(self)
+    }
+
+    fn retained_bytes(&self) -> u64 {
+        self.sums().retained()
+    }
+}
+
+impl<T> Drop for Inner<T> {
+    /// Frees everything the pool still owns: every slot's magazines (threads that are
+    /// still alive included), the depot, and the slot table. Runs when the last
+    /// reference goes: the `Pool`'s, or a reaper's or exiting thread's that was
+    /// working on the pool when it was dropped. Panics of `T::drop` are contained and
+    /// reported; `MEMORY_STATS` loses exactly what this pool added.
+    fn drop(&mut self) {
+        let mut magazines: Vec<Magazine<T>> = Vec::new();
+        for slot in self.slots.iter() {
+            // SAFETY: `&mut self`: no thread can reach the pool any more (the registry
+            // and every owner gave up their references), so nothing else touches a slot.
+            unsafe {
+                slot.with_cache(|cache| {
+                    magazines.push(mem::take(&mut cache.loaded));
+                    magazines.push(mem::take(&mut cache.previous));
+                });
+            }
+        }
+        let mut surplus = Surplus::new();
+        lock(&self.depot.mutex).drain_all(&mut surplus);
+        magazines.append(&mut surplus.magazines);
+        let mut sums = CounterSums::default();
+        self.shared.accumulate(&mut sums);
+        for slot in self.slots.iter() {
+            slot.counters.accumulate(&mut sums);
+        }
+        let objects = usize::try_from(sums.owned()).unwrap_or(usize::MAX);
+        let structures = self.fixed_bytes
+            + self.slots.bucket_bytes()
+            + usize::try_from(sums.magazines())
+                .unwrap_or(usize::MAX)
+                .saturating_mul(self.magazine_size * mem::size_of::<Box<T>>());
+        MEMORY_STATS.shrink(objects.saturating_mul(mem::size_of::<T>()), false);
+        MEMORY_STATS.shrink(structures, true);
+        let mut panics = Panics::default();
+        for magazine in magazines {
+            for object in magazine {
+                panics.run(|| drop(object));
+            }
+        }
+        panics.report(&self.name, "being dropped");
+    }
+}
+
+/// Accounts for an object lost to a panicking `reset` (armed only during `reset`; if it
+/// fires, the unwind frees the object).
+struct ResetBomb<'a, T: Poolable>(&'a Inner<T>);
+
+impl<T: Poolable> Drop for ResetBomb<'_, T> {
+    fn drop(&mut self) {
+        self.0.lost_in_reset();
+    }
+}
+
+/// Accounts for a released object lost to a panicking `heap_bytes`.
+struct ReleaseBomb<'a, T: Poolable>(&'a Inner<T>);
+
+impl<T: Poolable> Drop for ReleaseBomb<'_, T> {
+    fn drop(&mut self) {
+        self.0.lost_in_release();
+    }
+}
