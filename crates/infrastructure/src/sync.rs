@@ -5,6 +5,10 @@
 //! once (the pattern of sharded-slab's `src/sync.rs` and tokio's `src/loom/`).
 
 #[cfg(loom)]
+#[allow(
+    unused_imports,
+    reason = "AtomicBool serves the reaper, which loom builds leave out"
+)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};

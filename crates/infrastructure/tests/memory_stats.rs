@@ -38,11 +38,7 @@ fn memory_stats_track_pool_bytes_current_and_peak() {
     let held: Vec<_> = (0..100).map(|_| pool.acquire()).collect();
     assert_eq!(objects(), 100 * SIZE);
     drop(held);
-    assert_eq!(
-        objects(),
-        100 * SIZE,
-        "idle objects still count"
-    );
+    assert_eq!(objects(), 100 * SIZE, "idle objects still count");
     let again: Vec<_> = (0..100).map(|_| pool.acquire()).collect();
     assert_eq!(objects(), 100 * SIZE, "all reused");
     drop(again);
@@ -60,7 +56,10 @@ fn memory_stats_track_pool_bytes_current_and_peak() {
     assert_eq!(usage.object_bytes, 0);
     assert!(usage.peak_usage >= peak, "freeing does not lower the peak");
     MEMORY_STATS.reset_peak();
-    assert_eq!(MEMORY_STATS.load().peak_usage, MEMORY_STATS.load().current_usage);
+    assert_eq!(
+        MEMORY_STATS.load().peak_usage,
+        MEMORY_STATS.load().current_usage
+    );
 
     // Detached objects are no longer the pool's.
     let kept = PoolGuard::detach(pool.acquire());

@@ -59,7 +59,10 @@ fn check(pool: &Pool<Order>, model: &Model, held: usize) -> Result<(), TestCaseE
     prop_assert_eq!(s.detached, model.detached);
     prop_assert_eq!(s.rejected, model.rejected);
     prop_assert_eq!(s.hits + s.misses, s.acquired);
-    prop_assert_eq!(s.object_bytes, (s.live + s.idle) * size_of::<Order>() as u64);
+    prop_assert_eq!(
+        s.object_bytes,
+        (s.live + s.idle) * size_of::<Order>() as u64
+    );
     // Only this thread can hold a cache between steps: the others have exited.
     prop_assert!(s.thread_caches <= 1, "{:?}", s);
     let idle_bound = (D * M + 2 * M) as u64;

@@ -46,8 +46,7 @@ fn ten_million_through_a_channel_then_a_million_burst_then_idle() {
     // threads hold included.
     let population = CHANNEL + 2 * M + 2;
     let magazines = population.div_ceil(M) + 6;
-    let bound =
-        population * SIZE + TICK_POOL.stats().overhead_bytes as usize + magazines * M * 8;
+    let bound = population * SIZE + TICK_POOL.stats().overhead_bytes as usize + magazines * M * 8;
     let peak = MEMORY_STATS.load().peak_usage;
     assert!(
         peak <= bound,

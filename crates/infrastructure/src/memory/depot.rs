@@ -41,6 +41,10 @@ impl<T> Surplus<T> {
     }
 
     /// Number of objects (not magazines) held.
+    #[cfg_attr(
+        all(loom, not(test)),
+        allow(dead_code, reason = "used by the reap, which only the reaper calls")
+    )]
     pub(crate) fn objects(&self) -> usize {
         self.magazines.iter().map(Vec::len).sum()
     }
@@ -169,6 +173,13 @@ impl<T> Depot<T> {
     /// low-water marks for the whole interval since the last tick (keeping the floor
     /// in each list), then starts a new interval. Returns the number of objects
     /// moved.
+    #[cfg_attr(
+        all(loom, not(test)),
+        allow(
+            dead_code,
+            reason = "called by the reaper, which loom builds leave out"
+        )
+    )]
     pub(crate) fn reap_unused(&mut self, surplus: &mut Surplus<T>) -> usize {
         let loaded = self
             .loaded_low

@@ -219,7 +219,8 @@ impl<T: Poolable> Inner<T> {
     /// Bytes of the pool's own structures now.
     fn overhead_bytes(&self, sums: &CounterSums) -> u64 {
         let magazines = usize::try_from(sums.magazines()).unwrap_or(usize::MAX);
-        (self.fixed_bytes + self.slots.bucket_bytes()) as u64 + self.magazine_bytes(magazines) as u64
+        (self.fixed_bytes + self.slots.bucket_bytes()) as u64
+            + self.magazine_bytes(magazines) as u64
     }
 
     // -----------------------------------------------------------------------------
@@ -523,7 +524,11 @@ impl<T: Poolable> Inner<T> {
     #[cold]
     fn put_uncached(&self, object: Box<T>) {
         self.shared.add_shared(Event::Released, 1);
-        self.free_one(object, Event::Dropped, "freeing an object released during thread teardown");
+        self.free_one(
+            object,
+            Event::Dropped,
+            "freeing an object released during thread teardown",
+        );
     }
 
     /// A released object that retains more heap than the limit: not cached, freed.
@@ -531,7 +536,11 @@ impl<T: Poolable> Inner<T> {
     #[inline(never)]
     fn discard(&self, object: Box<T>, retained: usize) {
         self.shared.add_shared(Event::Released, 1);
-        self.free_one(object, Event::Discarded, "discarding an object over the retention limit");
+        self.free_one(
+            object,
+            Event::Discarded,
+            "discarding an object over the retention limit",
+        );
         tracing::debug!(pool = %self.name, retained, limit = self.max_retained, "released object discarded: it retains more heap than max_retained_bytes");
     }
 
@@ -623,7 +632,9 @@ impl<T: Poolable> Inner<T> {
         let mut surplus = Surplus::new();
         let flushed = self.flush(tid, &mut surplus).is_some();
         let trimmed = match self.slots.get(tid) {
-            Some(slot) if flushed => self.dispose(surplus, Tally::Owned(&slot.counters), Event::Trimmed),
+            Some(slot) if flushed => {
+                self.dispose(surplus, Tally::Owned(&slot.counters), Event::Trimmed)
+            }
             _ => self.dispose(surplus, Tally::Shared(&self.shared), Event::Trimmed),
         };
         let mut surplus = Surplus::new();

@@ -4,13 +4,13 @@
 //!
 //! loom's `join()` returns before a spawned thread's thread-local destructors run, and a
 //! lazy static touched from the main model thread's destructors panics (loom#152), so
-//! each model thread ends with `tid::exit_now()`, which runs the exit flush explicitly.
+//! each model thread ends with `registry::leave_thread()`, which runs the exit flush explicitly.
 
 use loom::sync::Arc;
 use loom::thread;
 
+use super::registry;
 use super::registry::PoolCore;
-use super::tid;
 use super::{Pool, PoolConfig, Poolable};
 
 #[derive(Debug, Default, PartialEq)]
@@ -48,7 +48,7 @@ fn spawn_worker<T: Poolable>(
     let pool = Arc::clone(pool);
     thread::spawn(move || {
         f(pool);
-        tid::exit_now();
+        registry::leave_thread();
     })
 }
 
@@ -86,7 +86,7 @@ fn cross_thread_release_and_thread_exit_balance() {
         drop(pool.acquire());
         handed.join().unwrap();
         churn.join().unwrap();
-        tid::exit_now();
+        registry::leave_thread();
         let stats = pool.stats();
         assert_eq!(stats.live, 0);
         assert_eq!(stats.thread_caches, 0);
@@ -107,10 +107,10 @@ fn reclaim_tick_races_with_release() {
             drop((a, b));
         });
         let core: &dyn PoolCore = pool.inner();
-        drop(core.reclaim_tick());
-        drop(core.reclaim_tick());
+        core.reclaim_tick();
+        core.reclaim_tick();
         worker.join().unwrap();
-        tid::exit_now();
+        registry::leave_thread();
         let stats = pool.stats();
         assert_eq!(stats.live, 0);
         assert_eq!(
@@ -160,7 +160,7 @@ fn pool_drop_with_objects_in_another_threads_cache() {
         drop(pool.acquire());
         drop(pool); // or here, while the worker's cache still holds its objects
         worker.join().unwrap();
-        tid::exit_now();
+        registry::leave_thread();
         assert_eq!(COUNTED_ALIVE.load(loom::sync::atomic::Ordering::SeqCst), 0);
     });
 }
@@ -180,7 +180,7 @@ fn stats_aggregation_while_counters_move() {
         assert!(stats.live <= 1 && stats.idle <= 2, "{stats:?}");
         assert!(stats.hits + stats.misses == stats.acquired, "{stats:?}");
         worker.join().unwrap();
-        tid::exit_now();
+        registry::leave_thread();
         let stats = pool.stats();
         assert_eq!((stats.acquired, stats.released, stats.live), (2, 2, 0));
     });
@@ -210,7 +210,7 @@ fn depot_batch_transfer_between_two_threads() {
         });
         consumer.join().unwrap();
         producer.join().unwrap();
-        tid::exit_now();
+        registry::leave_thread();
         let stats = pool.stats();
         assert_eq!(stats.live, 0);
         assert_eq!(stats.acquired, 7);

@@ -141,7 +141,10 @@ pub struct Pool<T: Poolable> {
     /// A counted reference to the engine, shared with the registry. When the pool is
     /// dropped while a reaper pass or an exiting thread works on it, the engine is
     /// freed when that work ends.
-    #[allow(dead_code, reason = "held for its reference count: it keeps `inner` allocated")]
+    #[allow(
+        dead_code,
+        reason = "held for its reference count: it keeps `inner` allocated"
+    )]
     core: Arc<dyn PoolCore>,
     registration: Registration,
     _owns: PhantomData<Inner<T>>,

@@ -31,6 +31,13 @@ pub(crate) trait PoolCore: Send + Sync {
     /// the thread holding `tid`.
     fn flush_thread(&self, tid: ThreadId);
     /// One working-set reclaim tick, freeing what it reaps.
+    #[cfg_attr(
+        all(loom, not(test)),
+        allow(
+            dead_code,
+            reason = "called by the reaper, which loom builds leave out"
+        )
+    )]
     fn reclaim_tick(&self);
     /// Records a panic caught around one of the calls above (a `tracing` subscriber's).
     fn caught(&self, panics: &Panics);
@@ -233,6 +240,10 @@ pub(crate) fn register_thread() -> ThreadId {
 /// Gives this thread's caches and id back now, as if it ended; its next pool use
 /// registers it again. For a thread that lives for ever (the reaper) and for loom
 /// models, whose `join()` returns before a thread's destructors run.
+#[cfg_attr(
+    all(loom, not(test)),
+    allow(dead_code, reason = "used by the reaper, which loom builds leave out")
+)]
 pub(crate) fn leave_thread() {
     if let Ok(Some(tid)) = GUARD.try_with(|g| g.id.take()) {
         tid::set_current(ThreadId::DETACHED);
