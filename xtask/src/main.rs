@@ -3,7 +3,8 @@
 //! - `ci`: everything CI checks: formatting, clippy with `-D warnings`, the tidy checks,
 //!   every test and doctest of the workspace, then loom, ASan, valgrind, Miri, TSan, a
 //!   60 s soak, and `bench-all --quick`.
-//! - `loom`: the loom models of the pools, in release, `LOOM_MAX_PREEMPTIONS=2`.
+//! - `loom`: the loom models of the pools, in release with debug assertions,
+//!   `LOOM_MAX_PREEMPTIONS=2`.
 //! - `asan`, `valgrind`, `miri`, `tsan`: one checker each (see `checks.rs`).
 //! - `soak [--seconds N]`: compressed trading days; fails on growth, writes a CSV and
 //!   an SVG chart to `target/soak/`.
@@ -146,7 +147,8 @@ fn loom(sh: &Shell) -> Result<()> {
         let preemptions = std::env::var("LOOM_MAX_PREEMPTIONS").unwrap_or_else(|_| "2".into());
         // A separate target dir: `--cfg loom` rebuilds everything, and sharing the
         // normal one would throw away its cache on every switch.
-        let _env = sh.push_env("RUSTFLAGS", "--cfg loom -D warnings");
+        // Debug assertions on: the pools' `debug_assert!`s are invariants loom should see.
+        let _env = sh.push_env("RUSTFLAGS", "--cfg loom -C debug-assertions -D warnings");
         let _preemptions = sh.push_env("LOOM_MAX_PREEMPTIONS", preemptions);
         let _target = sh.push_env("CARGO_TARGET_DIR", "target/loom");
         Ok(cmd!(

@@ -162,6 +162,79 @@ fn pool_drop_with_objects_in_another_threads_cache() {
         worker.join().unwrap();
         registry::leave_thread();
         assert_eq!(COUNTED_ALIVE.load(loom::sync::atomic::Ordering::SeqCst), 0);
+        // Whoever freed the pool (this thread, or the worker's flush that held it last)
+        // took exactly its bytes out of the books.
+        assert_eq!(super::MEMORY_STATS.load().current_usage, 0);
+    });
+}
+
+/// An object whose `Drop` panics once armed.
+#[derive(Debug, Default)]
+struct Bomb {
+    armed: bool,
+}
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.armed && !std::thread::panicking() {
+            panic!("Bomb::drop on purpose");
+        }
+    }
+}
+
+impl Poolable for Bomb {
+    fn reset(&mut self) {
+        self.armed = false;
+    }
+}
+
+/// Keeps the intended panics' messages out of the output; any other panic prints.
+fn quiet_bombs() {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let ours = info
+                .payload()
+                .downcast_ref::<&str>()
+                .is_some_and(|m| m.contains("on purpose"));
+            if !ours {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// A thread's exit flush frees armed objects that do not fit the depot while reclaim
+/// ticks free the depot's: every `Drop` panic is caught and counted, no object is
+/// counted twice or lost, and `MEMORY_STATS` ends at zero.
+#[test]
+fn panicking_drops_in_a_flush_racing_reclaim_ticks_keep_counts_exact() {
+    quiet_bombs();
+    model(|| {
+        let pool = Arc::new(pool_of::<Bomb>(1, 1));
+        let worker = spawn_worker(&pool, move |pool| {
+            let mut held = (pool.acquire(), pool.acquire(), pool.acquire());
+            held.0.armed = true;
+            held.1.armed = true;
+            held.2.armed = true;
+            drop(held);
+        });
+        let core: &dyn PoolCore = pool.inner();
+        core.reclaim_tick();
+        core.reclaim_tick();
+        worker.join().unwrap();
+        registry::leave_thread();
+        let stats = pool.stats();
+        assert_eq!(
+            (stats.live, stats.acquired, stats.misses),
+            (0, 3, 3),
+            "{stats:?}"
+        );
+        assert_eq!(stats.idle + stats.trimmed + stats.reclaimed, 3, "{stats:?}");
+        assert_eq!(stats.panicked, stats.trimmed + stats.reclaimed, "{stats:?}");
+        drop(pool); // frees the idle ones, panicking, contained
+        assert_eq!(super::MEMORY_STATS.load().current_usage, 0);
     });
 }
 

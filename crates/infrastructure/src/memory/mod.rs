@@ -20,6 +20,8 @@ mod tid;
 
 #[cfg(all(test, loom))]
 mod loom_models;
+#[cfg(all(test, not(loom)))]
+mod tests;
 
 pub mod pools;
 pub mod safe_pools;

@@ -391,6 +391,11 @@ mod reaper {
         fn a_reaper_that_could_not_start_is_started_on_the_next_try() {
             let running = AtomicBool::new(false);
             let mut slot = None;
+            let spawns = std::cell::Cell::new(0);
+            let spawn = || {
+                spawns.set(spawns.get() + 1);
+                Ok(thread::current())
+            };
             let refused = start(
                 || Err(io::Error::other("no threads left")),
                 &mut slot,
@@ -398,16 +403,16 @@ mod reaper {
             );
             assert!(refused.is_err());
             assert!(!running.load(Ordering::Acquire) && slot.is_none());
-            let started = start(|| Ok(thread::current()), &mut slot, &running);
-            assert!(matches!(started, Ok(Some(_))));
+            assert!(matches!(start(spawn, &mut slot, &running), Ok(Some(_))));
+            assert_eq!(spawns.get(), 1, "retried after the refusal");
             assert!(running.load(Ordering::Acquire));
             // Running: no second thread.
-            let again = start(|| panic!("must not spawn twice"), &mut slot, &running);
-            assert!(matches!(again, Ok(Some(_))));
+            assert!(matches!(start(spawn, &mut slot, &running), Ok(Some(_))));
+            assert_eq!(spawns.get(), 1);
             // It ended (its `Running` guard cleared the flag): started again.
             running.store(false, Ordering::Release);
-            let restarted = start(|| Ok(thread::current()), &mut slot, &running);
-            assert!(matches!(restarted, Ok(Some(_))));
+            assert!(matches!(start(spawn, &mut slot, &running), Ok(Some(_))));
+            assert_eq!(spawns.get(), 2, "a reaper that ended is started again");
         }
     }
 }

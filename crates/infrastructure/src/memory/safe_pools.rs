@@ -24,14 +24,15 @@ pub use crate::types::{Order, Signal, Tick};
 // which owns their private fields.
 
 /// The configuration of the static pools.
-fn static_config(name: &str) -> PoolConfig {
+pub(super) fn static_config(name: &str) -> PoolConfig {
     PoolConfig::new(name).exported(true)
 }
 
 fn static_pool<T: Poolable>(name: &str) -> Pool<T> {
     match Pool::new(static_config(name)) {
         Ok(pool) => pool,
-        // The configuration is a constant; `tests::static_configs_are_valid` checks it.
+        // The configuration is a constant; `memory::tests::api::static_configs_are_valid`
+        // checks it.
         Err(error) => unreachable!("static pool {name}: {error}"),
     }
 }
@@ -44,6 +45,3 @@ pub static SIGNAL_POOL: LazyLock<Pool<Signal>> = LazyLock::new(|| static_pool("s
 
 /// Market-data ticks, for the data layer.
 pub static TICK_POOL: LazyLock<Pool<Tick>> = LazyLock::new(|| static_pool("tick"));
-
-#[cfg(all(test, not(loom)))]
-mod tests;

@@ -1,0 +1,56 @@
+//! Statistics: aggregation over threads, detach, the export for monitoring.
+
+use super::*;
+
+#[test]
+fn stats_aggregate_every_threads_counters() {
+    let pool = pool::<Signal>(manual("agg", 8, 8));
+    thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                for _ in 0..1000 {
+                    drop(pool.acquire());
+                }
+            });
+        }
+    });
+    let stats = pool.stats();
+    assert_eq!(stats.acquired, 3000);
+    assert_eq!(stats.released, 3000);
+    assert_eq!(stats.hits + stats.misses, stats.acquired);
+    assert!(stats.misses <= 3, "{stats:?}");
+    assert_eq!(
+        stats.object_bytes,
+        (stats.live + stats.idle) * stats.object_size
+    );
+    assert_eq!(stats.object_size, std::mem::size_of::<Signal>() as u64);
+}
+
+#[test]
+fn detached_objects_leave_the_pool_for_good() {
+    let pool = pool::<Order>(manual("detach", 4, 4).max_live(Some(1)));
+    let mut g = pool.try_acquire().unwrap();
+    g.order_id = 9;
+    let kept = PoolGuard::detach(g);
+    assert_eq!(kept.order_id, 9, "not reset");
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.live, stats.idle, stats.detached, stats.object_bytes),
+        (0, 0, 1, 0)
+    );
+    drop(pool.try_acquire().unwrap()); // the cap slot was given back
+}
+
+#[test]
+fn exported_pools_are_listed_for_monitoring() {
+    let _p = pool::<Tick>(manual("listed_pool", 4, 4).exported(true));
+    let _q = pool::<Tick>(manual("unlisted_pool", 4, 4));
+    drop(ORDER_POOL.acquire());
+    let names: Vec<String> = crate::memory::exported_pool_stats()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert!(names.contains(&"listed_pool".to_owned()));
+    assert!(names.contains(&"order".to_owned()));
+    assert!(!names.contains(&"unlisted_pool".to_owned()));
+}
