@@ -21,14 +21,14 @@ fn freeing_a_surplus_counts_first_and_contains_the_panic() {
     let pool = Pool::<Fragile>::new(manual("surplus", 1, 1)).unwrap();
     let released = on_thread(|| {
         release_armed(&pool, 10);
-        pool.stats()
+        (pool.stats(), Fragile::alive())
     });
-    let in_thread = released.expect("the releases did not panic: the pool contained it");
+    let (in_thread, alive) = released.expect("the releases did not panic: the pool contained it");
     assert_eq!(in_thread.trimmed, 7, "{in_thread:?}");
     assert_eq!(in_thread.panicked, 7, "{in_thread:?}");
     assert_eq!(in_thread.idle, 3, "no phantom: {in_thread:?}");
     assert_eq!(in_thread.object_bytes, 3 * size);
-    assert_eq!(Fragile::alive(), 3);
+    assert_eq!(alive, 3);
 
     let stats = pool.stats();
     assert_eq!(
@@ -36,6 +36,7 @@ fn freeing_a_surplus_counts_first_and_contains_the_panic() {
         "the thread's cache was flushed and trimmed: {stats:?}"
     );
     assert_eq!(stats.panicked, 9);
+    assert_eq!(Fragile::alive(), 1);
     assert_eq!(MEMORY_STATS.load().object_bytes as u64, size);
     assert_eq!(MEMORY_STATS.load().current_usage as u64, stats.bytes);
 

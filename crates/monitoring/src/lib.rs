@@ -89,6 +89,16 @@ const POOL_COUNTERS: &[PoolCounter] = &[
         |s| s.rejected,
     ),
     (
+        "pool_discarded",
+        "Released objects freed instead of cached because they retained more heap than max_retained_bytes.",
+        |s| s.discarded,
+    ),
+    (
+        "pool_panicked",
+        "Panics in user code (an object's Drop) that the pool ran on its own behalf and caught.",
+        |s| s.panicked,
+    ),
+    (
         "pool_reserved",
         "Idle objects created ahead of demand by Pool::reserve.",
         |s| s.reserved,
@@ -107,7 +117,7 @@ type PoolGauge = (
     clippy::cast_precision_loss,
     reason = "gauges are f64 in Prometheus itself"
 )]
-fn pool_gauges() -> [PoolGauge; 7] {
+fn pool_gauges() -> [PoolGauge; 10] {
     [
         ("pool_live_objects", "Objects in use now.", None, |s| {
             s.live as f64
@@ -138,9 +148,27 @@ fn pool_gauges() -> [PoolGauge; 7] {
         ),
         (
             "pool_memory",
-            "Bytes of the objects the pool owns, in use and idle.",
+            "Heap bytes the pool holds: objects, the heap idle objects retain, and the pool's own structures.",
             Some(Unit::Bytes),
             |s| s.bytes as f64,
+        ),
+        (
+            "pool_object_memory",
+            "Bytes of the objects the pool owns, in use and idle.",
+            Some(Unit::Bytes),
+            |s| s.object_bytes as f64,
+        ),
+        (
+            "pool_retained_memory",
+            "Heap bytes idle objects keep for reuse (Poolable::heap_bytes).",
+            Some(Unit::Bytes),
+            |s| s.retained_bytes as f64,
+        ),
+        (
+            "pool_overhead_memory",
+            "Bytes of the pool's own structures: thread slots, bucket tables, magazines, depot.",
+            Some(Unit::Bytes),
+            |s| s.overhead_bytes as f64,
         ),
         (
             "pool_object_size",
@@ -178,8 +206,18 @@ impl Collector for PoolCollector {
         for (name, help, value) in [
             (
                 "pools_memory",
-                "Bytes of pooled objects held by every pool in the process (MEMORY_STATS current_usage).",
+                "Heap bytes held by every pool in the process: objects, retained heap, structures (MEMORY_STATS current_usage).",
                 memory.current_usage,
+            ),
+            (
+                "pools_retained_memory",
+                "Heap bytes idle objects of every pool retain (MEMORY_STATS retained_bytes).",
+                memory.retained_bytes,
+            ),
+            (
+                "pools_overhead_memory",
+                "Bytes of every pool's own structures (MEMORY_STATS overhead_bytes).",
+                memory.overhead_bytes,
             ),
             (
                 "pools_memory_peak",

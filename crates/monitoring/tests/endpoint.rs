@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use infrastructure::memory::safe_pools::{ORDER_POOL, SIGNAL_POOL, TICK_POOL};
-use infrastructure::memory::{Pool, PoolConfig};
+use infrastructure::memory::{Pool, PoolConfig, Poolable};
 use infrastructure::types::Order;
 use monitoring::{MetricsServer, ServerError, ServerOptions};
 
@@ -50,11 +50,30 @@ fn body(response: &str) -> &str {
     response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
 }
 
+/// A pooled buffer that keeps its capacity across reuse.
+#[derive(Debug, Default)]
+struct Buffer(Vec<u8>);
+
+impl Poolable for Buffer {
+    fn reset(&mut self) {
+        self.0.clear();
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.0.capacity()
+    }
+}
+
 #[test]
 fn metrics_cover_every_exported_pool_with_help_and_units() {
     let mine = Pool::<Order>::new(PoolConfig::new("endpoint_test_orders").exported(true)).unwrap();
     let hidden = Pool::<Order>::new(PoolConfig::new("endpoint_test_hidden")).unwrap();
     drop((mine.acquire(), hidden.acquire()));
+    let buffers =
+        Pool::<Buffer>::new(PoolConfig::new("endpoint_test_buffers").exported(true)).unwrap();
+    let mut buffer = buffers.acquire();
+    buffer.0.reserve_exact(4096);
+    drop(buffer);
     drop((
         TICK_POOL.acquire(),
         SIGNAL_POOL.acquire(),
@@ -76,15 +95,22 @@ fn metrics_cover_every_exported_pool_with_help_and_units() {
         "pool_detached_total",
         "pool_rejected_total",
         "pool_reserved_total",
+        "pool_discarded_total",
+        "pool_panicked_total",
         "pool_live_objects",
         "pool_idle_objects",
         "pool_depot_objects",
         "pool_thread_caches",
         "pool_hit_ratio",
         "pool_memory_bytes",
+        "pool_object_memory_bytes",
+        "pool_retained_memory_bytes",
+        "pool_overhead_memory_bytes",
         "pool_object_size_bytes",
         "pools_memory_bytes",
         "pools_memory_peak_bytes",
+        "pools_retained_memory_bytes",
+        "pools_overhead_memory_bytes",
     ] {
         assert!(
             text.contains(&format!("# HELP {family} ")),
@@ -105,6 +131,9 @@ fn metrics_cover_every_exported_pool_with_help_and_units() {
         !text.contains("endpoint_test_hidden"),
         "only exported pools are listed"
     );
+    // An idle object's retained heap is exported with its value.
+    let retained = "pool_retained_memory_bytes{pool=\"endpoint_test_buffers\"} 4096";
+    assert!(text.contains(retained), "{retained} not in\n{text}");
     // The value is the pool's own count.
     let line = format!(
         "pool_acquired_total{{pool=\"endpoint_test_orders\"}} {}",

@@ -9,7 +9,8 @@ use std::time::Duration;
 ///
 /// Idle objects are bounded by
 /// `depot_magazines × magazine_size + 2 × magazine_size × threads_with_a_cache`
-/// (see `docs/pool-design.md`).
+/// (a reserve is at most `depot_magazines` magazines, so it is inside that bound);
+/// `docs/pool-design.md`, "Bounds and accounting", has the byte formulas.
 ///
 /// # Examples
 /// ```
@@ -39,8 +40,9 @@ pub struct PoolConfig {
 
 /// Largest accepted `magazine_size`: beyond this a per-thread cache stops being a cache.
 pub const MAX_MAGAZINE_SIZE: usize = 4096;
-/// Largest accepted `depot_magazines`. The depot reserves its bookkeeping (48 bytes per
-/// magazine) up front so that it never reallocates under its lock.
+/// Largest accepted `depot_magazines`. The depot reserves its two lists up front (24
+/// bytes per magazine in each, 48 per unit of `depot_magazines`) so that it never
+/// reallocates under its lock.
 pub const MAX_DEPOT_MAGAZINES: usize = 1 << 16;
 /// Largest accepted idle bound of the depot, in bytes (`depot_magazines × magazine_size × size_of::<T>()`).
 pub const MAX_DEPOT_BYTES: usize = 16 << 30;
