@@ -65,16 +65,23 @@ fn phase(f: f64) -> (&'static str, u32) {
 }
 
 /// Pool memory can never exceed this: objects in flight (channels, open orders, what
-/// churn threads hold) plus each pool's idle bound `D×M + 2×M×threads`.
-fn bound_bytes() -> usize {
+/// churn threads hold) plus each pool's idle bound `D×M + 2×M×threads`, plus each
+/// pool's structures: its fixed part (`fixed`, read off the pools before any use) and
+/// at most `2×D` magazines in the depot and 2 per thread, of `8×M` bytes each (every
+/// thread id stays below the 16 inline slots, so no bucket is allocated).
+fn bound_bytes(fixed: usize) -> usize {
     let m = PoolConfig::DEFAULT_MAGAZINE_SIZE;
     let d = PoolConfig::DEFAULT_DEPOT_MAGAZINES;
     let idle = |threads: usize| d * m + 2 * m * threads;
+    let magazines = |threads: usize| (2 * d + 2 * threads) * m * size_of::<usize>();
     let churn = CHURN_THREADS * CHURN_HELD;
-    let ticks = (TICK_CHANNEL + 2 + churn + idle(2 + CHURN_THREADS)) * size_of::<Tick>();
-    let signals = (SIGNAL_CHANNEL + 2 + churn + idle(2 + CHURN_THREADS)) * size_of::<Signal>();
-    let orders = (OPEN_ORDERS + 1 + churn + idle(1 + CHURN_THREADS)) * size_of::<Order>();
-    ticks + signals + orders
+    let ticks = (TICK_CHANNEL + 2 + churn + idle(2 + CHURN_THREADS)) * size_of::<Tick>()
+        + magazines(2 + CHURN_THREADS);
+    let signals = (SIGNAL_CHANNEL + 2 + churn + idle(2 + CHURN_THREADS)) * size_of::<Signal>()
+        + magazines(2 + CHURN_THREADS);
+    let orders = (OPEN_ORDERS + 1 + churn + idle(1 + CHURN_THREADS)) * size_of::<Order>()
+        + magazines(1 + CHURN_THREADS);
+    ticks + signals + orders + fixed
 }
 
 fn rss_bytes() -> usize {
@@ -115,6 +122,11 @@ fn run(args: &Args) -> Result<(), String> {
             default_hook(info);
         }
     }));
+    // The static pools' fixed structures, before any thread uses them.
+    let fixed: usize = [TICK_POOL.stats(), SIGNAL_POOL.stats(), ORDER_POOL.stats()]
+        .iter()
+        .map(|s| s.overhead_bytes as usize)
+        .sum();
     let stop = AtomicBool::new(false);
     let ticks = AtomicU64::new(0);
     let start = Instant::now();
@@ -255,7 +267,7 @@ fn run(args: &Args) -> Result<(), String> {
 
     fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     write_csv(&args.out.join("soak.csv"), &samples)?;
-    let bound = bound_bytes();
+    let bound = bound_bytes(fixed);
     draw(&args.out.join("soak.svg"), &samples, bound)?;
     verdict(&samples, bound, args)
 }
