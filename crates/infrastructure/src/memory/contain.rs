@@ -42,10 +42,7 @@ impl Panics {
         if self.first.is_none() {
             self.first = Some(message(&*payload));
         }
-        // A payload's own `Drop` is user code too.
-        if let Err(nested) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
-            std::mem::forget(nested);
-        }
+        drop_payload(payload);
     }
 
     /// Reports the panics once, through `tracing`, if there were any. The caller holds
@@ -65,8 +62,16 @@ impl Panics {
             );
         }));
         if let Err(payload) = reported {
-            std::mem::forget(payload);
+            drop_payload(payload);
         }
+    }
+}
+
+/// Drops a panic payload, whose own `Drop` is user code too: if that panics as well,
+/// the second payload is leaked rather than risk a third.
+fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(nested) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
+        std::mem::forget(nested);
     }
 }
 
