@@ -32,6 +32,36 @@ impl Poolable for Message {
     }
 }
 
+/// A buffer type whose `Default` preallocates, created ahead of demand by `reserve`.
+#[derive(Debug)]
+struct Preallocated {
+    buffer: Vec<u8>,
+}
+
+impl Default for Preallocated {
+    fn default() -> Self {
+        Preallocated {
+            buffer: Vec::with_capacity(4096),
+        }
+    }
+}
+
+impl Poolable for Preallocated {
+    fn reset(&mut self) {
+        self.buffer.clear();
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.buffer.capacity()
+    }
+}
+
+impl Use for Preallocated {
+    fn touch(&mut self) {
+        self.buffer.push(1);
+    }
+}
+
 /// Something for a thread to do with an object before releasing it.
 trait Use: Poolable {
     fn touch(&mut self);
@@ -91,6 +121,15 @@ impl Comparison {
 }
 
 fn measure<T: Use>(type_name: &str, magazine: usize, threads: usize) -> Comparison {
+    measure_with::<T>(type_name, magazine, threads, 0)
+}
+
+fn measure_with<T: Use>(
+    type_name: &str,
+    magazine: usize,
+    threads: usize,
+    reserve: usize,
+) -> Comparison {
     assert_eq!(MEMORY_STATS.load().current_usage, 0, "no other pool alive");
     let before = CountingAllocator::live_bytes();
     let pool = Pool::<T>::new(
@@ -99,6 +138,7 @@ fn measure<T: Use>(type_name: &str, magazine: usize, threads: usize) -> Comparis
             .reclaim_interval(None),
     )
     .unwrap();
+    pool.reserve(reserve).unwrap();
     if threads == 1 {
         // This thread: a burst beyond its two magazines, so the depot holds some.
         let mut held: Vec<_> = (0..5 * magazine).map(|_| pool.acquire()).collect();
@@ -122,7 +162,7 @@ fn measure<T: Use>(type_name: &str, magazine: usize, threads: usize) -> Comparis
         "{leftover} bytes still allocated after the drop"
     );
     Comparison {
-        case: format!("{type_name}, magazine {magazine}, {threads} thread(s)"),
+        case: format!("{type_name}, magazine {magazine}, {threads} thread(s), reserve {reserve}"),
         heap,
         stats,
         memory_stats,
@@ -144,6 +184,12 @@ fn reported_bytes_agree_with_the_allocator_within_ten_percent() {
             results.push(measure::<Order>("Order", magazine, threads));
             results.push(measure::<Message>("Message", magazine, threads));
         }
+        results.push(measure_with::<Preallocated>(
+            "Preallocated",
+            magazine,
+            1,
+            512,
+        ));
     }
     let mut failures = Vec::new();
     for r in &results {

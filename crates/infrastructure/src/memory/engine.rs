@@ -178,15 +178,11 @@ impl<T: Poolable> Inner<T> {
         let mut panics = Panics::default();
         let objects: usize = magazines.iter().map(Vec::len).sum();
         let buffers = magazines.iter().filter(|m| m.capacity() > 0).count();
-        let retained = panics
-            .run(|| {
-                magazines
-                    .iter()
-                    .flatten()
-                    .map(|object| object.heap_bytes() as u64)
-                    .sum::<u64>()
-            })
-            .unwrap_or(0);
+        let retained: u64 = magazines
+            .iter()
+            .flatten()
+            .map(|object| panics.run(|| object.heap_bytes() as u64).unwrap_or(0))
+            .sum();
         // The books first: whatever `T::drop` does below, the objects are gone.
         self.objects_left(tally, event, objects);
         tally.add(Event::RetainedOut, retained);
@@ -584,7 +580,7 @@ impl<T: Poolable> Inner<T> {
         let size = self.magazine_size;
         let magazines = objects.div_ceil(size);
         let (missing, missing_empty) = {
-            let mut depot = lock(&self.depot.mutex);
+            let depot = lock(&self.depot.mutex);
             if magazines > depot.capacity() {
                 return Err(ReserveError {
                     requested: objects,
@@ -592,7 +588,6 @@ impl<T: Poolable> Inner<T> {
                     depot_magazines: depot.capacity(),
                 });
             }
-            depot.set_floor(magazines);
             (
                 objects.saturating_sub(depot.objects()),
                 magazines.saturating_sub(depot.empty_magazines()),
@@ -600,7 +595,8 @@ impl<T: Poolable> Inner<T> {
         };
         // Allocate outside the lock: the objects in magazines, and as many empty
         // magazines, so that releasing the whole reserve never allocates one either.
-        // A panicking `default` propagates with nothing counted.
+        // A panicking `default` (or `heap_bytes`) propagates with nothing counted and
+        // no floor set.
         let mut fresh: Vec<Magazine<T>> =
             Vec::with_capacity(missing.div_ceil(size) + missing_empty);
         for start in (0..missing).step_by(size) {
@@ -609,13 +605,20 @@ impl<T: Poolable> Inner<T> {
             fresh.push(magazine);
         }
         fresh.extend((0..missing_empty).map(|_| Vec::with_capacity(size)));
+        let retained: u64 = fresh
+            .iter()
+            .flatten()
+            .map(|object| object.heap_bytes() as u64)
+            .sum();
         let tally = Tally::Shared(&self.shared);
         // Counted before the objects become reachable.
         self.objects_entered(tally, Event::Reserved, missing);
+        tally.add(Event::RetainedIn, retained);
         self.magazines_made(tally, fresh.len());
         let mut surplus = Surplus::new();
         {
             let mut depot = lock(&self.depot.mutex);
+            depot.set_floor(magazines);
             for magazine in fresh {
                 depot.put(magazine, &mut surplus);
             }

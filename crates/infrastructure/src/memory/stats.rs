@@ -104,21 +104,23 @@ impl Counters {
     /// Adds this set's current values into `sum`.
     pub(crate) fn accumulate(&self, sum: &mut CounterSums) {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        sum.acquired += load(&self.acquired);
-        sum.released += load(&self.released);
-        sum.misses += load(&self.misses);
-        sum.trimmed += load(&self.trimmed);
-        sum.dropped += load(&self.dropped);
-        sum.reclaimed += load(&self.reclaimed);
-        sum.detached += load(&self.detached);
-        sum.rejected += load(&self.rejected);
-        sum.reserved += load(&self.reserved);
-        sum.discarded += load(&self.discarded);
-        sum.panicked += load(&self.panicked);
-        sum.magazines_made += load(&self.magazines_made);
-        sum.magazines_freed += load(&self.magazines_freed);
-        sum.retained_in += load(&self.retained_in);
-        sum.retained_out += load(&self.retained_out);
+        sum.acquired = sum.acquired.wrapping_add(load(&self.acquired));
+        sum.released = sum.released.wrapping_add(load(&self.released));
+        sum.misses = sum.misses.wrapping_add(load(&self.misses));
+        sum.trimmed = sum.trimmed.wrapping_add(load(&self.trimmed));
+        sum.dropped = sum.dropped.wrapping_add(load(&self.dropped));
+        sum.reclaimed = sum.reclaimed.wrapping_add(load(&self.reclaimed));
+        sum.detached = sum.detached.wrapping_add(load(&self.detached));
+        sum.rejected = sum.rejected.wrapping_add(load(&self.rejected));
+        sum.reserved = sum.reserved.wrapping_add(load(&self.reserved));
+        sum.discarded = sum.discarded.wrapping_add(load(&self.discarded));
+        sum.panicked = sum.panicked.wrapping_add(load(&self.panicked));
+        sum.magazines_made = sum.magazines_made.wrapping_add(load(&self.magazines_made));
+        sum.magazines_freed = sum
+            .magazines_freed
+            .wrapping_add(load(&self.magazines_freed));
+        sum.retained_in = sum.retained_in.wrapping_add(load(&self.retained_in));
+        sum.retained_out = sum.retained_out.wrapping_add(load(&self.retained_out));
     }
 }
 
@@ -155,9 +157,16 @@ impl CounterSums {
         self.magazines_made.saturating_sub(self.magazines_freed)
     }
 
-    /// Heap bytes retained by idle objects.
+    /// Heap bytes retained by idle objects. The two byte counters only grow and may
+    /// wrap, so the difference is taken modulo 2^64; a snapshot taken while objects
+    /// move may see a release's `out` before its `in`, which reads as 0.
     pub(crate) fn retained(&self) -> u64 {
-        self.retained_in.saturating_sub(self.retained_out)
+        let retained = self.retained_in.wrapping_sub(self.retained_out);
+        if retained > i64::MAX as u64 {
+            0
+        } else {
+            retained
+        }
     }
 
     /// Objects in use (acquired, guard not yet dropped or detached).
@@ -206,7 +215,8 @@ pub struct PoolStats {
     pub reclaimed: u64,
     /// Idle objects freed at once because the depot was full.
     pub trimmed: u64,
-    /// Released objects freed rather than cached (thread teardown, a panicking `reset`).
+    /// Objects freed rather than kept: released during thread teardown, or idle ones lost
+    /// to a panicking `reset` (or `heap_bytes`) while being handed out.
     pub dropped: u64,
     /// Released objects freed rather than cached because they retained more heap than
     /// [`PoolConfig::max_retained_bytes`](super::PoolConfig::max_retained_bytes).
@@ -217,8 +227,9 @@ pub struct PoolStats {
     pub rejected: u64,
     /// Idle objects created ahead of demand by [`Pool::reserve`](super::Pool::reserve).
     pub reserved: u64,
-    /// Panics in user code (`T::drop`, `Poolable::heap_bytes`) that the pool ran on its
-    /// own behalf (freeing a surplus, reclaiming, a thread-exit flush, discarding) and
+    /// Panics in user code that the pool ran on its own behalf (`T::drop` and
+    /// `Poolable::heap_bytes` while freeing a surplus, reclaiming, flushing a thread's
+    /// cache at its exit, or discarding; a `tracing` subscriber on those paths) and
     /// caught. Panics on the caller's own call (`reset`, `default` in `acquire`)
     /// propagate to the caller instead and are not counted here.
     pub panicked: u64,

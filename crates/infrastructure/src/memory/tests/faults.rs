@@ -122,3 +122,75 @@ fn a_panicking_heap_bytes_on_release_propagates_and_frees_the_object() {
     );
     assert_eq!(stats.object_bytes, 0);
 }
+
+#[test]
+fn a_panicking_heap_bytes_while_freeing_keeps_only_that_objects_bytes() {
+    #[derive(Debug, Default)]
+    struct Sized {
+        buffer: Vec<u8>,
+        fails: bool,
+    }
+    static FAIL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    impl Poolable for Sized {
+        fn reset(&mut self) {
+            self.buffer.clear();
+        }
+        fn heap_bytes(&self) -> usize {
+            assert!(
+                !(self.fails && FAIL.load(Ordering::SeqCst)),
+                "heap_bytes failed on purpose"
+            );
+            self.buffer.capacity()
+        }
+    }
+    let p = pool::<Sized>(manual("sized", 64, 4));
+    let mut held: Vec<_> = (0..10).map(|_| p.acquire()).collect();
+    for object in &mut held {
+        object.buffer.reserve_exact(100);
+    }
+    held[0].fails = true;
+    drop(held);
+    assert_eq!(p.stats().retained_bytes, 1_000);
+    FAIL.store(true, Ordering::SeqCst);
+    assert_eq!(p.reclaim(), 10, "all freed, the panic contained");
+    let stats = p.stats();
+    assert_eq!(
+        (stats.idle, stats.retained_bytes, stats.panicked),
+        (0, 100, 1),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn a_panicking_default_in_reserve_sets_no_floor() {
+    #[derive(Debug)]
+    struct Flaky;
+    static LEFT: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(-1);
+    impl Default for Flaky {
+        fn default() -> Self {
+            assert!(
+                LEFT.fetch_sub(1, Ordering::SeqCst) != 0,
+                "default failed on purpose"
+            );
+            Flaky
+        }
+    }
+    impl Poolable for Flaky {}
+    let p = pool::<Flaky>(manual("flaky", 8, 16));
+    LEFT.store(5, Ordering::SeqCst);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.reserve(64)));
+    assert!(caught.is_err(), "the caller sees its own panic");
+    LEFT.store(isize::MIN / 2, Ordering::SeqCst);
+    let stats = p.stats();
+    assert_eq!(
+        (stats.reserved, stats.idle, stats.object_bytes),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+    // Ordinary idle objects in the depot are reaped as if no reserve had been asked for.
+    on_thread(|| drop((0..64).map(|_| p.acquire()).collect::<Vec<_>>()));
+    let core: &dyn PoolCore = p.inner();
+    core.reclaim_tick();
+    core.reclaim_tick();
+    assert_eq!(p.stats().depot_objects, 0, "{:?}", p.stats());
+}
