@@ -6,20 +6,12 @@
 
 mod support;
 
-use std::time::Duration;
-
 use infrastructure::memory::Pool;
-use support::{Fragile, in_child, is_child, manual, on_thread, quiet_expected_panics};
+use support::{Fragile, child_done, manual, on_thread, quiet_expected_panics, scenario_in_child};
 
 #[test]
 fn a_panicking_drop_in_the_exit_flush_is_contained() {
-    if !is_child() {
-        let (status, output) = in_child(
-            "a_panicking_drop_in_the_exit_flush_is_contained",
-            Duration::from_secs(30),
-        );
-        assert_eq!(status, Some(0), "the child aborted or failed:\n{output}");
-        assert!(output.contains("CHILD OK"), "{output}");
+    if !scenario_in_child("a_panicking_drop_in_the_exit_flush_is_contained") {
         return;
     }
     quiet_expected_panics();
@@ -44,5 +36,5 @@ fn a_panicking_drop_in_the_exit_flush_is_contained() {
     // Dropping the pool frees the armed objects in the depot: contained as well.
     drop(pool);
     assert_eq!(Fragile::alive(), 0);
-    println!("CHILD OK");
+    child_done();
 }

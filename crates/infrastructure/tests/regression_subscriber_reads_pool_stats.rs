@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use infrastructure::memory::{MEMORY_STATS, Pool, PoolConfig, exported_pool_stats};
 use infrastructure::types::Order;
-use support::{eventually, in_child, is_child, on_thread};
+use support::{child_done, eventually, on_thread, scenario_in_child};
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Events during which the subscriber read every exported pool's statistics.
@@ -37,13 +37,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ReadsStats {
 
 #[test]
 fn a_subscriber_may_read_pool_stats_from_any_event() {
-    if !is_child() {
-        let (status, output) = in_child(
-            "a_subscriber_may_read_pool_stats_from_any_event",
-            Duration::from_secs(30),
-        );
-        assert_eq!(status, Some(0), "the child deadlocked or failed:\n{output}");
-        assert!(output.contains("CHILD OK"), "{output}");
+    if !scenario_in_child("a_subscriber_may_read_pool_stats_from_any_event") {
         return;
     }
     let subscriber = tracing_subscriber::registry().with(ReadsStats);
@@ -76,5 +70,5 @@ fn a_subscriber_may_read_pool_stats_from_any_event() {
         READS.load(Ordering::SeqCst) >= 4,
         "the subscriber saw the events"
     );
-    println!("CHILD OK");
+    child_done();
 }

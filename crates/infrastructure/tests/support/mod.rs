@@ -150,3 +150,26 @@ pub(crate) fn in_child(name: &str, timeout: Duration) -> (Option<i32>, String) {
 pub(crate) fn is_child() -> bool {
     std::env::var_os(CHILD_ENV).is_some()
 }
+
+/// For a scenario that aborts or hangs the process when the code is broken. In the
+/// test process, runs the test `name` again in a child process (30 s deadline), checks
+/// that it exited 0 after [`child_done`], and returns `false`; in that child, returns
+/// `true`, and the caller runs the scenario.
+pub(crate) fn scenario_in_child(name: &str) -> bool {
+    if is_child() {
+        return true;
+    }
+    let (status, output) = in_child(name, Duration::from_secs(30));
+    assert_eq!(
+        status,
+        Some(0),
+        "the child aborted, hung or failed:\n{output}"
+    );
+    assert!(output.contains("CHILD OK"), "{output}");
+    false
+}
+
+/// The child's scenario ran to its end.
+pub(crate) fn child_done() {
+    println!("CHILD OK");
+}
