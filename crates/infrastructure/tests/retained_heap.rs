@@ -1,8 +1,11 @@
 //! A pooled type that keeps buffers across reuse: the heap its idle objects retain is
-//! reported (`stats().retained_bytes`, `MEMORY_STATS`), and one 10 MB outlier is freed
-//! at release instead of being kept for ever (`max_retained_bytes`, `discarded`).
+//! reported (`stats().retained_bytes`, `MEMORY_STATS`), and one 10 MB outlier is not
+//! kept (`max_retained_bytes`, `discarded`): freed at release by a pool without a reaper,
+//! by the reaper otherwise, off the releasing thread.
 //!
 //! Process-wide figures: this binary holds one test.
+
+use std::time::{Duration, Instant};
 
 use infrastructure::alloc_count::CountingAllocator;
 use infrastructure::memory::{MEMORY_STATS, Pool, PoolConfig, Poolable};
@@ -90,4 +93,53 @@ fn retained_heap_is_reported_and_an_outlier_is_not_kept() {
     assert_eq!(pool.reclaim(), 99);
     assert_eq!(pool.stats().retained_bytes, 0);
     assert_eq!(MEMORY_STATS.load().retained_bytes, 0);
+    drop(pool);
+
+    // With a reaper, the releasing thread does not free the outlier: the reaper does,
+    // and until then it is counted where it is (idle, its bytes retained).
+    let slow = Pool::<Message>::new(
+        PoolConfig::new("slow_reaper")
+            .reclaim_interval(Some(Duration::from_secs(3600)))
+            .max_retained_bytes(Some(LIMIT)),
+    )
+    .unwrap();
+    let before = CountingAllocator::live_bytes();
+    let mut huge = slow.acquire();
+    huge.body.reserve_exact(10 << 20);
+    drop(huge);
+    let stats = slow.stats();
+    assert!(
+        CountingAllocator::live_bytes() >= before + (10 << 20),
+        "not freed here"
+    );
+    assert_eq!((stats.idle, stats.discarded), (1, 0), "{stats:?}");
+    assert_eq!(stats.retained_bytes, 10 << 20);
+    assert_eq!(slow.reclaim(), 1, "an explicit reclaim frees it");
+    assert_eq!(slow.stats().discarded, 1);
+    assert!(CountingAllocator::live_bytes() < before + (1 << 20));
+
+    let fast = Pool::<Message>::new(
+        PoolConfig::new("fast_reaper")
+            .reclaim_interval(Some(Duration::from_millis(10)))
+            .max_retained_bytes(Some(LIMIT)),
+    )
+    .unwrap();
+    let before = CountingAllocator::live_bytes();
+    let mut huge = fast.acquire();
+    huge.body.reserve_exact(10 << 20);
+    drop(huge);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fast.stats().discarded == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stats = fast.stats();
+    assert_eq!(
+        (stats.discarded, stats.idle, stats.retained_bytes),
+        (1, 0, 0),
+        "{stats:?}"
+    );
+    assert!(
+        CountingAllocator::live_bytes() < before + (1 << 20),
+        "the reaper freed it"
+    );
 }

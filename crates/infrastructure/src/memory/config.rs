@@ -152,8 +152,11 @@ impl PoolConfig {
     /// Most heap bytes (as [`Poolable::heap_bytes`](super::Poolable::heap_bytes)
     /// reports them) a released object may keep and still be cached; one over it is
     /// freed instead, counted in `stats().discarded`, so that one huge message does not
-    /// leave a buffer the pool keeps for ever. `None` (the default): no limit. Types
-    /// that do not implement `heap_bytes` report 0 and are never discarded.
+    /// leave a buffer the pool keeps for ever. With automatic reclamation the reaper
+    /// frees it at its next tick (up to 64 wait; more are freed by the releasing
+    /// thread), so a latency-critical thread does not pay for returning megabytes to
+    /// the OS; until then it counts as idle. `None` (the default): no limit. Types that
+    /// do not implement `heap_bytes` report 0 and are never discarded.
     #[must_use]
     pub fn max_retained_bytes(mut self, bytes: Option<usize>) -> Self {
         self.max_retained_bytes = bytes;

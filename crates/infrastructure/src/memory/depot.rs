@@ -17,6 +17,8 @@ pub(crate) type Magazine<T> = Vec<Box<T>>;
 #[derive(Debug)]
 pub(crate) struct Surplus<T> {
     pub(crate) magazines: Vec<Magazine<T>>,
+    /// Objects outside any magazine (discarded ones the reaper frees).
+    pub(crate) loose: Vec<Box<T>>,
     /// Magazine buffers allocated on the way (to be counted as the pool's).
     pub(crate) new_magazines: usize,
 }
@@ -25,6 +27,7 @@ impl<T> Surplus<T> {
     pub(crate) const fn new() -> Self {
         Surplus {
             magazines: Vec::new(),
+            loose: Vec::new(),
             new_magazines: 0,
         }
     }
@@ -37,7 +40,7 @@ impl<T> Surplus<T> {
 
     /// Whether there is nothing to account for.
     pub(crate) fn is_empty(&self) -> bool {
-        self.magazines.is_empty() && self.new_magazines == 0
+        self.magazines.is_empty() && self.loose.is_empty() && self.new_magazines == 0
     }
 
     /// Number of objects (not magazines) held.

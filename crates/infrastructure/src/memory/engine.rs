@@ -49,6 +49,10 @@ pub(crate) struct Inner<T> {
     /// Most heap bytes a released object may retain and still be cached
     /// (`usize::MAX`: no limit).
     max_retained: usize,
+    /// Discarded objects waiting for the reaper to free them, off the releasing thread
+    /// (pools with a limit and automatic reclamation; capacity 0 otherwise). Reserved
+    /// up front and never grown, so deferring allocates nothing.
+    deferred: CachePadded<Mutex<Vec<Box<T>>>>,
     /// Bytes of this pool's fixed structures (itself, its name, the depot's lists).
     fixed_bytes: usize,
     pub(crate) name: String,
@@ -78,6 +82,10 @@ unsafe impl<T: Send> Sync for Inner<T> {}
 // SAFETY: `Inner` owns `T`s (in boxes) and nothing tied to a thread.
 unsafe impl<T: Send> Send for Inner<T> {}
 
+/// Most discarded objects waiting for the reaper; beyond that the releasing thread frees
+/// them itself.
+const DEFERRED_MAX: usize = 64;
+
 /// Which counter set an event goes to: a slot's (written by its owner only, no locked
 /// instruction) or the shared one.
 #[derive(Clone, Copy)]
@@ -102,7 +110,12 @@ impl Tally<'_> {
 impl<T: Poolable> Inner<T> {
     pub(crate) fn new(config: PoolConfig) -> Self {
         let depot = Depot::new(config.depot_magazines);
-        let fixed_bytes = Self::arc_bytes() + config.name.capacity() + depot.list_bytes();
+        let defers = config.max_retained_bytes.is_some() && config.reclaim_interval.is_some();
+        let deferred: Vec<Box<T>> = Vec::with_capacity(if defers { DEFERRED_MAX } else { 0 });
+        let fixed_bytes = Self::arc_bytes()
+            + config.name.capacity()
+            + depot.list_bytes()
+            + deferred.capacity() * mem::size_of::<Box<T>>();
         Inner {
             slots: Slots::new(),
             depot: CachePadded::new(DepotCell {
@@ -115,6 +128,7 @@ impl<T: Poolable> Inner<T> {
             magazine_size: config.magazine_size,
             max_live: config.max_live,
             max_retained: config.max_retained_bytes.unwrap_or(usize::MAX),
+            deferred: CachePadded::new(Mutex::new(deferred)),
             fixed_bytes,
             name: config.name,
         }
@@ -169,28 +183,28 @@ impl<T: Poolable> Inner<T> {
         }
         let Surplus {
             magazines,
+            loose,
             new_magazines,
         } = surplus;
         self.magazines_made(tally, new_magazines);
-        if magazines.is_empty() {
+        if magazines.is_empty() && loose.is_empty() {
             return 0;
         }
         let mut panics = Panics::default();
-        let objects: usize = magazines.iter().map(Vec::len).sum();
+        let objects = magazines.iter().map(Vec::len).sum::<usize>() + loose.len();
         let buffers = magazines.iter().filter(|m| m.capacity() > 0).count();
         let retained: u64 = magazines
             .iter()
             .flatten()
+            .chain(&loose)
             .map(|object| panics.run(|| object.heap_bytes() as u64).unwrap_or(0))
             .sum();
         // The books first: whatever `T::drop` does below, the objects are gone.
         self.objects_left(tally, event, objects);
         tally.add(Event::RetainedOut, retained);
         self.magazines_freed(tally, buffers);
-        for magazine in magazines {
-            for object in magazine {
-                panics.run(|| drop(object));
-            }
+        for object in magazines.into_iter().flatten().chain(loose) {
+            panics.run(|| drop(object));
         }
         self.panicked(tally, &panics, "freeing idle objects");
         objects
@@ -527,17 +541,54 @@ impl<T: Poolable> Inner<T> {
         );
     }
 
-    /// A released object that retains more heap than the limit: not cached, freed.
+    /// A released object that retains more heap than the limit: not cached, but freed.
+    /// With a reaper, the free (which may return megabytes to the OS) is the reaper's,
+    /// at its next tick, so a latency-critical releasing thread does not pay for it;
+    /// until then the object counts as idle, its bytes as retained. Otherwise (or when
+    /// `DEFERRED_MAX` objects already wait) it is freed here.
     #[cold]
     #[inline(never)]
     fn discard(&self, object: Box<T>, retained: usize) {
-        self.shared.add_shared(Event::Released, 1);
-        self.free_one(
-            object,
-            Event::Discarded,
-            "discarding an object over the retention limit",
-        );
-        tracing::debug!(pool = %self.name, retained, limit = self.max_retained, "released object discarded: it retains more heap than max_retained_bytes");
+        let tally = Tally::Shared(&self.shared);
+        tally.add(Event::Released, 1);
+        let object = {
+            let mut deferred = lock(&self.deferred);
+            if deferred.len() < deferred.capacity() {
+                tally.add(Event::RetainedIn, retained as u64);
+                deferred.push(object);
+                None
+            } else {
+                Some(object)
+            }
+        };
+        let deferred = object.is_none();
+        if let Some(object) = object {
+            self.free_one(
+                object,
+                Event::Discarded,
+                "discarding an object over the retention limit",
+            );
+        }
+        // The one event on a guard's drop, which may run during an unwind or in a
+        // thread-local destructor: a subscriber's panic is contained here too.
+        let mut panics = Panics::default();
+        panics.run(|| {
+            tracing::debug!(pool = %self.name, retained, limit = self.max_retained, deferred, "released object discarded: it retains more heap than max_retained_bytes");
+        });
+        self.panicked(tally, &panics, "reporting a discarded object");
+    }
+
+    /// Frees the discarded objects waiting for the reaper.
+    fn free_deferred(&self) -> usize {
+        let mut surplus = Surplus::new();
+        {
+            let mut deferred = lock(&self.deferred);
+            if deferred.is_empty() {
+                return 0;
+            }
+            surplus.loose = deferred.drain(..).collect();
+        }
+        self.dispose(surplus, Tally::Shared(&self.shared), Event::Discarded)
     }
 
     /// Frees one object that leaves the pool as `event`, on the pool's behalf.
@@ -647,8 +698,9 @@ impl<T: Poolable> Inner<T> {
             self.publish(&depot);
         }
         let reclaimed = self.dispose(surplus, Tally::Shared(&self.shared), Event::Reclaimed);
-        tracing::debug!(pool = %self.name, reclaimed, trimmed, "reclaim pass (explicit)");
-        reclaimed + trimmed
+        let discarded = self.free_deferred();
+        tracing::debug!(pool = %self.name, reclaimed, trimmed, discarded, "reclaim pass (explicit)");
+        reclaimed + trimmed + discarded
     }
 
     fn sums(&self) -> CounterSums {
@@ -714,6 +766,7 @@ impl<T: Poolable> PoolCore for Inner<T> {
             self.publish(&depot);
         }
         self.slow.epoch.fetch_add(1, Ordering::Relaxed);
+        self.free_deferred();
         // A pass that reaped nothing allocates nothing and frees nothing.
         let reclaimed = self.dispose(surplus, Tally::Shared(&self.shared), Event::Reclaimed);
         if reclaimed > 0 {
@@ -755,12 +808,14 @@ impl<T> Drop for Inner<T> {
         let mut surplus = Surplus::new();
         lock(&self.depot.mutex).drain_all(&mut surplus);
         magazines.append(&mut surplus.magazines);
+        magazines.push(mem::take(&mut *lock(&self.deferred)));
         let mut sums = CounterSums::default();
         self.shared.accumulate(&mut sums);
         for slot in self.slots.iter() {
             slot.counters.accumulate(&mut sums);
         }
         let objects = usize::try_from(sums.owned()).unwrap_or(usize::MAX);
+        // The deferred list's buffer is part of `fixed_bytes`, not a magazine.
         let structures = self.fixed_bytes
             + self.slots.bucket_bytes()
             + usize::try_from(sums.magazines())

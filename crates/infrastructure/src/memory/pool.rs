@@ -54,7 +54,8 @@ pub trait Poolable: Default + Send + 'static {
     ///
     /// The pool reads it when an object is released (an object over
     /// [`PoolConfig::max_retained_bytes`] is freed instead of cached, counted in
-    /// `stats().discarded`) and when an idle object leaves the idle set; idle objects'
+    /// `stats().discarded`; by the reaper when the pool has one, so that the releasing
+    /// thread does not pay for the free) and when an idle object leaves the idle set; idle objects'
     /// bytes appear in `stats().retained_bytes` and `MEMORY_STATS`. It must be cheap,
     /// must return the same value for an object that was not touched in between, and
     /// should not panic: a panic on release propagates to the dropping caller (the
@@ -80,7 +81,8 @@ pub trait Poolable: Default + Send + 'static {
     /// assert_eq!(pool.stats().retained_bytes, 1024);
     /// let mut huge = pool.acquire();
     /// huge.payload.reserve_exact(10 << 20); // one 10 MB outlier
-    /// drop(huge);
+    /// drop(huge); // not cached: the reaper frees it at its next tick, off this thread
+    /// pool.reclaim(); // (or now)
     /// let stats = pool.stats();
     /// assert_eq!((stats.discarded, stats.retained_bytes), (1, 0)); // not kept
     /// # Ok::<(), infrastructure::memory::ConfigError>(())
