@@ -47,10 +47,10 @@ impl Panics {
 
     /// Reports the panics once, through `tracing`, if there were any. The caller holds
     /// no lock. A subscriber that panics is contained too (this may run in a
-    /// thread-local destructor).
-    pub(crate) fn report(&self, pool: &str, while_: &'static str) {
+    /// thread-local destructor); returns 1 if it did, for the caller to count.
+    pub(crate) fn report(&self, pool: &str, while_: &'static str) -> u64 {
         if self.count == 0 {
-            return;
+            return 0;
         }
         let first = self.first.as_deref().unwrap_or("");
         let reported = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -61,8 +61,12 @@ impl Panics {
                 "user code panicked while the pool was {while_}; the pool caught it and went on (stats().panicked)"
             );
         }));
-        if let Err(payload) = reported {
-            drop_payload(payload);
+        match reported {
+            Ok(()) => 0,
+            Err(payload) => {
+                drop_payload(payload);
+                1
+            }
         }
     }
 }

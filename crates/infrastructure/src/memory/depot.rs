@@ -43,7 +43,7 @@ impl<T> Surplus<T> {
         self.magazines.is_empty() && self.loose.is_empty() && self.new_magazines == 0
     }
 
-    /// Number of objects (not magazines) held.
+    /// Number of objects (not magazines) held in magazines (`loose` ones apart).
     #[cfg_attr(
         all(loom, not(test)),
         allow(dead_code, reason = "used by the reap, which only the reaper calls")

@@ -214,7 +214,8 @@ impl<T: Poolable> Inner<T> {
     fn panicked(&self, tally: Tally<'_>, panics: &Panics, while_: &'static str) {
         if panics.count > 0 {
             tally.add(Event::Panicked, panics.count);
-            panics.report(&self.name, while_);
+            // A subscriber that panics on the report itself is counted too.
+            tally.add(Event::Panicked, panics.report(&self.name, while_));
         }
     }
 
@@ -579,14 +580,22 @@ impl<T: Poolable> Inner<T> {
     }
 
     /// Frees the discarded objects waiting for the reaper.
+    /// The list they are moved to is allocated outside the lock that releasing threads
+    /// take; at most as many as were there are moved.
     fn free_deferred(&self) -> usize {
+        let waiting = lock(&self.deferred).len();
+        if waiting == 0 {
+            return 0;
+        }
         let mut surplus = Surplus::new();
+        surplus.loose = Vec::with_capacity(waiting);
         {
             let mut deferred = lock(&self.deferred);
-            if deferred.is_empty() {
-                return 0;
+            while surplus.loose.len() < waiting
+                && let Some(object) = deferred.pop()
+            {
+                surplus.loose.push(object);
             }
-            surplus.loose = deferred.drain(..).collect();
         }
         self.dispose(surplus, Tally::Shared(&self.shared), Event::Discarded)
     }
@@ -766,9 +775,9 @@ impl<T: Poolable> PoolCore for Inner<T> {
             self.publish(&depot);
         }
         self.slow.epoch.fetch_add(1, Ordering::Relaxed);
-        self.free_deferred();
         // A pass that reaped nothing allocates nothing and frees nothing.
         let reclaimed = self.dispose(surplus, Tally::Shared(&self.shared), Event::Reclaimed);
+        self.free_deferred();
         if reclaimed > 0 {
             tracing::debug!(pool = %self.name, reclaimed, "reclaim pass freed idle objects");
         }
@@ -829,7 +838,7 @@ impl<T> Drop for Inner<T> {
                 panics.run(|| drop(object));
             }
         }
-        panics.report(&self.name, "being dropped");
+        let _ = panics.report(&self.name, "being dropped");
     }
 }
 

@@ -239,8 +239,9 @@ impl<T: Poolable> Pool<T> {
         Ok(PoolGuard::new(inner.take(), self))
     }
 
-    /// Frees every idle object the calling thread can reach now: its own cache and the
-    /// whole depot. Returns how many objects were freed. (Other threads' caches are
+    /// Frees every idle object the calling thread can reach now: its own cache, the
+    /// whole depot, and discarded objects waiting for the reaper. Returns how many
+    /// objects were freed (counted as `reclaimed`, `trimmed` or `discarded`). (Other threads' caches are
     /// theirs; they are trimmed on their slow paths and flushed when they end.)
     ///
     /// # Examples

@@ -209,9 +209,11 @@ pub struct PoolStats {
     pub hit_rate: f64,
     /// Objects in use.
     pub live: u64,
-    /// Idle objects owned by the pool (thread caches and depot).
+    /// Idle objects owned by the pool (thread caches, depot, and discarded objects
+    /// waiting for the reaper to free them).
     pub idle: u64,
-    /// Idle objects freed by reclamation, automatic or [`Pool::reclaim`](super::Pool::reclaim).
+    /// Idle objects freed by reclamation, automatic or [`Pool::reclaim`](super::Pool::reclaim)
+    /// (discarded objects those free are counted in `discarded`).
     pub reclaimed: u64,
     /// Idle objects freed at once because the depot was full.
     pub trimmed: u64,
@@ -242,9 +244,9 @@ pub struct PoolStats {
     pub bytes: u64,
     /// Bytes of the objects the pool owns (`(live + idle) × object_size`).
     pub object_bytes: u64,
-    /// Heap bytes that idle objects keep for reuse, as [`Poolable::heap_bytes`]
-    /// reports them (0 for types that do not implement it). Objects in use are not
-    /// counted: their heap is their user's.
+    /// Heap bytes that idle objects hold, as [`Poolable::heap_bytes`] reports them (0
+    /// for types that do not implement it), discarded objects waiting for the reaper
+    /// included. Objects in use are not counted: their heap is their user's.
     ///
     /// [`Poolable::heap_bytes`]: super::Poolable::heap_bytes
     pub retained_bytes: u64,
