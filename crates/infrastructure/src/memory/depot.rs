@@ -38,11 +38,6 @@ impl<T> Surplus<T> {
         Vec::with_capacity(capacity)
     }
 
-    /// Whether there is nothing to account for.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.magazines.is_empty() && self.loose.is_empty() && self.new_magazines == 0
-    }
-
     /// Number of objects (not magazines) held in magazines (`loose` ones apart).
     #[cfg_attr(
         all(loom, not(test)),

@@ -107,6 +107,30 @@ impl Tally<'_> {
     }
 }
 
+// What the engine's `Drop` needs too, hence no `Poolable` bound.
+impl<T> Inner<T> {
+    /// Every counter set (the shared one and each slot's), summed.
+    fn sums(&self) -> CounterSums {
+        let mut sums = CounterSums::default();
+        self.shared.accumulate(&mut sums);
+        for slot in self.slots.iter() {
+            slot.counters.accumulate(&mut sums);
+        }
+        sums
+    }
+
+    fn magazine_bytes(&self, magazines: usize) -> usize {
+        magazines.saturating_mul(self.magazine_size * mem::size_of::<Box<T>>())
+    }
+
+    /// Bytes of the pool's own structures now.
+    fn overhead_bytes(&self, sums: &CounterSums) -> u64 {
+        let magazines = usize::try_from(sums.magazines()).unwrap_or(usize::MAX);
+        (self.fixed_bytes + self.slots.bucket_bytes()) as u64
+            + self.magazine_bytes(magazines) as u64
+    }
+}
+
 impl<T: Poolable> Inner<T> {
     pub(crate) fn new(config: PoolConfig) -> Self {
         let depot = Depot::new(config.depot_magazines);
@@ -161,10 +185,6 @@ impl<T: Poolable> Inner<T> {
         MEMORY_STATS.shrink(n.saturating_mul(mem::size_of::<T>()), false);
     }
 
-    fn magazine_bytes(&self, magazines: usize) -> usize {
-        magazines.saturating_mul(self.magazine_size * mem::size_of::<Box<T>>())
-    }
-
     fn magazines_made(&self, tally: Tally<'_>, n: usize) {
         tally.add(Event::MagazinesMade, n as u64);
         MEMORY_STATS.grow(self.magazine_bytes(n), true);
@@ -178,9 +198,6 @@ impl<T: Poolable> Inner<T> {
     /// Accounts for what a slow path left in `surplus` (`event` names why its objects
     /// go), then frees it, containing panics of `T::drop`. Returns the objects freed.
     fn dispose(&self, surplus: Surplus<T>, tally: Tally<'_>, event: Event) -> usize {
-        if surplus.is_empty() {
-            return 0;
-        }
         let Surplus {
             magazines,
             loose,
@@ -210,6 +227,15 @@ impl<T: Poolable> Inner<T> {
         objects
     }
 
+    /// The counters for work done on behalf of `tid`: its slot's when it has one (only
+    /// its owner calls this), the shared ones otherwise.
+    fn tally_for(&self, tid: ThreadId) -> Tally<'_> {
+        match self.slots.get(tid) {
+            Some(slot) => Tally::Owned(&slot.counters),
+            None => Tally::Shared(&self.shared),
+        }
+    }
+
     /// Counts panics the pool caught, and reports them once.
     fn panicked(&self, tally: Tally<'_>, panics: &Panics, while_: &'static str) {
         if panics.count > 0 {
@@ -225,13 +251,6 @@ impl<T: Poolable> Inner<T> {
         let slot = self.slots.get_or_create(tid, &mut installed);
         MEMORY_STATS.grow(installed, true);
         slot
-    }
-
-    /// Bytes of the pool's own structures now.
-    fn overhead_bytes(&self, sums: &CounterSums) -> u64 {
-        let magazines = usize::try_from(sums.magazines()).unwrap_or(usize::MAX);
-        (self.fixed_bytes + self.slots.bucket_bytes()) as u64
-            + self.magazine_bytes(magazines) as u64
     }
 
     // -----------------------------------------------------------------------------
@@ -693,13 +712,8 @@ impl<T: Poolable> Inner<T> {
     pub(crate) fn reclaim_now(&self) -> usize {
         let tid = tid::current();
         let mut surplus = Surplus::new();
-        let flushed = self.flush(tid, &mut surplus).is_some();
-        let trimmed = match self.slots.get(tid) {
-            Some(slot) if flushed => {
-                self.dispose(surplus, Tally::Owned(&slot.counters), Event::Trimmed)
-            }
-            _ => self.dispose(surplus, Tally::Shared(&self.shared), Event::Trimmed),
-        };
+        self.flush(tid, &mut surplus);
+        let trimmed = self.dispose(surplus, self.tally_for(tid), Event::Trimmed);
         let mut surplus = Surplus::new();
         {
             let mut depot = lock(&self.depot.mutex);
@@ -710,15 +724,6 @@ impl<T: Poolable> Inner<T> {
         let discarded = self.free_deferred();
         tracing::debug!(pool = %self.name, reclaimed, trimmed, discarded, "reclaim pass (explicit)");
         reclaimed + trimmed + discarded
-    }
-
-    fn sums(&self) -> CounterSums {
-        let mut sums = CounterSums::default();
-        self.shared.accumulate(&mut sums);
-        for slot in self.slots.iter() {
-            slot.counters.accumulate(&mut sums);
-        }
-        sums
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
@@ -760,10 +765,7 @@ impl<T: Poolable> PoolCore for Inner<T> {
         let Some(objects) = self.flush(tid, &mut surplus) else {
             return;
         };
-        let trimmed = match self.slots.get(tid) {
-            Some(slot) => self.dispose(surplus, Tally::Owned(&slot.counters), Event::Trimmed),
-            None => self.dispose(surplus, Tally::Shared(&self.shared), Event::Trimmed),
-        };
+        let trimmed = self.dispose(surplus, self.tally_for(tid), Event::Trimmed);
         tracing::debug!(pool = %self.name, thread = tid.0, objects, trimmed, "thread cache flushed at thread exit");
     }
 
@@ -818,18 +820,9 @@ impl<T> Drop for Inner<T> {
         lock(&self.depot.mutex).drain_all(&mut surplus);
         magazines.append(&mut surplus.magazines);
         magazines.push(mem::take(&mut *lock(&self.deferred)));
-        let mut sums = CounterSums::default();
-        self.shared.accumulate(&mut sums);
-        for slot in self.slots.iter() {
-            slot.counters.accumulate(&mut sums);
-        }
+        let sums = self.sums();
         let objects = usize::try_from(sums.owned()).unwrap_or(usize::MAX);
-        // The deferred list's buffer is part of `fixed_bytes`, not a magazine.
-        let structures = self.fixed_bytes
-            + self.slots.bucket_bytes()
-            + usize::try_from(sums.magazines())
-                .unwrap_or(usize::MAX)
-                .saturating_mul(self.magazine_size * mem::size_of::<Box<T>>());
+        let structures = usize::try_from(self.overhead_bytes(&sums)).unwrap_or(usize::MAX);
         MEMORY_STATS.shrink(objects.saturating_mul(mem::size_of::<T>()), false);
         MEMORY_STATS.shrink(structures, true);
         let mut panics = Panics::default();
