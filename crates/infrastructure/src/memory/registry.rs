@@ -281,16 +281,16 @@ mod reaper {
         spawn: impl FnOnce() -> io::Result<Thread>,
         slot: &mut Option<Thread>,
         running: &AtomicBool,
-    ) -> io::Result<Option<Thread>> {
+    ) -> io::Result<Thread> {
         if running.load(Ordering::Acquire)
             && let Some(thread) = slot.as_ref()
         {
-            return Ok(Some(thread.clone()));
+            return Ok(thread.clone());
         }
         let thread = spawn()?;
         running.store(true, Ordering::Release);
         *slot = Some(thread.clone());
-        Ok(Some(thread))
+        Ok(thread)
     }
 
     fn spawn() -> io::Result<Thread> {
@@ -305,8 +305,7 @@ mod reaper {
         WANTED.store(true, Ordering::Release);
         let started = start(spawn, &mut lock(&REAPER), &RUNNING);
         match started {
-            Ok(Some(thread)) => thread.unpark(),
-            Ok(None) => {}
+            Ok(thread) => thread.unpark(),
             Err(error) => {
                 tracing::warn!(%error, "cannot start the pool reaper; retried when a pool is created or a thread starts using pools; until then idle objects are freed only by Pool::reclaim");
             }
@@ -403,15 +402,15 @@ mod reaper {
             );
             assert!(refused.is_err());
             assert!(!running.load(Ordering::Acquire) && slot.is_none());
-            assert!(matches!(start(spawn, &mut slot, &running), Ok(Some(_))));
+            assert!(start(spawn, &mut slot, &running).is_ok());
             assert_eq!(spawns.get(), 1, "retried after the refusal");
             assert!(running.load(Ordering::Acquire));
             // Running: no second thread.
-            assert!(matches!(start(spawn, &mut slot, &running), Ok(Some(_))));
+            assert!(start(spawn, &mut slot, &running).is_ok());
             assert_eq!(spawns.get(), 1);
             // It ended (its `Running` guard cleared the flag): started again.
             running.store(false, Ordering::Release);
-            assert!(matches!(start(spawn, &mut slot, &running), Ok(Some(_))));
+            assert!(start(spawn, &mut slot, &running).is_ok());
             assert_eq!(spawns.get(), 2, "a reaper that ended is started again");
         }
     }
