@@ -62,8 +62,7 @@ const COUNTED: &[&str] = &[
 /// Written to `target/bench-icount.csv`.
 fn instruction_counts(sh: &Shell, root: &Path) -> Result<()> {
     if cmd!(sh, "valgrind --version").quiet().read().is_err() {
-        eprintln!("instruction counts: SKIPPED: valgrind is not installed");
-        return Ok(());
+        return crate::skips::skip("icount", "valgrind is not installed");
     }
     cmd!(
         sh,

@@ -1,11 +1,11 @@
 //! The memory and concurrency checkers: AddressSanitizer, valgrind memcheck, Miri and
 //! ThreadSanitizer. Miri and TSan need nightly components; where those cannot be had
-//! they are skipped with a message, never failed.
+//! the check fails, unless `XTASK_ALLOW_SKIP` names it (see `skips.rs`).
 
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
-use crate::step;
+use crate::{skips, step};
 
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
@@ -70,12 +70,12 @@ fn test_executables(json: &str) -> Vec<String> {
         .collect()
 }
 
-/// Makes sure the nightly toolchain has `components`; `false` (with a message saying
-/// why) when it cannot.
-fn nightly_with(sh: &Shell, check: &str, components: &[&str]) -> bool {
+/// Makes sure the nightly toolchain has `components`. Where it cannot: an error, or
+/// `Ok(false)` if `check` is allowed to skip (`skips::skip` prints and records it).
+fn nightly_with(sh: &Shell, check: &str, components: &[&str]) -> Result<bool> {
     if cmd!(sh, "rustc +nightly --version").quiet().read().is_err() {
-        eprintln!("{check}: SKIPPED: no nightly toolchain on this machine");
-        return false;
+        skips::skip(check, "no nightly toolchain on this machine")?;
+        return Ok(false);
     }
     let installed = cmd!(sh, "rustup +nightly component list --installed")
         .quiet()
@@ -95,13 +95,16 @@ fn nightly_with(sh: &Shell, check: &str, components: &[&str]) -> bool {
         .run()
         .is_err()
         {
-            eprintln!(
-                "{check}: SKIPPED: the nightly component `{component}` is missing and cannot be installed here"
-            );
-            return false;
+            skips::skip(
+                check,
+                &format!(
+                    "the nightly component `{component}` is missing and cannot be installed here"
+                ),
+            )?;
+            return Ok(false);
         }
     }
-    true
+    Ok(true)
 }
 
 /// Miri over the tests that exercise the unsafe code: thread exit, pool drop,
@@ -109,7 +112,7 @@ fn nightly_with(sh: &Shell, check: &str, components: &[&str]) -> bool {
 /// so the million-iteration and 10k-thread tests are left to ASan and valgrind.)
 pub(crate) fn miri(sh: &Shell) -> Result<()> {
     step("miri", || {
-        if !nightly_with(sh, "miri", &["miri", "rust-src"]) {
+        if !nightly_with(sh, "miri", &["miri", "rust-src"])? {
             return Ok(());
         }
         let _flags = sh.push_env("MIRIFLAGS", "-Zmiri-disable-isolation");
@@ -133,13 +136,43 @@ pub(crate) fn miri(sh: &Shell) -> Result<()> {
             "memory::tests::stats::detached",
             "memory::tests::caps::try_acquire_honours",
             "memory::tests::reset::a_panicking_reset",
+            "memory::tests::slots",
         ];
+        // A renamed or deleted test must not drop out silently: every filter has to
+        // name at least one test of the native build (listing it runs nothing).
+        let listing = cmd!(
+            sh,
+            "cargo test --locked -q -p infrastructure --lib -- --list --format=terse"
+        )
+        .read()?;
+        let selected = selected_tests(&listing, &filters)?;
+        eprintln!(
+            "miri: {} tests selected by {} filters",
+            selected.len(),
+            filters.len()
+        );
         cmd!(sh, "cargo +nightly miri setup").quiet().run()?;
-        cmd!(
+        let output = cmd!(
             sh,
             "cargo +nightly miri test --locked -p infrastructure --lib -- {filters...}"
         )
-        .run()?;
+        .ignore_status()
+        .output()?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        print!("{stdout}");
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        if !output.status.success() {
+            bail!("miri failed: {}", output.status);
+        }
+        let passed = passed_count(&stdout)
+            .context("miri printed no `test result` line: did it run the tests?")?;
+        if passed != selected.len() {
+            bail!(
+                "miri passed {passed} tests where {} were selected: some were ignored or filtered out",
+                selected.len()
+            );
+        }
+        skips::record("miri", format!("ran {passed} tests"));
         Ok(())
     })
 }
@@ -148,7 +181,7 @@ pub(crate) fn miri(sh: &Shell) -> Result<()> {
 /// its own synchronisation is seen and reports are real).
 pub(crate) fn tsan(sh: &Shell) -> Result<()> {
     step("tsan", || {
-        if !nightly_with(sh, "tsan", &["rust-src"]) {
+        if !nightly_with(sh, "tsan", &["rust-src"])? {
             return Ok(());
         }
         let _flags = sh.push_env("RUSTFLAGS", "-Zsanitizer=thread");
@@ -160,13 +193,64 @@ pub(crate) fn tsan(sh: &Shell) -> Result<()> {
             "cargo +nightly test --locked -Zbuild-std --target {TARGET} -p infrastructure --lib --tests"
         )
         .run()?;
+        skips::record("tsan", "ran".into());
         Ok(())
     })
+}
+
+/// The tests of `listing` (`--list --format=terse`: `name: test` lines) that
+/// `filters` select, as libtest does (a substring match); an error naming any filter
+/// that selects none.
+fn selected_tests<'a>(listing: &'a str, filters: &[&str]) -> Result<Vec<&'a str>> {
+    let tests: Vec<&str> = listing
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .collect();
+    let empty: Vec<&&str> = filters
+        .iter()
+        .filter(|filter| !tests.iter().any(|test| test.contains(**filter)))
+        .collect();
+    if !empty.is_empty() {
+        bail!("these Miri filters select no test (renamed or deleted?): {empty:?}");
+    }
+    Ok(tests
+        .into_iter()
+        .filter(|test| filters.iter().any(|filter| test.contains(filter)))
+        .collect())
+}
+
+/// The `passed` count of libtest's `test result:` line.
+fn passed_count(stdout: &str) -> Option<usize> {
+    let line = stdout.lines().find(|l| l.starts_with("test result:"))?;
+    let before = line.split(" passed").next()?;
+    before.rsplit(' ').next()?.parse().ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filter_that_selects_nothing_is_an_error() {
+        let listing = "memory::tests::a::one: test\nmemory::tests::a::two: test\ntypes::x: test\nsome_bench: bench\n";
+        let selected = selected_tests(listing, &["memory::tests::a", "types::"]).unwrap();
+        assert_eq!(
+            selected,
+            ["memory::tests::a::one", "memory::tests::a::two", "types::x"]
+        );
+        let error = selected_tests(listing, &["types::", "memory::tests::renamed"]).unwrap_err();
+        assert!(
+            error.to_string().contains("memory::tests::renamed"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn reads_the_passed_count() {
+        let out = "running 3 tests\n...\ntest result: ok. 41 passed; 0 failed; 2 ignored; 0 measured; 300 filtered out\n";
+        assert_eq!(passed_count(out), Some(41));
+        assert_eq!(passed_count("no tests here"), None);
+    }
 
     #[test]
     fn finds_test_executables_in_cargo_json() {

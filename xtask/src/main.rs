@@ -2,7 +2,9 @@
 //!
 //! - `ci`: everything CI checks: formatting, clippy with `-D warnings`, the tidy checks,
 //!   every test and doctest of the workspace, then loom, ASan, valgrind, Miri, TSan, a
-//!   60 s soak, and `bench-all --quick`.
+//!   60 s soak, and `bench-all --quick`; then a summary of every step. A check that
+//!   cannot run (no nightly, no Prometheus, no valgrind) fails unless `XTASK_ALLOW_SKIP`
+//!   names it (`skips.rs`).
 //! - `loom`: the loom models of the pools, in release with debug assertions,
 //!   `LOOM_MAX_PREEMPTIONS=2`.
 //! - `asan`, `valgrind`, `miri`, `tsan`: one checker each (see `checks.rs`).
@@ -18,6 +20,7 @@ use xshell::{Shell, cmd};
 
 mod bench;
 mod checks;
+mod skips;
 mod tidy;
 
 #[derive(Debug, Parser)]
@@ -37,9 +40,11 @@ enum Verb {
     Asan,
     /// The pool test binaries under valgrind memcheck.
     Valgrind,
-    /// Selected tests under Miri (skipped where nightly's miri is unavailable).
+    /// Selected tests under Miri (fails where nightly's miri is unavailable, unless
+    /// XTASK_ALLOW_SKIP=miri).
     Miri,
-    /// The infrastructure tests under ThreadSanitizer (skipped without nightly rust-src).
+    /// The infrastructure tests under ThreadSanitizer (fails without nightly rust-src,
+    /// unless XTASK_ALLOW_SKIP=tsan).
     Tsan,
     /// Compressed trading days over all pools; fails if memory grows or breaks its bound.
     Soak {
@@ -90,11 +95,39 @@ fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
     eprintln!("==> {name}");
     let start = Instant::now();
     let result = f().with_context(|| format!("step `{name}` failed"));
-    eprintln!("<== {name} ({:.1}s)", start.elapsed().as_secs_f64());
+    let seconds = start.elapsed().as_secs_f64();
+    eprintln!("<== {name} ({seconds:.1}s)");
+    skips::finish_step(name, seconds, result.is_ok());
     result
 }
 
 fn ci(sh: &Shell) -> Result<()> {
+    let result = ci_steps(sh);
+    skips::print_summary();
+    result
+}
+
+fn ci_steps(sh: &Shell) -> Result<()> {
+    // The tests against a real Prometheus fail rather than skip when it is missing,
+    // unless that skip is allowed; say so now rather than after the build.
+    let _prometheus = if skips::allowed("prometheus") {
+        None
+    } else {
+        for tool in ["prometheus", "promtool"] {
+            if cmd!(sh, "{tool} --version")
+                .quiet()
+                .ignore_stderr()
+                .read()
+                .is_err()
+            {
+                anyhow::bail!(
+                    "`{tool}` is not installed: the monitoring tests run the real Prometheus (`apt-get install --no-install-recommends prometheus`, as .ci/run does), or set {}=prometheus to let them skip",
+                    skips::ALLOW_VAR
+                );
+            }
+        }
+        Some(sh.push_env("REQUIRE_PROMETHEUS", "1"))
+    };
     step("fmt", || Ok(cmd!(sh, "cargo fmt --all -- --check").run()?))?;
     step("clippy", || {
         Ok(cmd!(

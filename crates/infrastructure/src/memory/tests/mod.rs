@@ -29,6 +29,7 @@ mod migration;
 mod observability;
 mod reclaim;
 mod reset;
+mod slots;
 mod stats;
 mod thread_exit;
 
@@ -78,7 +79,7 @@ struct Tracked<const ID: usize> {
     value: u64,
 }
 
-static TRACKED_ALIVE: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+static TRACKED_ALIVE: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
 
 impl<const ID: usize> Default for Tracked<ID> {
     fn default() -> Self {
