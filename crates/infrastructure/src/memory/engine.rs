@@ -110,11 +110,19 @@ impl Tally<'_> {
 // What the engine's `Drop` needs too, hence no `Poolable` bound.
 impl<T> Inner<T> {
     /// Every counter set (the shared one and each slot's), summed.
+    ///
+    /// Two passes: every set's counts that follow an acquire first, then every set's
+    /// `acquired`, so a snapshot never sees a miss or a release whose acquire it missed
+    /// (`stats::follows_acquire`), whichever threads did them.
     fn sums(&self) -> CounterSums {
         let mut sums = CounterSums::default();
-        self.shared.accumulate(&mut sums);
+        self.shared.accumulate_following(&mut sums);
         for slot in self.slots.iter() {
-            slot.counters.accumulate(&mut sums);
+            slot.counters.accumulate_following(&mut sums);
+        }
+        self.shared.accumulate_rest(&mut sums);
+        for slot in self.slots.iter() {
+            slot.counters.accumulate_rest(&mut sums);
         }
         sums
     }
@@ -338,12 +346,14 @@ impl<T: Poolable> Inner<T> {
         // SAFETY: our own id's slot; `refill` calls no user code.
         let object = unsafe { slot.with_cache(|cache| self.refill(cache, &mut surplus)) };
         self.dispose(surplus, tally, Event::Trimmed);
-        let object = match object {
-            Some(object) => self.reused(object, tally),
+        match object {
+            Some(object) => {
+                let object = self.reused(object, tally);
+                tally.add(Event::Acquired, 1);
+                object
+            }
             None => self.create(tally),
-        };
-        slot.counters.add_owned(Event::Acquired, 1);
-        object
+        }
     }
 
     /// Readies an idle object for its next user: its retained heap leaves the idle
@@ -420,10 +430,13 @@ impl<T: Poolable> Inner<T> {
         }
     }
 
-    /// Creates an object: the allocation a pool exists to avoid, counted as a miss once
-    /// it exists (a panicking `default` propagates with nothing counted).
+    /// Creates an object for an acquire: the allocation a pool exists to avoid. Once it
+    /// exists the acquire is counted, then the miss (a panicking `default` propagates
+    /// with nothing counted); in that order no snapshot sees the miss without its
+    /// acquire (`stats::follows_acquire`).
     fn create(&self, tally: Tally<'_>) -> Box<T> {
         let object = Box::new(T::default());
+        tally.add(Event::Acquired, 1);
         self.objects_entered(tally, Event::Miss, 1);
         object
     }
@@ -444,12 +457,14 @@ impl<T: Poolable> Inner<T> {
             object
         };
         self.dispose(surplus, tally, Event::Trimmed);
-        let object = match object {
-            Some(object) => self.reused(object, tally),
+        match object {
+            Some(object) => {
+                let object = self.reused(object, tally);
+                tally.add(Event::Acquired, 1);
+                object
+            }
             None => self.create(tally),
-        };
-        self.shared.add_shared(Event::Acquired, 1);
-        object
+        }
     }
 
     // -----------------------------------------------------------------------------

@@ -4,6 +4,13 @@
 //! The hot path bumps one counter that lives in its own thread's slot, with a plain
 //! load and store (no read-modify-write: only the owner writes it). `stats()` sums every
 //! slot plus a shared set that slow paths update with `fetch_add`.
+//!
+//! A snapshot taken while threads work is consistent in one respect: it never counts a
+//! miss, a release or a detach without the acquire it follows, so `misses ≤ acquired`
+//! (hence `hits + misses = acquired` exactly) and `released + detached ≤ acquired` hold
+//! in every snapshot. Those three counts are stored with `Release` after their acquire's count, and read with
+//! `Acquire` over every set before any `acquired` is read ([`follows_acquire`]); on
+//! x86 both are plain moves. Each other field is a moment old on its own.
 
 use crate::sync::{AtomicU64, AtomicUsize, Ordering, global};
 
@@ -90,27 +97,42 @@ impl Counters {
     #[inline(always)]
     pub(crate) fn add_owned(&self, event: Event, n: u64) {
         let counter = self.get(event);
+        if cfg!(loom) {
+            // The same value as the load and store below (only the owner writes), as
+            // one read-modify-write: loom's search reorders a reader's load around
+            // other threads' read-modify-writes but not around their plain stores, so
+            // with the load and store no model would see a counter move under a
+            // concurrent reader.
+            counter.fetch_add(n, store_order(event));
+            return;
+        }
         counter.store(
             counter.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
+            store_order(event),
         );
     }
 
     /// Adds `n` to a counter any thread may update.
     pub(crate) fn add_shared(&self, event: Event, n: u64) {
-        self.get(event).fetch_add(n, Ordering::Relaxed);
+        self.get(event).fetch_add(n, store_order(event));
     }
 
-    /// Adds this set's current values into `sum`.
-    pub(crate) fn accumulate(&self, sum: &mut CounterSums) {
+    /// Adds this set's counts that follow an acquire ([`follows_acquire`]) into `sum`;
+    /// call it on every set before [`accumulate_rest`](Self::accumulate_rest).
+    pub(crate) fn accumulate_following(&self, sum: &mut CounterSums) {
+        let load = |c: &AtomicU64| c.load(Ordering::Acquire);
+        sum.misses = sum.misses.wrapping_add(load(&self.misses));
+        sum.released = sum.released.wrapping_add(load(&self.released));
+        sum.detached = sum.detached.wrapping_add(load(&self.detached));
+    }
+
+    /// Adds this set's other counts into `sum`.
+    pub(crate) fn accumulate_rest(&self, sum: &mut CounterSums) {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         sum.acquired = sum.acquired.wrapping_add(load(&self.acquired));
-        sum.released = sum.released.wrapping_add(load(&self.released));
-        sum.misses = sum.misses.wrapping_add(load(&self.misses));
         sum.trimmed = sum.trimmed.wrapping_add(load(&self.trimmed));
         sum.dropped = sum.dropped.wrapping_add(load(&self.dropped));
         sum.reclaimed = sum.reclaimed.wrapping_add(load(&self.reclaimed));
-        sum.detached = sum.detached.wrapping_add(load(&self.detached));
         sum.rejected = sum.rejected.wrapping_add(load(&self.rejected));
         sum.reserved = sum.reserved.wrapping_add(load(&self.reserved));
         sum.discarded = sum.discarded.wrapping_add(load(&self.discarded));
@@ -121,6 +143,24 @@ impl Counters {
             .wrapping_add(load(&self.magazines_freed));
         sum.retained_in = sum.retained_in.wrapping_add(load(&self.retained_in));
         sum.retained_out = sum.retained_out.wrapping_add(load(&self.retained_out));
+    }
+}
+
+/// Whether `event` is counted only after the acquire it follows (the object it creates,
+/// returns or detaches was handed out first): stored with `Release`, read with `Acquire`
+/// before `acquired`, so no snapshot counts it ahead of that acquire. A constant at
+/// every inlined call site.
+#[inline(always)]
+pub(crate) const fn follows_acquire(event: Event) -> bool {
+    matches!(event, Event::Miss | Event::Released | Event::Detached)
+}
+
+#[inline(always)]
+const fn store_order(event: Event) -> Ordering {
+    if follows_acquire(event) {
+        Ordering::Release
+    } else {
+        Ordering::Relaxed
     }
 }
 
@@ -188,10 +228,12 @@ impl CounterSums {
 /// println!("hit rate {:.2}%, reclaimed {}", stats.hit_rate * 100.0, stats.reclaimed);
 /// ```
 ///
-/// Counters are totals since the pool was created. Read while other threads work, the
-/// fields are each a moment old and may disagree by the operations in flight; read when
-/// the pool is quiet they are exact (`acquired = hits + misses`,
-/// `live = acquired − released − detached`).
+/// Counters are totals since the pool was created. Read while other threads work, every
+/// snapshot keeps `hits + misses = acquired` and `released + detached ≤ acquired` (it
+/// never counts a miss or a release before its acquire); the other fields are each a
+/// moment old and may disagree by the operations in flight (`live` and `idle` may be
+/// off by objects being created, handed over or freed right then). Read when the pool
+/// is quiet every field is exact (`live = acquired − released − detached`).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct PoolStats {

@@ -79,7 +79,7 @@ struct Tracked<const ID: usize> {
     value: u64,
 }
 
-static TRACKED_ALIVE: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
+static TRACKED_ALIVE: [AtomicUsize; 6] = [const { AtomicUsize::new(0) }; 6];
 
 impl<const ID: usize> Default for Tracked<ID> {
     fn default() -> Self {
