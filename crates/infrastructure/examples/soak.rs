@@ -118,7 +118,9 @@ impl Bounds {
 }
 
 fn sample_capacity(seconds: u64) -> usize {
-    usize::try_from(seconds).unwrap_or(usize::MAX).saturating_add(1)
+    usize::try_from(seconds)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1)
 }
 
 /// Pool memory can never exceed this: objects in flight (channels, open orders, what
@@ -523,7 +525,10 @@ fn verdict(samples: &[Sample], bounds: &Bounds, args: &Args) -> Result<(), Strin
         ));
     }
     if worst_heap > bounds.heap {
-        let at = samples.iter().find(|s| heap(s) > bounds.heap).map_or(0.0, |s| s.t);
+        let at = samples
+            .iter()
+            .find(|s| heap(s) > bounds.heap)
+            .map_or(0.0, |s| s.t);
         broken.push(format!(
             "live heap reached {worst_heap} bytes (first over at {at:.0} s), over its bound of {}",
             bounds.heap

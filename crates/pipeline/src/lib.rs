@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use infrastructure::alloc_count::CountingAllocator;
-use infrastructure::memory::safe_pools::{ORDER_POOL, TICK_POOL};
+use infrastructure::memory::safe_pools::{ORDER_POOL, SIGNAL_POOL, TICK_POOL};
 use infrastructure::memory::{MEMORY_STATS, exported_pool_stats};
 
-pub use report::{MalformedLine, PoolReport, Report, StageLatency, WindowRow};
+pub use report::{MalformedLine, Memory, PoolReport, Report, StageLatency, WindowRow};
 pub use stages::TradingSettings;
 
 /// The default run length: 10 million ticks.
@@ -78,6 +78,27 @@ pub struct Config {
     pub reserve: bool,
     /// Feed at most this many messages per second (`None`: as fast as the stages go).
     pub rate: Option<u64>,
+    /// Faults injected on purpose, to see the report's invariants break (all off by
+    /// default, and always off in the binary).
+    pub faults: Faults,
+}
+
+/// Faults a run can inject on purpose, each breaking one invariant of the report: how
+/// its tests prove the checker sees what it claims to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// The analysis stage keeps this many ticks until its end instead of dropping them:
+    /// pool memory beyond what the configuration bounds.
+    pub hold_ticks: usize,
+    /// The analysis stage keeps this many closed orders until the report is built:
+    /// objects still live.
+    pub keep_orders: usize,
+    /// The analysis stage drops this many closed orders without counting them: orders
+    /// that never came back.
+    pub lose_orders: u64,
+    /// The trading stage allocates once every this many ticks (0: never): heap
+    /// allocations on the hot path.
+    pub allocate_every: u64,
 }
 
 impl Default for Config {
@@ -92,6 +113,7 @@ impl Default for Config {
             trading: TradingSettings::default(),
             reserve: true,
             rate: None,
+            faults: Faults::default(),
         }
     }
 }
@@ -128,6 +150,9 @@ impl Clock {
 
 /// Runs the pipeline to the end of its source; `progress` is updated as it goes.
 ///
+/// A run is its process's main job: it resets `MEMORY_STATS`'s peak when it starts, so
+/// the report's peak is the run's own.
+///
 /// # Errors
 /// An invalid configuration, an unreadable input file, or a stage that panicked.
 pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
@@ -144,6 +169,11 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         }
     };
     let layers = stages::Layers::new(&config.trading)?;
+    // The static pools exist before the run is measured, so their fixed structures
+    // are in what it starts from.
+    let _ = (TICK_POOL.name(), SIGNAL_POOL.name(), ORDER_POOL.name());
+    let memory_at_start = MEMORY_STATS.load().current_usage;
+    MEMORY_STATS.reset_peak();
     if config.reserve {
         let [ticks, signals, orders] = reserve_pools(config)?;
         tracing::debug!(ticks, signals, orders, "pools reserved");
@@ -209,10 +239,18 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     };
     let trading = {
         let (finished, allocations) = (Arc::clone(&finished), Arc::clone(&allocations));
+        let allocate_every = config.faults.allocate_every;
         std::thread::Builder::new()
             .name("trading".into())
             .spawn(move || {
-                let summary = stages::trading(layers, clock, &tick_rx, &event_tx, &allocations);
+                let summary = stages::trading(
+                    layers,
+                    clock,
+                    &tick_rx,
+                    &event_tx,
+                    &allocations,
+                    allocate_every,
+                );
                 drop(event_tx);
                 finished.wait();
                 summary
@@ -221,6 +259,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     let analysis = {
         let progress = Arc::clone(progress);
         let window = config.window;
+        let faults = config.faults.clone();
         std::thread::Builder::new()
             .name("analysis".into())
             .spawn(move || {
@@ -229,6 +268,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
                     window,
                     expected_windows,
                     counting,
+                    faults,
                 };
                 stages::analyse(clock, &windows, &event_rx, &progress, &allocations)
             })?
@@ -236,7 +276,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
 
     let feed = join(feed, "feed")??;
     let trading = join(trading, "trading")?;
-    let analysis = join(analysis, "analysis")?;
+    let (analysis, kept_orders) = join(analysis, "analysis")?;
     let elapsed = started.elapsed();
     tracing::info!(
         ticks = analysis.ticks,
@@ -245,7 +285,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     );
     // Every stage has dropped its objects: the pools should be quiet and exact now.
     let pools = exported_pool_stats();
-    Ok(report::build(report::Parts {
+    let report = report::build(report::Parts {
         config,
         elapsed,
         feed,
@@ -253,8 +293,64 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         analysis,
         pools,
         memory: MEMORY_STATS.load(),
+        memory_at_start,
+        memory_bound: pool_memory_bound(config),
         counting,
-    }))
+    });
+    drop(kept_orders); // `Faults::keep_orders`: live until the report was built
+    Ok(report)
+}
+
+/// Threads that use the pools during a run: main, the short-lived priming thread and
+/// the three stages.
+const POOL_THREADS: usize = 5;
+
+/// Thread ids a run's threads may hold: the bucket allowance covers slots up to here.
+const MAX_THREAD_ID: usize = 64;
+
+/// The most pool memory a run of `config` can add to what the pools held before it
+/// started, from the configuration alone.
+///
+/// Per pool (the static pools have the default configuration, `M` objects per
+/// magazine and `D` magazines per depot list):
+/// - objects: the working set [`reserve_pools`] reserves, plus two magazines for each
+///   of two threads whose caches a stage cannot reach (main's and the priming
+///   thread's). A pool creates an object only when the acquiring thread's cache and
+///   the depot are both empty, so at most the objects in use and those cached by
+///   other threads exist then; a reserve creates at most the working set.
+/// - structures: the magazine buffers (`8 × M` bytes each) of a depot's two lists, at
+///   most `D` each, and two per thread; and the slot buckets of thread ids up to 64
+///   (256 bytes a slot). The pool's fixed part exists before the run (`run` creates
+///   the static pools first), so it is in what the run starts from.
+#[must_use]
+pub fn pool_memory_bound(config: &Config) -> usize {
+    use infrastructure::memory::PoolConfig;
+    use infrastructure::types::{Order, Signal, Tick};
+    let m = PoolConfig::DEFAULT_MAGAZINE_SIZE;
+    let d = PoolConfig::DEFAULT_DEPOT_MAGAZINES;
+    let [ticks, signals, orders] = working_set(config);
+    let pool = |working_set: usize, object_size: usize| {
+        let objects = working_set + 2 * 2 * m;
+        let magazines = 2 * d + 2 * POOL_THREADS;
+        let buckets = (MAX_THREAD_ID - 16) * 256;
+        objects * object_size + magazines * m * size_of::<usize>() + buckets
+    };
+    pool(ticks, size_of::<Tick>())
+        + pool(signals, size_of::<Signal>())
+        + pool(orders, size_of::<Order>())
+}
+
+/// The most `[tick, signal, order]` objects the pipeline can hold at once (see
+/// [`reserve_pools`]).
+fn working_set(config: &Config) -> [usize; 3] {
+    use infrastructure::memory::PoolConfig;
+    let caches = (2 * 3 + 1) * PoolConfig::DEFAULT_MAGAZINE_SIZE;
+    let channels = 2 * config.channel_capacity + 3;
+    [
+        channels + caches,
+        config.channel_capacity + 3 + caches,
+        config.channel_capacity + config.trading.venue.max_open_orders + 3 + caches,
+    ]
 }
 
 /// Reserves in each static pool the most objects this pipeline can hold at once, so
@@ -268,13 +364,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
 /// # Errors
 /// A bound beyond what a pool's depot can hold.
 pub fn reserve_pools(config: &Config) -> Result<[usize; 3]> {
-    use infrastructure::memory::PoolConfig;
-    use infrastructure::memory::safe_pools::SIGNAL_POOL;
-    let caches = (2 * 3 + 1) * PoolConfig::DEFAULT_MAGAZINE_SIZE;
-    let channels = 2 * config.channel_capacity + 3;
-    let ticks = channels + caches;
-    let signals = config.channel_capacity + 3 + caches;
-    let orders = config.channel_capacity + config.trading.venue.max_open_orders + 3 + caches;
+    let [ticks, signals, orders] = working_set(config);
     Ok([
         TICK_POOL.reserve(ticks).context("reserving ticks")?,
         SIGNAL_POOL.reserve(signals).context("reserving signals")?,

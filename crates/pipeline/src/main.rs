@@ -56,6 +56,10 @@ struct Args {
     /// Do not reserve the pools' working set up front (shows the pools growing into it).
     #[arg(long)]
     no_reserve: bool,
+    /// A fault for the tests of the exit status: the trading stage allocates once
+    /// every N ticks, which breaks the zero-allocation invariant.
+    #[arg(long, value_name = "N", default_value_t = 0, hide = true)]
+    fault_allocate_every: u64,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +100,10 @@ fn run(args: Args) -> Result<ExitCode> {
         reserve: !args.no_reserve,
         rate: args.rate,
         channel_capacity: usize::try_from(args.channel_capacity)?,
+        faults: pipeline::Faults {
+            allocate_every: args.fault_allocate_every,
+            ..pipeline::Faults::default()
+        },
         ..Config::default()
     };
     let progress = Arc::new(Progress::default());

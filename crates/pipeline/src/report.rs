@@ -144,13 +144,18 @@ pub struct Allocations {
     pub per_tick: Option<f64>,
 }
 
-/// Pool memory: the target is that the peak after the whole run is within 10% of the
-/// peak after the first window.
+/// Pool memory. Two invariants: the run's peak stays within what the configuration
+/// bounds ([`crate::pool_memory_bound`], on top of what the pools held before the run),
+/// and within 10% of the peak after the first window.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Memory {
     /// `MEMORY_STATS.current_usage` at the end.
     pub current_bytes: usize,
-    /// `MEMORY_STATS.peak_usage` at the end.
+    /// `MEMORY_STATS.current_usage` when the run started, before its reserve.
+    pub start_bytes: usize,
+    /// The most the run may reach: `start_bytes` plus what its configuration bounds.
+    pub bound_bytes: usize,
+    /// `MEMORY_STATS.peak_usage` at the end (the run reset it when it started).
     pub peak_bytes: usize,
     /// Peak at the end of the first window.
     pub peak_after_first_window: usize,
@@ -245,6 +250,8 @@ pub(crate) struct Parts<'a> {
     pub(crate) analysis: AnalysisSummary,
     pub(crate) pools: Vec<PoolStats>,
     pub(crate) memory: MemoryUsage,
+    pub(crate) memory_at_start: usize,
+    pub(crate) memory_bound: usize,
     pub(crate) counting: bool,
 }
 
@@ -257,6 +264,8 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
         analysis,
         pools,
         memory,
+        memory_at_start,
+        memory_bound,
         counting,
     } = parts;
     let source = match &config.source {
@@ -332,6 +341,8 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
             .collect(),
         memory: Memory {
             current_bytes: memory.current_usage,
+            start_bytes: memory_at_start,
+            bound_bytes: memory_at_start.saturating_add(memory_bound),
             peak_bytes: memory.peak_usage,
             peak_after_first_window: first_peak,
             peak_growth,
@@ -361,9 +372,9 @@ impl Report {
     /// The run's invariants that do not depend on speed; each broken one is a line.
     ///
     /// Every order created came back in a terminal state; every signal was seen by
-    /// analysis; every pool's `live` is back to 0; pool memory did not grow by more
-    /// than 10% after the first window; and, if allocations were counted, none
-    /// happened in the steady state.
+    /// analysis; every pool's `live` is back to 0; pool memory stayed within what the
+    /// configuration bounds and did not grow by more than 10% after the first window;
+    /// and, if allocations were counted, none happened in the steady state.
     pub fn broken_invariants(&self) -> Vec<String> {
         let mut broken = Vec::new();
         let t = &self.trading;
@@ -391,6 +402,12 @@ impl Report {
             broken.push(format!(
                 "pool {}: {} objects still live",
                 pool.name, pool.live
+            ));
+        }
+        if self.memory.peak_bytes > self.memory.bound_bytes {
+            broken.push(format!(
+                "pool memory peaked at {} bytes, over the {} the configuration allows ({} before the run)",
+                self.memory.peak_bytes, self.memory.bound_bytes, self.memory.start_bytes
             ));
         }
         if self.windows.len() > 1 && self.memory.peak_growth > 1.10 {
@@ -484,9 +501,11 @@ impl fmt::Display for Report {
         let m = &self.memory;
         writeln!(
             f,
-            "\nMEMORY_STATS: current {:.1} KiB, peak {:.1} KiB; peak after window 1 {:.1} KiB (×{:.3})",
+            "\nMEMORY_STATS: current {:.1} KiB, peak {:.1} KiB (bound {:.1} KiB, {:.1} KiB before the run); peak after window 1 {:.1} KiB (×{:.3})",
             m.current_bytes as f64 / 1024.0,
             m.peak_bytes as f64 / 1024.0,
+            m.bound_bytes as f64 / 1024.0,
+            m.start_bytes as f64 / 1024.0,
             m.peak_after_first_window as f64 / 1024.0,
             m.peak_growth
         )?;

@@ -333,12 +333,14 @@ pub(crate) struct TradingSummary {
 }
 
 /// The trading stage: strategy → risk → execution → venue, per tick.
+/// `allocate_every`: [`Faults::allocate_every`](crate::Faults::allocate_every).
 pub(crate) fn trading(
     mut layers: Layers,
     clock: Clock,
     ticks: &Receiver<PoolGuard<'static, Tick>>,
     events: &Sender<Event>,
     allocations: &StageAllocations,
+    allocate_every: u64,
 ) -> TradingSummary {
     warm_up_thread();
     let mut out = VenueOutput::with_capacity(1_024, 1_024);
@@ -346,8 +348,13 @@ pub(crate) fn trading(
     // The market's own clock (trade timestamps; quotes carry none) drives the venue
     // and the rate limits, so a replay makes the same decisions at any speed.
     let mut market_ns = 0;
+    let mut seen = 0_u64;
     for tick in ticks {
         let trading_in_ns = clock.now_ns();
+        seen += 1;
+        if allocate_every != 0 && seen.is_multiple_of(allocate_every) {
+            drop(std::hint::black_box(Box::new(seen)));
+        }
         market_ns = market_ns.max(tick.exchange_ts_ns);
         layers.venue.on_tick(&tick, market_ns, &mut out);
         if let Some(mut signal) = layers.strategy.on_tick(&tick, clock.now_ns()) {
@@ -442,23 +449,31 @@ pub(crate) struct WindowSettings {
     pub(crate) expected_windows: u64,
     /// Whether the counting allocator is installed.
     pub(crate) counting: bool,
+    /// The faults this stage injects (`hold_ticks`, `keep_orders`, `lose_orders`).
+    pub(crate) faults: crate::Faults,
 }
 
 /// The analysis stage: consumes every event, drops every pooled object, and closes a
-/// report window every `window` ticks.
+/// report window every `window` ticks. Returns the closed orders
+/// [`Faults::keep_orders`](crate::Faults::keep_orders) kept (none normally).
 pub(crate) fn analyse(
     clock: Clock,
     settings: &WindowSettings,
     events: &Receiver<Event>,
     progress: &Progress,
     stage_allocations: &StageAllocations,
-) -> AnalysisSummary {
+) -> (AnalysisSummary, Vec<PoolGuard<'static, Order>>) {
     warm_up_thread();
-    let &WindowSettings {
+    let WindowSettings {
         window,
         expected_windows,
         counting,
-    } = settings;
+        ref faults,
+    } = *settings;
+    // Room for the faults' objects up front, so holding them never allocates.
+    let mut held_ticks = Vec::with_capacity(faults.hold_ticks);
+    let mut kept_orders = Vec::with_capacity(faults.keep_orders);
+    let mut lost_orders = 0;
     let mut analysis = Analysis::new();
     let mut windows = Vec::with_capacity(usize::try_from(expected_windows).unwrap_or(64));
     let mut ticks = 0;
@@ -495,7 +510,11 @@ pub(crate) fn analyse(
                 let now = clock.now_ns();
                 let received = tick.local_ts_ns;
                 analysis.on_tick(&tick);
-                drop(tick);
+                if held_ticks.len() < faults.hold_ticks {
+                    held_ticks.push(tick);
+                } else {
+                    drop(tick);
+                }
                 analysis.record_latency(Stage::Feed, trading_in_ns.saturating_sub(received));
                 analysis.record_latency(Stage::Trading, trading_out_ns - trading_in_ns);
                 analysis.record_latency(Stage::Handoff, now.saturating_sub(trading_out_ns));
@@ -517,9 +536,16 @@ pub(crate) fn analyse(
                 }
             }
             Event::Closed(order) => {
+                if lost_orders < faults.lose_orders {
+                    lost_orders += 1;
+                    continue;
+                }
                 orders_closed += 1;
                 orders_not_terminal += u64::from(!order.status.is_terminal());
                 analysis.on_order_closed(&order);
+                if kept_orders.len() < faults.keep_orders {
+                    kept_orders.push(order);
+                }
             }
         }
     }
@@ -527,11 +553,13 @@ pub(crate) fn analyse(
         close_window(&mut analysis, ticks, &mut windows);
     }
     progress.ticks.store(ticks, Ordering::Relaxed);
-    AnalysisSummary {
+    drop(held_ticks);
+    let summary = AnalysisSummary {
         analysis,
         ticks,
         windows,
         orders_closed,
         orders_not_terminal,
-    }
+    };
+    (summary, kept_orders)
 }

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use infrastructure::alloc_count::CountingAllocator;
-use pipeline::{Config, Progress, Report, Source};
+use pipeline::{Config, Faults, Progress, Report, Source};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
@@ -214,6 +214,122 @@ fn a_missing_input_file_is_an_error_not_a_panic() {
         format!("{error:#}").contains("/nonexistent/ticks.jsonl"),
         "{error:#}"
     );
+}
+
+/// Runs `faults` on a short generated market and returns what broke. The static pools
+/// are emptied first (reserve lifted, idle objects freed), so the run starts from
+/// their fixed structures as the binary's does, not from what earlier runs left.
+fn broken_by(faults: Faults) -> Vec<String> {
+    use infrastructure::memory::safe_pools::{ORDER_POOL, SIGNAL_POOL, TICK_POOL};
+    TICK_POOL.reserve(0).unwrap();
+    SIGNAL_POOL.reserve(0).unwrap();
+    ORDER_POOL.reserve(0).unwrap();
+    TICK_POOL.reclaim();
+    SIGNAL_POOL.reclaim();
+    ORDER_POOL.reclaim();
+    let config = Config {
+        faults,
+        ..generated(5, 60_000, 20_000)
+    };
+    run(&config).broken_invariants()
+}
+
+/// Exactly one broken invariant, and it says `what`.
+#[track_caller]
+fn assert_one_broken(broken: &[String], what: &str) {
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    assert!(broken[0].contains(what), "{broken:?}");
+}
+
+#[test]
+fn each_fault_breaks_its_invariant() {
+    let _serial = serial();
+    assert_eq!(broken_by(Faults::default()), Vec::<String>::new());
+    // Closed orders still held when the report is built.
+    assert_one_broken(
+        &broken_by(Faults {
+            keep_orders: 3,
+            ..Faults::default()
+        }),
+        "pool order: 3 objects still live",
+    );
+    // Closed orders dropped uncounted.
+    assert_one_broken(
+        &broken_by(Faults {
+            lose_orders: 5,
+            ..Faults::default()
+        }),
+        "orders:",
+    );
+    // An allocation on the trading thread every 1,000 ticks.
+    assert_one_broken(
+        &broken_by(Faults {
+            allocate_every: 1_000,
+            ..Faults::default()
+        }),
+        "40 heap allocations on the stage threads",
+    );
+    // Ticks held beyond the working set: pool memory over what the configuration
+    // bounds. (Last: the thousands of ticks it leaves idle change what later runs in
+    // this process find in the depot.)
+    let broken = broken_by(Faults {
+        hold_ticks: 5_000,
+        ..Faults::default()
+    });
+    assert!(
+        broken.iter().any(|b| b.contains("pool memory peaked at")),
+        "{broken:?}"
+    );
+}
+
+/// The invariants over the layers' own counts, each broken in a real run's report.
+#[test]
+fn each_broken_count_is_reported() {
+    let _serial = serial();
+    let report = run(&generated(5, 60_000, 20_000));
+    assert_eq!(report.broken_invariants(), Vec::<String>::new());
+    let broken = |change: fn(&mut Report)| {
+        let mut report = report.clone();
+        change(&mut report);
+        report.broken_invariants()
+    };
+    assert_one_broken(
+        &broken(|r| r.trading.orders_not_terminal = 1),
+        "not terminal",
+    );
+    assert_one_broken(&broken(|r| r.trading.venue.acked -= 1), "venue saw");
+    assert_one_broken(&broken(|r| r.trading.signals.approved += 1), "signals:");
+    assert_one_broken(&broken(|r| r.trading.risk.approved += 1), "signals:");
+    assert_one_broken(&broken(|r| r.pools[0].live = 2), "objects still live");
+    assert_one_broken(
+        &broken(|r| r.memory.peak_bytes = r.memory.bound_bytes + 1),
+        "pool memory peaked at",
+    );
+    assert_one_broken(
+        &broken(|r| r.memory.peak_growth = 1.2),
+        "grew 20.0% after the first window",
+    );
+    assert_one_broken(
+        &broken(|r| r.allocations.steady_state = Some(1)),
+        "1 heap allocations",
+    );
+}
+
+#[test]
+fn a_broken_invariant_fails_the_binary() {
+    let _serial = serial();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["--ticks", "30000", "--window", "10000"])
+        .args(["--fault-allocate-every", "500"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("invariant broken: 40 heap allocations on the stage threads"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("Invariants BROKEN"));
 }
 
 #[test]
