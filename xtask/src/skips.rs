@@ -72,6 +72,9 @@ pub(crate) fn finish_step(name: &str, seconds: f64, ok: bool) {
 /// Prints one line per finished step.
 pub(crate) fn print_summary() {
     let outcomes = outcomes();
+    if outcomes.steps.is_empty() {
+        return;
+    }
     eprintln!("==> summary: every step, what it ran or skipped");
     for line in &outcomes.steps {
         eprintln!("  {line}");

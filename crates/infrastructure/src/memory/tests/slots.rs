@@ -8,10 +8,16 @@ use crate::memory::tid::{self, INLINE_SLOTS};
 /// its neighbour and releasing what it got: the buckets are allocated (racing: several
 /// threads install the same bucket together), found again, counted, and freed with the
 /// pool; every object comes back and is freed exactly once.
+///
+/// Each thread takes its id on another pool first, so its first acquire here starts on
+/// the hot path's bucket lookup (`get_outer`), which may find a bucket another thread
+/// has just published: the publication's `Release`/`Acquire` pair is what orders the
+/// bucket's initialisation before that use (TSan checks it).
 #[test]
 fn threads_past_the_inline_slots_use_buckets() {
     const THREADS: usize = 2 * INLINE_SLOTS + 8;
     const EACH: usize = 3;
+    let registration = pool::<Order>(manual("ids_first", 2, 4));
     let pool = pool::<Tracked<4>>(manual("buckets", 2, 4));
     let fresh = pool.stats().overhead_bytes;
     let start = Barrier::new(THREADS);
@@ -25,9 +31,10 @@ fn threads_past_the_inline_slots_use_buckets() {
             .enumerate()
             .map(|(i, from_left)| {
                 let to_right = senders[(i + 1) % THREADS].clone();
-                let (pool, start, all_holding, done, highest) =
-                    (&pool, &start, &all_holding, &done, &highest);
+                let (pool, registration, start, all_holding, done, highest) =
+                    (&pool, &registration, &start, &all_holding, &done, &highest);
                 s.spawn(move || {
+                    drop(registration.acquire()); // this thread's id, from another pool
                     start.wait();
                     let mut held: Vec<_> = (0..EACH).map(|_| pool.acquire()).collect();
                     highest.fetch_max(tid::current().0, Ordering::Relaxed);
