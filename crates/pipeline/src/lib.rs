@@ -79,7 +79,8 @@ pub struct Config {
     /// Feed at most this many messages per second (`None`: as fast as the stages go).
     pub rate: Option<u64>,
     /// Faults injected on purpose, to see the report's invariants break (all off by
-    /// default, and always off in the binary).
+    /// default; the binary can set only `allocate_every`, through a hidden flag, for
+    /// the test of its exit status).
     pub faults: Faults,
 }
 

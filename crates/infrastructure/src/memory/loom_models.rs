@@ -95,20 +95,28 @@ fn small_pool() -> Pool<Counted> {
 
 /// A pool that lives for one execution with a `'static` address, so its guards can
 /// move to spawned threads (loom threads need `'static`), as the pipeline's do.
-struct Leaked<T: Poolable>(&'static Pool<T>);
+struct Leaked<T: Poolable>(*mut Pool<T>);
 
 impl<T: Poolable> Leaked<T> {
     fn new(pool: Pool<T>) -> Self {
-        Leaked(Box::leak(Box::new(pool)))
+        Leaked(Box::into_raw(Box::new(pool)))
+    }
+
+    /// A shared reference for the execution's threads.
+    fn get(&self) -> &'static Pool<T> {
+        // SAFETY: the pointer came from `Box::into_raw` in `new` and stays valid until
+        // `free`, which the model calls only after every thread holding this reference
+        // has been joined and every guard dropped.
+        unsafe { &*self.0 }
     }
 
     /// Frees the pool, once every thread that borrowed it has been joined.
     fn free(self) {
-        let pool: *const Pool<T> = self.0;
-        // SAFETY: `pool` came from `Box::leak` in `new`; the caller has joined every
-        // thread the reference was given to and dropped every guard, so nothing borrows
-        // it any more and this is the only free.
-        drop(unsafe { Box::from_raw(pool.cast_mut()) });
+        // SAFETY: `self.0` came from `Box::into_raw` in `new` (the original pointer, not
+        // one derived from a shared reference); the caller has joined every thread the
+        // references went to and dropped every guard, so nothing borrows it any more,
+        // and `self` is consumed, so this is the only free.
+        drop(unsafe { Box::from_raw(self.0) });
     }
 }
 
@@ -193,7 +201,7 @@ fn cross_thread_release_and_thread_exit_balance() {
 fn a_guard_released_on_another_thread() {
     model("a_guard_released_on_another_thread", || {
         let pool = Leaked::new(small_pool());
-        let shared = pool.0;
+        let shared = pool.get();
         let (tx, rx) = loom::sync::mpsc::channel::<PoolGuard<'static, Counted>>();
         let producer = spawn(move || {
             let mut guard = shared.acquire();

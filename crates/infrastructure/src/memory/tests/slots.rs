@@ -1,8 +1,51 @@
 //! Threads past the inline slots: their slots live in buckets allocated on first use
 //! (the unsafe code of `thread_cache.rs` that only many threads at once reach).
 
+use std::sync::{Condvar, Mutex, PoisonError};
+
 use super::*;
 use crate::memory::tid::{self, INLINE_SLOTS};
+
+/// How long a thread waits for the others before the test fails instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A barrier whose `wait` panics after `PATIENCE` (std's waits for ever, so a thread
+/// that panicked before arriving would hang the test).
+struct Rendezvous {
+    parties: usize,
+    state: Mutex<(usize, u64)>,
+    all_here: Condvar,
+}
+
+impl Rendezvous {
+    fn new(parties: usize) -> Self {
+        Rendezvous {
+            parties,
+            state: Mutex::new((0, 0)),
+            all_here: Condvar::new(),
+        }
+    }
+
+    fn wait(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let generation = state.1;
+        state.0 += 1;
+        if state.0 == self.parties {
+            *state = (0, generation + 1);
+            self.all_here.notify_all();
+            return;
+        }
+        let (state, timeout) = self
+            .all_here
+            .wait_timeout_while(state, PATIENCE, |s| s.1 == generation)
+            .unwrap_or_else(PoisonError::into_inner);
+        drop(state);
+        assert!(
+            !timeout.timed_out(),
+            "not every thread arrived within {PATIENCE:?} (did one panic?)"
+        );
+    }
+}
 
 /// More threads than inline slots hold ids at once, each acquiring, handing a guard to
 /// its neighbour and releasing what it got: the buckets are allocated (racing: several
@@ -20,9 +63,9 @@ fn threads_past_the_inline_slots_use_buckets() {
     let registration = pool::<Order>(manual("ids_first", 2, 4));
     let pool = pool::<Tracked<4>>(manual("buckets", 2, 4));
     let fresh = pool.stats().overhead_bytes;
-    let start = Barrier::new(THREADS);
-    let all_holding = Barrier::new(THREADS + 1);
-    let done = Barrier::new(THREADS + 1);
+    let start = Rendezvous::new(THREADS);
+    let all_holding = Rendezvous::new(THREADS + 1);
+    let done = Rendezvous::new(THREADS + 1);
     let highest = AtomicUsize::new(0);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..THREADS).map(|_| mpsc::channel()).unzip();
     let during = thread::scope(|s| {
@@ -44,7 +87,9 @@ fn threads_past_the_inline_slots_use_buckets() {
                     to_right
                         .send(held.pop().expect("EACH > 0"))
                         .expect("neighbour alive");
-                    let from_left: PoolGuard<'_, _> = from_left.recv().expect("neighbour sent");
+                    let from_left: PoolGuard<'_, _> = from_left
+                        .recv_timeout(PATIENCE)
+                        .expect("the left neighbour sent");
                     assert_eq!(from_left.value, ((i + THREADS - 1) % THREADS) as u64);
                     all_holding.wait();
                     done.wait();
@@ -53,6 +98,9 @@ fn threads_past_the_inline_slots_use_buckets() {
                 })
             })
             .collect();
+        // Only the workers hold senders now: one that panics before sending closes its
+        // neighbour's channel, which then fails instead of waiting.
+        drop(senders);
         all_holding.wait();
         let during = (pool.stats(), alive::<4>());
         done.wait();
@@ -61,7 +109,6 @@ fn threads_past_the_inline_slots_use_buckets() {
         }
         during
     });
-    drop(senders);
     assert!(
         highest.load(Ordering::Relaxed) >= INLINE_SLOTS,
         "no thread got an id past the inline slots: the bucket path did not run"

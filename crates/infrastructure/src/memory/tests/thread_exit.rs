@@ -105,7 +105,9 @@ fn pool_use_during_thread_teardown_bypasses_the_cache_safely() {
     .unwrap();
     let stats = LATE.stats();
     assert_eq!(stats.live, 0);
-    assert_eq!(stats.acquired, stats.released);
+    // Two acquired by the thread, one more by the `Drop` during its teardown; the one
+    // its thread-local held went back then too.
+    assert_eq!((stats.acquired, stats.released), (3, 3), "{stats:?}");
     assert_eq!(stats.thread_caches, 0);
     // Every object is either idle in the pool or freed.
     assert_eq!(alive::<1>() - before, stats.idle as usize);
