@@ -195,6 +195,7 @@ const MIRI_FILTERS: &[&str] = &[
     "memory::tests::caps::try_acquire_honours",
     "memory::tests::reset::a_panicking_reset",
     "memory::tests::slots",
+    "memory::tests::owned",
 ];
 
 /// Selected tests that are `#[cfg_attr(miri, ignore)]`, with why: Miri must report

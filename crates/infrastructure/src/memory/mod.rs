@@ -30,6 +30,6 @@ pub use config::{
     ConfigError, MAX_DEPOT_BYTES, MAX_DEPOT_MAGAZINES, MAX_MAGAZINE_SIZE, MAX_NAME_LEN,
     MAX_RECLAIM_INTERVAL, MIN_RECLAIM_INTERVAL, PoolConfig,
 };
-pub use pool::{Pool, PoolExhausted, PoolGuard, Poolable, ReserveError};
+pub use pool::{OwnedPoolGuard, Pool, PoolExhausted, PoolGuard, Poolable, ReserveError};
 pub use registry::exported_pool_stats;
 pub use stats::{MEMORY_STATS, MemoryStats, MemoryUsage, PoolStats};

@@ -201,12 +201,7 @@ impl<T: Poolable> Pool<T> {
     /// ```
     #[inline]
     pub fn acquire(&self) -> PoolGuard<'_, T> {
-        let inner = self.inner();
-        if inner.max_live.is_some() {
-            inner.enter_cap_unchecked();
-            return PoolGuard::new(inner.take_reserved(), self);
-        }
-        PoolGuard::new(inner.take(), self)
+        PoolGuard::new(self.acquire_object(), self)
     }
 
     /// Like [`acquire`](Pool::acquire), but refuses when `max_live` objects are in use.
@@ -228,15 +223,72 @@ impl<T: Poolable> Pool<T> {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<PoolGuard<'_, T>, PoolExhausted> {
+        Ok(PoolGuard::new(self.try_acquire_object()?, self))
+    }
+
+    /// Like [`acquire`](Pool::acquire), for a pool shared through an [`Arc`]: the guard
+    /// holds a clone of the `Arc` rather than a borrow, so it is `'static` and can move
+    /// to a spawned thread (`Send`, as `T` is). It costs one `Arc` clone on top of
+    /// `acquire` (an atomic increment; its drop a decrement), no lock.
+    ///
+    /// [`Arc`]: std::sync::Arc
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::Arc;
+    /// use infrastructure::memory::{Pool, PoolConfig};
+    /// use infrastructure::types::Order;
+    ///
+    /// let pool = Arc::new(Pool::<Order>::new(PoolConfig::new("gateway"))?);
+    /// let mut order = pool.acquire_owned();
+    /// order.quantity = infrastructure::types::Decimal::ONE;
+    /// // A plain spawned thread: the guard is 'static.
+    /// std::thread::spawn(move || drop(order)).join().unwrap();
+    /// assert_eq!((pool.stats().acquired, pool.stats().live), (1, 0));
+    /// # Ok::<(), infrastructure::memory::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn acquire_owned(self: &std::sync::Arc<Self>) -> OwnedPoolGuard<T> {
+        let object = self.acquire_object();
+        OwnedPoolGuard::new(object, std::sync::Arc::clone(self))
+    }
+
+    /// Like [`try_acquire`](Pool::try_acquire), with an owned guard (see
+    /// [`acquire_owned`](Pool::acquire_owned)).
+    ///
+    /// # Errors
+    /// [`PoolExhausted`] at the cap; counted in `stats().rejected`.
+    #[inline]
+    pub fn try_acquire_owned(
+        self: &std::sync::Arc<Self>,
+    ) -> Result<OwnedPoolGuard<T>, PoolExhausted> {
+        let object = self.try_acquire_object()?;
+        Ok(OwnedPoolGuard::new(object, std::sync::Arc::clone(self)))
+    }
+
+    /// `acquire`'s object, counted toward the cap.
+    #[inline(always)]
+    fn acquire_object(&self) -> Box<T> {
+        let inner = self.inner();
+        if inner.max_live.is_some() {
+            inner.enter_cap_unchecked();
+            return inner.take_reserved();
+        }
+        inner.take()
+    }
+
+    /// `try_acquire`'s object, refused at the cap.
+    #[inline(always)]
+    fn try_acquire_object(&self) -> Result<Box<T>, PoolExhausted> {
         let inner = self.inner();
         if let Some(max_live) = inner.max_live {
             if !inner.enter_cap(max_live) {
                 tracing::debug!(pool = %inner.name, max_live, "try_acquire refused at the max_live cap");
                 return Err(PoolExhausted { max_live });
             }
-            return Ok(PoolGuard::new(inner.take_reserved(), self));
+            return Ok(inner.take_reserved());
         }
-        Ok(PoolGuard::new(inner.take(), self))
+        Ok(inner.take())
     }
 
     /// Frees every idle object the calling thread can reach now: its own cache, the
@@ -418,6 +470,79 @@ impl<T: Poolable> Drop for PoolGuard<'_, T> {
 }
 
 impl<T: Poolable + fmt::Debug> fmt::Debug for PoolGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// An object on loan from a pool shared through an `Arc`, from
+/// [`Pool::acquire_owned`]: a [`PoolGuard`] that owns a clone of the `Arc` instead of
+/// borrowing the pool, so it is `'static`. The object goes back to the pool when the
+/// guard drops, on whichever thread; if the guard held the last `Arc`, the pool (and
+/// every object it keeps) is freed right after.
+pub struct OwnedPoolGuard<T: Poolable> {
+    object: ManuallyDrop<Box<T>>,
+    pool: std::sync::Arc<Pool<T>>,
+}
+
+impl<T: Poolable> OwnedPoolGuard<T> {
+    #[inline(always)]
+    fn new(object: Box<T>, pool: std::sync::Arc<Pool<T>>) -> Self {
+        OwnedPoolGuard {
+            object: ManuallyDrop::new(object),
+            pool,
+        }
+    }
+
+    /// Takes the object out of the pool for good, as [`PoolGuard::detach`] does.
+    pub fn detach(this: Self) -> Box<T> {
+        let mut this = ManuallyDrop::new(this);
+        // SAFETY: `this` is never dropped, so `object` is taken exactly once here, and
+        // `pool` exactly once below.
+        let object = unsafe { ManuallyDrop::take(&mut this.object) };
+        // SAFETY: as above: read once, and the guard is never used again.
+        let pool = unsafe { std::ptr::read(&this.pool) };
+        let inner = pool.inner();
+        inner.leave_cap();
+        inner.detached();
+        object
+    }
+
+    /// The pool the object belongs to.
+    pub fn pool(this: &Self) -> &std::sync::Arc<Pool<T>> {
+        &this.pool
+    }
+}
+
+impl<T: Poolable> Deref for OwnedPoolGuard<T> {
+    type Target = T;
+
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        &self.object
+    }
+}
+
+impl<T: Poolable> DerefMut for OwnedPoolGuard<T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.object
+    }
+}
+
+impl<T: Poolable> Drop for OwnedPoolGuard<T> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: `object` is taken exactly once, here; the guard is gone afterwards.
+        let object = unsafe { ManuallyDrop::take(&mut self.object) };
+        let inner = self.pool.inner();
+        inner.leave_cap();
+        inner.put(object);
+        // `pool` drops after this body: the object is back before the last `Arc` goes.
+    }
+}
+
+impl<T: Poolable + fmt::Debug> fmt::Debug for OwnedPoolGuard<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }

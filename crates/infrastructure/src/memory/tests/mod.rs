@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::safe_pools::*;
 use crate::memory::registry::PoolCore;
-use crate::memory::{ConfigError, PoolExhausted, ReserveError};
+use crate::memory::{ConfigError, OwnedPoolGuard, PoolExhausted, ReserveError};
 use crate::types::{
     Decimal, OrderStatus, OrderType, RejectReason, RiskDecision, Side, SignalKind, TickKind,
     TimeInForce,
@@ -27,6 +27,7 @@ mod faults;
 mod flow;
 mod migration;
 mod observability;
+mod owned;
 mod reclaim;
 mod reset;
 mod slots;
@@ -79,7 +80,7 @@ struct Tracked<const ID: usize> {
     value: u64,
 }
 
-static TRACKED_ALIVE: [AtomicUsize; 6] = [const { AtomicUsize::new(0) }; 6];
+static TRACKED_ALIVE: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
 
 impl<const ID: usize> Default for Tracked<ID> {
     fn default() -> Self {

@@ -1,0 +1,68 @@
+//! Owned guards: objects of a pool shared by `Arc`, moved to plain spawned threads.
+
+use super::*;
+
+fn assert_static_send<G: Send + 'static>(_: &G) {}
+
+#[test]
+fn an_owned_guard_crosses_to_a_spawned_thread_and_comes_back() {
+    let pool = Arc::new(pool::<Tracked<6>>(manual("owned", 4, 4)));
+    let mut guards: Vec<_> = (0..3).map(|_| pool.acquire_owned()).collect();
+    for (i, guard) in guards.iter_mut().enumerate() {
+        guard.value = i as u64 + 1;
+    }
+    assert_static_send(&guards[0]);
+    assert_eq!(pool.stats().live, 3);
+    // Plain `thread::spawn`: only a 'static guard can go there.
+    let seen = thread::spawn(move || {
+        let seen: Vec<u64> = guards.iter().map(|g| g.value).collect();
+        drop(guards); // into this thread's cache, flushed to the depot at its exit
+        seen
+    })
+    .join()
+    .unwrap();
+    assert_eq!(seen, [1, 2, 3]);
+    let stats = pool.stats();
+    assert_eq!((stats.acquired, stats.released, stats.live), (3, 3, 0));
+    assert_eq!(stats.idle as usize, alive::<6>(), "{stats:?}");
+    assert_eq!(
+        stats.depot_objects, 3,
+        "the spawned thread's cache was flushed"
+    );
+    assert_eq!(pool.acquire_owned().value, 0, "reset on reuse");
+}
+
+#[test]
+fn owned_guards_keep_the_cap_and_detach() {
+    let pool = Arc::new(pool::<Order>(manual("owned_cap", 4, 4).max_live(Some(2))));
+    let a = pool.try_acquire_owned().unwrap();
+    let b = pool.try_acquire_owned().unwrap();
+    assert_eq!(
+        pool.try_acquire_owned().unwrap_err(),
+        PoolExhausted { max_live: 2 }
+    );
+    // Released on another thread, the slot under the cap is free again.
+    thread::spawn(move || drop(a)).join().unwrap();
+    let c = pool.try_acquire_owned().expect("a slot was given back");
+    let kept: Box<Order> = OwnedPoolGuard::detach(b);
+    assert!(
+        pool.try_acquire_owned().is_ok(),
+        "a detached object leaves the cap"
+    );
+    assert!(Arc::ptr_eq(OwnedPoolGuard::pool(&c), &pool));
+    let stats = pool.stats();
+    assert_eq!((stats.detached, stats.rejected, stats.live), (1, 1, 1));
+    drop((c, kept));
+}
+
+#[test]
+fn a_guard_holding_the_last_handle_frees_the_pool() {
+    let pool = Arc::new(pool::<Tracked<7>>(manual("owned_last", 4, 4)));
+    let guard = pool.acquire_owned();
+    drop(pool.acquire_owned()); // one idle in this thread's cache
+    drop(pool);
+    assert_eq!(alive::<7>(), 2, "the guard keeps the pool alive");
+    assert_eq!(OwnedPoolGuard::pool(&guard).stats().live, 1);
+    drop(guard); // back to the pool, then the last `Arc` drops it
+    assert_eq!(alive::<7>(), 0, "the pool and its objects are freed");
+}
