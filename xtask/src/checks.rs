@@ -274,20 +274,33 @@ pub(crate) fn result_counts(stdout: &str) -> Option<ResultCounts> {
 /// and its output can still be checked.
 pub(crate) fn run_streaming(cmd: xshell::Cmd<'_>) -> Result<(std::process::ExitStatus, String)> {
     use std::io::{BufRead as _, Write as _};
+    eprintln!("$ {cmd}");
     let mut command = std::process::Command::from(cmd);
     command.stdout(std::process::Stdio::piped());
     let mut child = command.spawn().context("starting a check")?;
     let mut stdout = String::new();
-    if let Some(out) = child.stdout.take() {
-        for line in std::io::BufReader::new(out).lines() {
-            let line = line.context("reading a check's output")?;
-            println!("{line}");
-            std::io::stdout().flush().ok();
-            stdout.push_str(&line);
-            stdout.push('\n');
+    let read = child.stdout.take().map_or(Ok(()), |out| {
+        let mut out = std::io::BufReader::new(out);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match out.read_until(b'\n', &mut line) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {
+                    // Lossy: output that is not UTF-8 must not stop the check.
+                    let text = String::from_utf8_lossy(&line);
+                    print!("{text}");
+                    std::io::stdout().flush().ok();
+                    stdout.push_str(&text);
+                }
+                Err(error) => return Err(error),
+            }
         }
-    }
-    Ok((child.wait()?, stdout))
+    });
+    // Always reaped, even if reading failed.
+    let status = child.wait()?;
+    read.context("reading a check's output")?;
+    Ok((status, stdout))
 }
 
 #[cfg(test)]

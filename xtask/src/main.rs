@@ -42,7 +42,8 @@ enum Verb {
     },
     /// The infrastructure tests under AddressSanitizer (leak checker on).
     Asan,
-    /// The pool test binaries under valgrind memcheck.
+    /// The pool test binaries under valgrind memcheck (fails without valgrind, unless
+    /// XTASK_ALLOW_SKIP=valgrind).
     Valgrind,
     /// Selected tests under Miri (fails where nightly's miri is unavailable, unless
     /// XTASK_ALLOW_SKIP=miri).

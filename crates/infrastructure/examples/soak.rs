@@ -17,8 +17,8 @@
 //!   the first and fails these.
 //!
 //! It fails (exit 1) if any sample's pool memory or live heap breaks its bound, if a
-//! day's least heap outside the books breaks its bound or grows over the second half
-//! by more than `OUTSIDE_GROWTH`, or if the daily peaks of pool memory or heap trend
+//! day's least heap outside the books breaks its bound or grows from the second day to
+//! the last by more than `OUTSIDE_GROWTH`, or if the daily peaks of pool memory or heap trend
 //! upward over the second half. The heap outside the books is judged by each day's
 //! least value because it is briefly high while objects are being freed: the books
 //! count them as gone first (by design), then `T::drop` runs, and a reaper tick frees
@@ -86,9 +86,14 @@ fn phase(f: f64) -> (&'static str, u32) {
 /// is ten times that, not room for growth.
 const RUNTIME_ALLOWANCE: usize = 32 * 1024;
 
-/// How much a day's least heap outside the pools' books may grow over the second half
-/// of the run (measured: not at all, to the byte).
-const OUTSIDE_GROWTH: usize = 16 * 1024;
+/// How much a day's least heap outside the pools' books may grow from the second day
+/// (the first warms up) to the last (measured: not at all, to the byte). Over the 60 s
+/// CI run, four days apart, this catches a leak of about 12 KiB a minute: a reaper that
+/// forgets one object in 256 of those it frees grew it by 11 KiB there (2026-12-01).
+const OUTSIDE_GROWTH: usize = 8 * 1024;
+
+/// Whole days a run needs for the rules on the heap outside the books to apply.
+const MIN_DAYS: usize = 3;
 
 /// The absolute bounds the soak is judged by, from its configuration alone.
 #[derive(Clone, Copy, Debug)]
@@ -98,7 +103,10 @@ struct Bounds {
     /// Live heap outside the pools' books: the soak's own buffers plus
     /// `RUNTIME_ALLOWANCE`.
     outside: usize,
-    /// Live heap of the whole process: `pool + outside`.
+    /// Live heap of the whole process: `pool + outside`. While the reaper frees what
+    /// the books already dropped, new objects may be counted beside those not yet
+    /// freed; this bound then leans on the pool bound's slack (worst heap measured
+    /// about a third of it), not on an argument that holds at every instant.
     heap: usize,
 }
 
@@ -202,8 +210,10 @@ fn main() {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    if args.seconds == 0 || args.day_seconds == 0 {
-        return Err("--seconds and --day-seconds must be at least 1".into());
+    if args.seconds == 0 || args.day_seconds < 5 {
+        return Err(
+            "--seconds must be at least 1 and --day-seconds at least 5 (a day's least heap outside the pools' books needs several samples)".into(),
+        );
     }
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -515,9 +525,9 @@ fn verdict(samples: &[Sample], bounds: &Bounds, args: &Args) -> Result<(), Strin
     let per_day = args.day_seconds as usize;
     let least_outside = daily_least_outside(samples, per_day);
     let worst_outside = least_outside.iter().copied().max().unwrap_or(0);
-    let outside_half = &least_outside[least_outside.len() / 2..];
-    let outside_growth = match (outside_half.first(), outside_half.last()) {
-        (Some(&first), Some(&last)) => last.saturating_sub(first),
+    let judged = least_outside.len() >= MIN_DAYS;
+    let outside_growth = match (least_outside.get(1), least_outside.last()) {
+        (Some(&second), Some(&last)) if judged => last.saturating_sub(second),
         _ => 0,
     };
     let (pool_days, pool_rising) = daily_trend(samples, per_day, bounds.pool, |s| s.pool_bytes);
@@ -526,7 +536,7 @@ fn verdict(samples: &[Sample], bounds: &Bounds, args: &Args) -> Result<(), Strin
     let rss_first = middle.map_or(0, |s| s.rss);
     let rss_last = samples.last().map_or(0, |s| s.rss);
     println!(
-        "soak: {}s, {ticks} ticks, reclaimed {reclaimed}; worst pool memory {} KiB (bound {} KiB), worst live heap {} KiB (bound {} KiB); daily least heap outside the pools' books (KiB) {:?} (bound {} KiB, growth over the second half {} bytes, allowed {}); daily peaks (KiB) pool {:?}, heap {:?}; RSS {} → {} KiB over the second half",
+        "soak: {}s, {ticks} ticks, reclaimed {reclaimed}; worst pool memory {} KiB (bound {} KiB), worst live heap {} KiB (bound {} KiB); daily least heap outside the pools' books (KiB) {:?} (bound {} KiB, growth from the second day {} bytes, allowed {}); daily peaks (KiB) pool {:?}, heap {:?}; RSS {} → {} KiB over the second half",
         args.seconds,
         kib(worst_pool),
         kib(bounds.pool),
@@ -559,7 +569,13 @@ fn verdict(samples: &[Sample], bounds: &Bounds, args: &Args) -> Result<(), Strin
             bounds.heap
         ));
     }
-    if worst_outside > bounds.outside {
+    if !judged {
+        println!(
+            "soak: the rules on the heap outside the pools' books NOT applied: {} whole days, {MIN_DAYS} needed",
+            least_outside.len()
+        );
+    }
+    if judged && worst_outside > bounds.outside {
         broken.push(format!(
             "a day's least heap outside the pools' books reached {worst_outside} bytes, over its bound of {}: memory the pools count as freed is still allocated",
             bounds.outside
@@ -567,7 +583,7 @@ fn verdict(samples: &[Sample], bounds: &Bounds, args: &Args) -> Result<(), Strin
     }
     if outside_growth > OUTSIDE_GROWTH {
         broken.push(format!(
-            "the daily least heap outside the pools' books grew by {outside_growth} bytes over the second half (allowed {OUTSIDE_GROWTH}): {:?} KiB",
+            "the daily least heap outside the pools' books grew by {outside_growth} bytes from the second day (allowed {OUTSIDE_GROWTH}): {:?} KiB",
             least_outside.iter().map(|&d| kib(d)).collect::<Vec<_>>()
         ));
     }

@@ -1,7 +1,8 @@
 //! End to end with a real Prometheus: the pipeline serves `/metrics`, a Prometheus
 //! server started here scrapes it every second, and its query API must return the
 //! values the pipeline reports. Skipped (with a note) where Prometheus is not installed,
-//! unless `REQUIRE_PROMETHEUS` is set, as `cargo xtask ci` does (it refuses to run without them).
+//! unless `REQUIRE_PROMETHEUS` is set, as `cargo xtask ci` does (it stops without them unless
+//! `XTASK_ALLOW_SKIP=prometheus`).
 
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;

@@ -102,20 +102,23 @@ impl<T: Poolable> Leaked<T> {
         Leaked(Box::into_raw(Box::new(pool)))
     }
 
-    /// A shared reference for the execution's threads.
+    /// A shared reference for the execution's threads, valid until `free` (whose
+    /// contract is that none is used after it).
     fn get(&self) -> &'static Pool<T> {
         // SAFETY: the pointer came from `Box::into_raw` in `new` and stays valid until
-        // `free`, which the model calls only after every thread holding this reference
-        // has been joined and every guard dropped.
+        // `free`, which may be called only once every reference is gone.
         unsafe { &*self.0 }
     }
 
-    /// Frees the pool, once every thread that borrowed it has been joined.
-    fn free(self) {
+    /// Frees the pool.
+    ///
+    /// # Safety
+    /// Every reference from [`get`](Self::get) is gone: each thread it went to has been
+    /// joined and every guard dropped.
+    unsafe fn free(self) {
         // SAFETY: `self.0` came from `Box::into_raw` in `new` (the original pointer, not
-        // one derived from a shared reference); the caller has joined every thread the
-        // references went to and dropped every guard, so nothing borrows it any more,
-        // and `self` is consumed, so this is the only free.
+        // one derived from a shared reference); by this function's contract nothing
+        // borrows it any more, and `self` is consumed, so this is the only free.
         drop(unsafe { Box::from_raw(self.0) });
     }
 }
@@ -227,7 +230,8 @@ fn a_guard_released_on_another_thread() {
         let stats = shared.stats();
         assert_matches_reality(&stats, 2, 0);
         assert_eq!((stats.misses, stats.hits), (1, 1), "{stats:?}");
-        pool.free();
+        // SAFETY: both threads that got `shared` were joined; no guard is left.
+        unsafe { pool.free() };
         assert_eq!(alive(), 0);
     });
 }
