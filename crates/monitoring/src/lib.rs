@@ -84,6 +84,11 @@ const POOL_COUNTERS: &[PoolCounter] = &[
         |s| s.detached,
     ),
     (
+        "pool_attached",
+        "Boxed objects taken into the pool by attach.",
+        |s| s.attached,
+    ),
+    (
         "pool_rejected",
         "try_acquire calls refused at the max_live cap.",
         |s| s.rejected,

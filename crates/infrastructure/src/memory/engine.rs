@@ -473,13 +473,27 @@ impl<T: Poolable> Inner<T> {
     /// The release hot path. The object is reset when it is next acquired.
     #[inline(always)]
     pub(crate) fn put(&self, object: Box<T>) {
+        self.store::<true>(object);
+    }
+
+    /// Takes a boxed object from outside into the pool (`Pool::attach`): it enters the
+    /// books, then is stored as a release would store it, without counting a release.
+    pub(crate) fn attach(&self, object: Box<T>) {
+        self.objects_entered(Tally::Shared(&self.shared), Event::Attached, 1);
+        self.store::<false>(object);
+    }
+
+    /// Stores an idle object in this thread's cache (or frees it where it cannot be
+    /// kept); `RELEASE`: it is a guard's release, counted as one.
+    #[inline(always)]
+    fn store<const RELEASE: bool>(&self, object: Box<T>) {
         // For types without `heap_bytes`, `retained` is the constant 0 and the checks on
         // it compile away (and so does the bomb: nothing here can unwind).
-        let bomb = ReleaseBomb(self);
+        let bomb = ReleaseBomb::<T, RELEASE>(self);
         let retained = object.heap_bytes();
         mem::forget(bomb);
         if retained > self.max_retained {
-            return self.discard(object, retained);
+            return self.discard::<RELEASE>(object, retained);
         }
         let tid = tid::current();
         if let Some(slot) = self.slots.get(tid) {
@@ -497,34 +511,38 @@ impl<T: Poolable> Inner<T> {
             };
             match full {
                 None => {
-                    slot.counters.add_owned(Event::Released, 1);
+                    if RELEASE {
+                        slot.counters.add_owned(Event::Released, 1);
+                    }
                     if retained != 0 {
                         slot.counters.add_owned(Event::RetainedIn, retained as u64);
                     }
                 }
-                Some(object) => self.put_slow(tid, object, retained),
+                Some(object) => self.put_slow::<RELEASE>(tid, object, retained),
             }
             return;
         }
-        self.put_slow(tid, object, retained);
+        self.put_slow::<RELEASE>(tid, object, retained);
     }
 
     #[cold]
     #[inline(never)]
-    fn put_slow(&self, tid: ThreadId, object: Box<T>, retained: usize) {
+    fn put_slow<const RELEASE: bool>(&self, tid: ThreadId, object: Box<T>, retained: usize) {
         let tid = if tid == ThreadId::UNREGISTERED {
             registry::register_thread()
         } else {
             tid
         };
         let Some(slot) = self.slot_or_create(tid) else {
-            return self.put_uncached(object);
+            return self.put_uncached::<RELEASE>(object);
         };
         let tally = Tally::Owned(&slot.counters);
         let mut surplus = Surplus::new();
         // SAFETY: our own id's slot; `spill` calls no user code.
         unsafe { slot.with_cache(|cache| self.spill(cache, object, &mut surplus)) };
-        slot.counters.add_owned(Event::Released, 1);
+        if RELEASE {
+            slot.counters.add_owned(Event::Released, 1);
+        }
         tally.add(Event::RetainedIn, retained as u64);
         self.dispose(surplus, tally, Event::Trimmed);
     }
@@ -567,8 +585,10 @@ impl<T: Poolable> Inner<T> {
 
     /// Release for a thread that cannot have a cache: the object is freed.
     #[cold]
-    fn put_uncached(&self, object: Box<T>) {
-        self.shared.add_shared(Event::Released, 1);
+    fn put_uncached<const RELEASE: bool>(&self, object: Box<T>) {
+        if RELEASE {
+            self.shared.add_shared(Event::Released, 1);
+        }
         self.free_one(
             object,
             Event::Dropped,
@@ -583,9 +603,11 @@ impl<T: Poolable> Inner<T> {
     /// `DEFERRED_MAX` objects already wait) it is freed here.
     #[cold]
     #[inline(never)]
-    fn discard(&self, object: Box<T>, retained: usize) {
+    fn discard<const RELEASE: bool>(&self, object: Box<T>, retained: usize) {
         let tally = Tally::Shared(&self.shared);
-        tally.add(Event::Released, 1);
+        if RELEASE {
+            tally.add(Event::Released, 1);
+        }
         let object = {
             let mut deferred = lock(&self.deferred);
             if deferred.len() < deferred.capacity() {
@@ -761,10 +783,13 @@ impl<T: Poolable> Inner<T> {
         self.objects_left(Tally::Shared(&self.shared), Event::Dropped, 1);
     }
 
-    /// Accounts for a released object freed because `heap_bytes` panicked.
+    /// Accounts for an object being stored (`release`: a guard's release) that was
+    /// freed because `heap_bytes` panicked.
     #[cold]
-    fn lost_in_release(&self) {
-        self.shared.add_shared(Event::Released, 1);
+    fn lost_in_release(&self, release: bool) {
+        if release {
+            self.shared.add_shared(Event::Released, 1);
+        }
         self.objects_left(Tally::Shared(&self.shared), Event::Dropped, 1);
     }
 
@@ -861,10 +886,10 @@ impl<T: Poolable> Drop for ResetBomb<'_, T> {
 }
 
 /// Accounts for a released object lost to a panicking `heap_bytes`.
-struct ReleaseBomb<'a, T: Poolable>(&'a Inner<T>);
+struct ReleaseBomb<'a, T: Poolable, const RELEASE: bool>(&'a Inner<T>);
 
-impl<T: Poolable> Drop for ReleaseBomb<'_, T> {
+impl<T: Poolable, const RELEASE: bool> Drop for ReleaseBomb<'_, T, RELEASE> {
     fn drop(&mut self) {
-        self.0.lost_in_release();
+        self.0.lost_in_release(RELEASE);
     }
 }

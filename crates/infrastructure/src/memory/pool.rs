@@ -291,6 +291,31 @@ impl<T: Poolable> Pool<T> {
         Ok(inner.take())
     }
 
+    /// Takes a boxed object into the pool, the inverse of [`PoolGuard::detach`]: it
+    /// becomes idle in this thread's cache (counted in `stats().attached` and in the
+    /// pool's memory) and is reset when next handed out. One that retains more heap
+    /// than [`max_retained_bytes`](super::PoolConfig::max_retained_bytes) is discarded,
+    /// as a release of it would be.
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::memory::{Pool, PoolConfig, PoolGuard};
+    /// use infrastructure::types::Order;
+    ///
+    /// let pool = Pool::<Order>::new(PoolConfig::new("archive"))?;
+    /// let mut kept: Box<Order> = PoolGuard::detach(pool.acquire());
+    /// kept.order_id = 7;
+    /// pool.attach(kept);
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.detached, stats.attached, stats.idle), (1, 1, 1));
+    /// assert_eq!(pool.acquire().order_id, 0); // reset, and a hit
+    /// assert_eq!(pool.stats().hits, 1);
+    /// # Ok::<(), infrastructure::memory::ConfigError>(())
+    /// ```
+    pub fn attach(&self, object: Box<T>) {
+        self.inner().attach(object);
+    }
+
     /// Frees every idle object the calling thread can reach now: its own cache, the
     /// whole depot, and discarded objects waiting for the reaper. Returns how many
     /// objects were freed (counted as `reclaimed`, `trimmed` or `discarded`). (Other threads' caches are

@@ -35,6 +35,8 @@ pub(crate) struct Counters {
     pub(crate) rejected: AtomicU64,
     /// Idle objects created ahead of demand by `Pool::reserve`.
     pub(crate) reserved: AtomicU64,
+    /// Boxed objects taken into the pool by `Pool::attach`.
+    pub(crate) attached: AtomicU64,
     /// Released objects freed because they retained more heap than the pool's limit.
     pub(crate) discarded: AtomicU64,
     /// Panics in user code the pool ran on its own behalf, caught.
@@ -61,6 +63,7 @@ pub(crate) enum Event {
     Detached,
     Rejected,
     Reserved,
+    Attached,
     Discarded,
     Panicked,
     MagazinesMade,
@@ -81,6 +84,7 @@ impl Counters {
             Event::Detached => &self.detached,
             Event::Rejected => &self.rejected,
             Event::Reserved => &self.reserved,
+            Event::Attached => &self.attached,
             Event::Discarded => &self.discarded,
             Event::Panicked => &self.panicked,
             Event::MagazinesMade => &self.magazines_made,
@@ -135,6 +139,7 @@ impl Counters {
         sum.reclaimed = sum.reclaimed.wrapping_add(load(&self.reclaimed));
         sum.rejected = sum.rejected.wrapping_add(load(&self.rejected));
         sum.reserved = sum.reserved.wrapping_add(load(&self.reserved));
+        sum.attached = sum.attached.wrapping_add(load(&self.attached));
         sum.discarded = sum.discarded.wrapping_add(load(&self.discarded));
         sum.panicked = sum.panicked.wrapping_add(load(&self.panicked));
         sum.magazines_made = sum.magazines_made.wrapping_add(load(&self.magazines_made));
@@ -176,6 +181,7 @@ pub(crate) struct CounterSums {
     pub(crate) detached: u64,
     pub(crate) rejected: u64,
     pub(crate) reserved: u64,
+    pub(crate) attached: u64,
     pub(crate) discarded: u64,
     pub(crate) panicked: u64,
     pub(crate) magazines_made: u64,
@@ -187,7 +193,7 @@ pub(crate) struct CounterSums {
 impl CounterSums {
     /// Objects the pool owns right now (in use or idle).
     pub(crate) fn owned(&self) -> u64 {
-        (self.misses + self.reserved).saturating_sub(
+        (self.misses + self.reserved + self.attached).saturating_sub(
             self.trimmed + self.dropped + self.reclaimed + self.detached + self.discarded,
         )
     }
@@ -271,6 +277,8 @@ pub struct PoolStats {
     pub rejected: u64,
     /// Idle objects created ahead of demand by [`Pool::reserve`](super::Pool::reserve).
     pub reserved: u64,
+    /// Boxed objects taken into the pool by [`Pool::attach`](super::Pool::attach).
+    pub attached: u64,
     /// Panics in user code that the pool ran on its own behalf (`T::drop` and
     /// `Poolable::heap_bytes` while freeing a surplus, reclaiming, flushing a thread's
     /// cache at its exit, or discarding; a `tracing` subscriber on those paths) and
@@ -339,6 +347,7 @@ impl PoolStats {
             detached: sums.detached,
             rejected: sums.rejected,
             reserved: sums.reserved,
+            attached: sums.attached,
             panicked: sums.panicked,
             thread_caches,
             depot_objects,

@@ -80,7 +80,7 @@ struct Tracked<const ID: usize> {
     value: u64,
 }
 
-static TRACKED_ALIVE: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
+static TRACKED_ALIVE: [AtomicUsize; 9] = [const { AtomicUsize::new(0) }; 9];
 
 impl<const ID: usize> Default for Tracked<ID> {
     fn default() -> Self {

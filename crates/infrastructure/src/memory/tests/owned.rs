@@ -1,4 +1,4 @@
-//! Owned guards: objects of a pool shared by `Arc`, moved to plain spawned threads.
+//! Owned guards (objects of a pool shared by `Arc`, moved to plain spawned threads) and `attach`.
 
 use super::*;
 
@@ -65,4 +65,78 @@ fn a_guard_holding_the_last_handle_frees_the_pool() {
     assert_eq!(OwnedPoolGuard::pool(&guard).stats().live, 1);
     drop(guard); // back to the pool, then the last `Arc` drops it
     assert_eq!(alive::<7>(), 0, "the pool and its objects are freed");
+}
+
+/// `attach`, the inverse of `detach`: a boxed object enters the books as idle, is handed
+/// out (reset) as a hit, and leaves with the pool.
+#[test]
+fn an_attached_object_is_reused_and_counted() {
+    let pool = Arc::new(pool::<Tracked<8>>(manual("attach", 4, 4)));
+    let before = alive::<8>();
+    let mut outside = Box::new(Tracked::<8>::default());
+    outside.value = 42;
+    pool.attach(outside);
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.attached, stats.idle, stats.live, stats.released),
+        (1, 1, 0, 0)
+    );
+    assert_eq!(stats.object_bytes, stats.object_size);
+    let guard = pool.acquire();
+    assert_eq!(guard.value, 0, "reset when handed out");
+    assert_eq!((pool.stats().hits, pool.stats().misses), (1, 0));
+    // Detach and attach on another thread: the books follow.
+    let object = PoolGuard::detach(guard);
+    let shared = Arc::clone(&pool);
+    thread::spawn(move || shared.attach(object)).join().unwrap();
+    let stats = pool.stats();
+    assert_eq!((stats.attached, stats.detached, stats.idle), (2, 1, 1));
+    assert_eq!(stats.idle as usize, alive::<8>() - before, "{stats:?}");
+    drop(pool);
+    assert_eq!(alive::<8>(), before, "freed with the pool");
+}
+
+/// An attached object whose `heap_bytes` panics is freed, the panic goes to the caller,
+/// and no release is counted (none happened); one over the retention limit is
+/// discarded as its release would be.
+#[test]
+fn attach_of_a_faulty_or_oversized_object() {
+    #[derive(Debug, Default)]
+    struct Heavy {
+        poisoned: bool,
+        bytes: usize,
+    }
+    impl Poolable for Heavy {
+        fn reset(&mut self) {
+            self.bytes = 0;
+        }
+        fn heap_bytes(&self) -> usize {
+            assert!(!self.poisoned, "heap_bytes failed on purpose");
+            self.bytes
+        }
+    }
+    let pool = pool::<Heavy>(manual("attach_faulty", 4, 4).max_retained_bytes(Some(1024)));
+    let poisoned = Box::new(Heavy {
+        poisoned: true,
+        bytes: 0,
+    });
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.attach(poisoned)));
+    assert!(caught.is_err(), "the caller sees the panic");
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.attached, stats.dropped, stats.released, stats.idle),
+        (1, 1, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.object_bytes, 0);
+    pool.attach(Box::new(Heavy {
+        poisoned: false,
+        bytes: 4096,
+    }));
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.attached, stats.discarded, stats.released, stats.live),
+        (2, 1, 0, 0),
+        "{stats:?}"
+    );
 }
