@@ -169,6 +169,37 @@ fn measure_with<T: Use>(
     }
 }
 
+/// A pool whose supplier captures 4 KiB of settings: the boxed closure is the pool's
+/// memory too.
+fn measure_supplied(magazine: usize) -> Comparison {
+    assert_eq!(MEMORY_STATS.load().current_usage, 0, "no other pool alive");
+    let before = CountingAllocator::live_bytes();
+    let settings = [3_u8; 4096];
+    let pool = Pool::<Order>::with_supplier(
+        PoolConfig::new("accounted")
+            .magazine_size(magazine)
+            .reclaim_interval(None),
+        move || {
+            let mut order = Order::default();
+            order.order_id = u64::from(settings[17]);
+            order
+        },
+    )
+    .unwrap();
+    let held: Vec<_> = (0..5 * magazine).map(|_| pool.acquire()).collect();
+    drop(held);
+    let heap = CountingAllocator::live_bytes() - before;
+    let stats = pool.stats().bytes;
+    let memory_stats = MEMORY_STATS.load().current_usage;
+    drop(pool);
+    Comparison {
+        case: format!("Order from a 4 KiB supplier, magazine {magazine}"),
+        heap,
+        stats,
+        memory_stats,
+    }
+}
+
 #[test]
 fn reported_bytes_agree_with_the_allocator_within_ten_percent() {
     assert!(CountingAllocator::is_installed());
@@ -190,6 +221,7 @@ fn reported_bytes_agree_with_the_allocator_within_ten_percent() {
             1,
             512,
         ));
+        results.push(measure_supplied(magazine));
     }
     let mut failures = Vec::new();
     for r in &results {

@@ -32,6 +32,9 @@ use super::pool::{Poolable, ReserveError};
 use super::prefetch;
 use super::registry::{self, PoolCore};
 use super::stats::{CounterSums, Counters, Event, MEMORY_STATS, PoolStats};
+
+/// What makes a pool's new objects when `T::default` will not do.
+pub(crate) type Supplier<T> = Box<dyn Fn() -> T + Send + Sync>;
 use super::thread_cache::{Slots, ThreadCache};
 use super::tid::{self, ThreadId};
 
@@ -56,6 +59,8 @@ pub(crate) struct Inner<T> {
     /// Bytes of this pool's fixed structures (itself, its name, the depot's lists).
     fixed_bytes: usize,
     pub(crate) name: String,
+    /// Makes new objects instead of `T::default` (`Pool::with_supplier`).
+    supplier: Option<Supplier<T>>,
 }
 
 /// The depot and the object count it publishes for `stats()`, side by side: a thread
@@ -140,14 +145,17 @@ impl<T> Inner<T> {
 }
 
 impl<T: Poolable> Inner<T> {
-    pub(crate) fn new(config: PoolConfig) -> Self {
+    pub(crate) fn new(config: PoolConfig, supplier: Option<Supplier<T>>) -> Self {
         let depot = Depot::new(config.depot_magazines);
         let defers = config.max_retained_bytes.is_some() && config.reclaim_interval.is_some();
         let deferred: Vec<Box<T>> = Vec::with_capacity(if defers { DEFERRED_MAX } else { 0 });
         let fixed_bytes = Self::arc_bytes()
             + config.name.capacity()
             + depot.list_bytes()
-            + deferred.capacity() * mem::size_of::<Box<T>>();
+            + deferred.capacity() * mem::size_of::<Box<T>>()
+            // The boxed supplier's captures (a closure that captures nothing is not
+            // allocated).
+            + supplier.as_ref().map_or(0, |f| mem::size_of_val(&**f));
         Inner {
             slots: Slots::new(),
             depot: CachePadded::new(DepotCell {
@@ -163,6 +171,15 @@ impl<T: Poolable> Inner<T> {
             deferred: CachePadded::new(Mutex::new(deferred)),
             fixed_bytes,
             name: config.name,
+            supplier,
+        }
+    }
+
+    /// A new object: the supplier's, or `T::default()` (user code either way).
+    fn make(&self) -> T {
+        match &self.supplier {
+            Some(supplier) => supplier(),
+            None => T::default(),
         }
     }
 
@@ -435,7 +452,7 @@ impl<T: Poolable> Inner<T> {
     /// with nothing counted); in that order no snapshot sees the miss without its
     /// acquire (`stats::follows_acquire`).
     fn create(&self, tally: Tally<'_>) -> Box<T> {
-        let object = Box::new(T::default());
+        let object = Box::new(self.make());
         tally.add(Event::Acquired, 1);
         self.objects_entered(tally, Event::Miss, 1);
         object
@@ -717,7 +734,7 @@ impl<T: Poolable> Inner<T> {
             Vec::with_capacity(missing.div_ceil(size) + missing_empty);
         for start in (0..missing).step_by(size) {
             let mut magazine = Vec::with_capacity(size);
-            magazine.extend((start..missing.min(start + size)).map(|_| Box::new(T::default())));
+            magazine.extend((start..missing.min(start + size)).map(|_| Box::new(self.make())));
             fresh.push(magazine);
         }
         fresh.extend((0..missing_empty).map(|_| Vec::with_capacity(size)));

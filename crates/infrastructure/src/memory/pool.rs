@@ -40,7 +40,8 @@ use super::stats::PoolStats;
 /// # Ok::<(), infrastructure::memory::ConfigError>(())
 /// ```
 pub trait Poolable: Default + Send + 'static {
-    /// Returns `self` to the state of `Self::default()`.
+    /// Returns `self` to the state of `Self::default()` (for a pool built with
+    /// [`Pool::with_supplier`], to the state the supplier makes).
     ///
     /// If it panics, the object is freed (counted in `stats().dropped`) and the panic
     /// propagates out of `acquire`.
@@ -164,9 +165,52 @@ impl<T: Poolable> Pool<T> {
     /// # Errors
     /// [`ConfigError`] if a size is zero or absurd, or the name is not a valid label.
     pub fn new(config: PoolConfig) -> Result<Self, ConfigError> {
+        Self::build(config, None)
+    }
+
+    /// Builds a pool whose new objects come from `supplier` instead of `T::default()`:
+    /// objects shaped by runtime settings, such as buffers sized from a configuration.
+    /// `reset` should bring an object back to what the supplier makes (for a `Vec`,
+    /// `clear` keeps its capacity). The supplier runs on the acquiring thread (or the
+    /// one calling `reserve`), never under a lock; if it panics, the panic reaches that
+    /// caller and nothing is counted. Its captures are counted in `overhead_bytes`.
+    ///
+    /// # Errors
+    /// [`ConfigError`], as for [`Pool::new`].
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::memory::{Pool, PoolConfig, Poolable};
+    ///
+    /// #[derive(Debug, Default)]
+    /// struct Levels(Vec<u64>);
+    /// impl Poolable for Levels {
+    ///     fn reset(&mut self) {
+    ///         self.0.clear(); // keeps the capacity the supplier gave it
+    ///     }
+    /// }
+    ///
+    /// let depth = 500; // read from the deployment's settings
+    /// let pool = Pool::with_supplier(PoolConfig::new("book_levels"), move || {
+    ///     Levels(Vec::with_capacity(depth))
+    /// })?;
+    /// assert!(pool.acquire().0.capacity() >= 500);
+    /// # Ok::<(), infrastructure::memory::ConfigError>(())
+    /// ```
+    pub fn with_supplier(
+        config: PoolConfig,
+        supplier: impl Fn() -> T + Send + Sync + 'static,
+    ) -> Result<Self, ConfigError> {
+        Self::build(config, Some(Box::new(supplier)))
+    }
+
+    fn build(
+        config: PoolConfig,
+        supplier: Option<super::engine::Supplier<T>>,
+    ) -> Result<Self, ConfigError> {
         config.validate(mem::size_of::<T>())?;
         let (exported, interval) = (config.exported, config.reclaim_interval);
-        let (core, inner) = arc_unsized(Inner::<T>::new(config), |arc| arc as _);
+        let (core, inner) = arc_unsized(Inner::<T>::new(config, supplier), |arc| arc as _);
         // SAFETY: `inner` points into the allocation `core` keeps alive, for as long as
         // this `Pool` holds `core`.
         unsafe { inner.as_ref() }.opened();

@@ -32,6 +32,7 @@ mod reclaim;
 mod reset;
 mod slots;
 mod stats;
+mod supplier;
 mod thread_exit;
 
 #[global_allocator]
