@@ -89,6 +89,11 @@ const POOL_COUNTERS: &[PoolCounter] = &[
         |s| s.attached,
     ),
     (
+        "pool_depot_locks",
+        "Times a thread took the pool's depot lock (its slow paths).",
+        |s| s.depot_locks,
+    ),
+    (
         "pool_rejected",
         "try_acquire calls refused at the max_live cap.",
         |s| s.rejected,

@@ -68,6 +68,9 @@ pub(crate) struct Inner<T> {
 struct DepotCell<T> {
     mutex: Mutex<Depot<T>>,
     objects: AtomicUsize,
+    /// Times the depot lock was taken (bumped right after taking it, on the line the
+    /// lock just brought to this core).
+    locks: AtomicU64,
 }
 
 /// Fields written only on rare paths (a thread's first use and exit, reclaim ticks).
@@ -161,6 +164,7 @@ impl<T: Poolable> Inner<T> {
             depot: CachePadded::new(DepotCell {
                 mutex: Mutex::new(depot),
                 objects: AtomicUsize::new(0),
+                locks: AtomicU64::new(0),
             }),
             shared: CachePadded::new(Counters::default()),
             live: CachePadded::new(AtomicUsize::new(0)),
@@ -405,8 +409,15 @@ impl<T: Poolable> Inner<T> {
                 prefetch::magazine_for_pops(&cache.loaded);
                 return cache.loaded.pop();
             }
+            // The depot had no object when it last changed: do not queue on its lock
+            // only to find that out (a burst on an empty pool would take it once per
+            // object). A thread that reads a count a moment old creates one object a
+            // release was bringing; the next refill sees the depot again.
+            if self.depot.objects.load(Ordering::Relaxed) == 0 {
+                return None;
+            }
         }
-        let mut depot = lock(&self.depot.mutex);
+        let mut depot = self.lock_depot();
         match depot.take_loaded() {
             Some(loaded) => {
                 let empty = mem::replace(&mut cache.loaded, loaded);
@@ -441,7 +452,7 @@ impl<T: Poolable> Inner<T> {
     fn age(&self, cache: &mut ThreadCache<T>, surplus: &mut Surplus<T>, epoch: u64) {
         if cache.previous.capacity() > 0 && epoch >= cache.previous_epoch.wrapping_add(2) {
             let idle = mem::take(&mut cache.previous);
-            let mut depot = lock(&self.depot.mutex);
+            let mut depot = self.lock_depot();
             depot.put(idle, surplus);
             self.publish(&depot);
         }
@@ -458,6 +469,13 @@ impl<T: Poolable> Inner<T> {
         object
     }
 
+    /// Takes the depot lock, counting it (`stats().depot_locks`).
+    fn lock_depot(&self) -> crate::sync::MutexGuard<'_, Depot<T>> {
+        let depot = lock(&self.depot.mutex);
+        self.depot.locks.fetch_add(1, Ordering::Relaxed);
+        depot
+    }
+
     fn publish(&self, depot: &Depot<T>) {
         self.depot.objects.store(depot.objects(), Ordering::Relaxed);
     }
@@ -468,7 +486,7 @@ impl<T: Poolable> Inner<T> {
         let tally = Tally::Shared(&self.shared);
         let mut surplus = Surplus::new();
         let object = {
-            let mut depot = lock(&self.depot.mutex);
+            let mut depot = self.lock_depot();
             let object = depot.take_one(&mut surplus);
             self.publish(&depot);
             object
@@ -580,7 +598,7 @@ impl<T: Poolable> Inner<T> {
         // Both magazines full (or absent): the full previous goes to the depot, the full
         // loaded becomes previous, and an empty magazine becomes loaded.
         let empty = {
-            let mut depot = lock(&self.depot.mutex);
+            let mut depot = self.lock_depot();
             if !cache.previous.is_empty() {
                 depot.put(mem::take(&mut cache.previous), surplus);
             }
@@ -698,7 +716,7 @@ impl<T: Poolable> Inner<T> {
                 }
                 cache.active = false;
                 let objects = cache.objects();
-                let mut depot = lock(&self.depot.mutex);
+                let mut depot = self.lock_depot();
                 depot.put(mem::take(&mut cache.loaded), surplus);
                 depot.put(mem::take(&mut cache.previous), surplus);
                 self.publish(&depot);
@@ -713,7 +731,7 @@ impl<T: Poolable> Inner<T> {
         let size = self.magazine_size;
         let magazines = objects.div_ceil(size);
         let (missing, missing_empty) = {
-            let depot = lock(&self.depot.mutex);
+            let depot = self.lock_depot();
             if magazines > depot.capacity() {
                 return Err(ReserveError {
                     requested: objects,
@@ -750,7 +768,7 @@ impl<T: Poolable> Inner<T> {
         self.magazines_made(tally, fresh.len());
         let mut surplus = Surplus::new();
         {
-            let mut depot = lock(&self.depot.mutex);
+            let mut depot = self.lock_depot();
             depot.set_floor(magazines);
             for magazine in fresh {
                 depot.put(magazine, &mut surplus);
@@ -770,7 +788,7 @@ impl<T: Poolable> Inner<T> {
         let trimmed = self.dispose(surplus, self.tally_for(tid), Event::Trimmed);
         let mut surplus = Surplus::new();
         {
-            let mut depot = lock(&self.depot.mutex);
+            let mut depot = self.lock_depot();
             depot.drain_all(&mut surplus);
             self.publish(&depot);
         }
@@ -782,14 +800,16 @@ impl<T: Poolable> Inner<T> {
 
     pub(crate) fn stats(&self) -> PoolStats {
         let sums = self.sums();
-        PoolStats::from_sums(
+        let mut stats = PoolStats::from_sums(
             &self.name,
             &sums,
             self.slow.thread_caches.load(Ordering::Relaxed) as u64,
             self.depot.objects.load(Ordering::Relaxed) as u64,
             mem::size_of::<T>(),
             self.overhead_bytes(&sums),
-        )
+        );
+        stats.depot_locks = self.depot.locks.load(Ordering::Relaxed);
+        stats
     }
 
     /// Accounts for an idle object freed because `reset` (or `heap_bytes`) panicked
@@ -829,7 +849,7 @@ impl<T: Poolable> PoolCore for Inner<T> {
     fn reclaim_tick(&self) {
         let mut surplus = Surplus::new();
         {
-            let mut depot = lock(&self.depot.mutex);
+            let mut depot = self.lock_depot();
             depot.reap_unused(&mut surplus);
             self.publish(&depot);
         }

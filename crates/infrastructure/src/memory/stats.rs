@@ -289,6 +289,10 @@ pub struct PoolStats {
     pub thread_caches: u64,
     /// Idle objects in the shared depot.
     pub depot_objects: u64,
+    /// Times a thread took the depot lock (slow paths: a refill, a spill, aging, a
+    /// thread-exit flush, a reserve, a reclaim). Divided by `acquired`, the share of
+    /// operations that left the thread's cache.
+    pub depot_locks: u64,
     /// Bytes of every heap allocation the pool holds: `object_bytes + retained_bytes +
     /// overhead_bytes`.
     pub bytes: u64,
@@ -351,6 +355,7 @@ impl PoolStats {
             panicked: sums.panicked,
             thread_caches,
             depot_objects,
+            depot_locks: 0,
             bytes: object_bytes + retained_bytes + overhead_bytes,
             object_bytes,
             retained_bytes,

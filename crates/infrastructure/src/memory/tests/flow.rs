@@ -72,3 +72,39 @@ fn the_depot_lock_is_taken_once_per_magazine() {
     // At exit the two cached magazines (64 and 8 objects) follow, whole.
     assert_eq!(pool.stats().depot_objects, 200);
 }
+
+/// A burst of acquires on an empty pool: once a thread has found the depot empty it
+/// does not lock it again until the depot has objects, so the lock is taken a few
+/// times, not once per object (and no object is created that nobody asked for).
+#[test]
+fn a_burst_on_an_empty_pool_does_not_lock_the_depot_per_object() {
+    const BURST: usize = 1_000;
+    let pool = pool::<Tick>(manual("empty_burst", 64, 64));
+    on_thread(|| {
+        let held: Vec<_> = (0..BURST).map(|_| pool.acquire()).collect();
+        let stats = pool.stats();
+        assert_eq!(stats.misses, BURST as u64, "exactly what was asked for");
+        assert!(
+            stats.depot_locks <= 4,
+            "{} depot locks for {BURST} acquires on an empty pool",
+            stats.depot_locks
+        );
+        drop(held);
+        // Releasing goes through the depot once per magazine: 1,000 / 64 spills.
+        let released = pool.stats().depot_locks - stats.depot_locks;
+        assert!(
+            released <= (BURST / 64 + 2) as u64,
+            "{released} locks to release"
+        );
+        // With objects in the depot, acquires take whole magazines again.
+        let before = pool.stats().depot_locks;
+        let again: Vec<_> = (0..BURST).map(|_| pool.acquire()).collect();
+        let stats = pool.stats();
+        assert_eq!(stats.misses, BURST as u64, "all served from the depot");
+        assert!(
+            stats.depot_locks - before <= (BURST / 64 + 2) as u64,
+            "{stats:?}"
+        );
+        drop(again);
+    });
+}
