@@ -367,14 +367,7 @@ impl<T: Poolable> Inner<T> {
         // SAFETY: our own id's slot; `refill` calls no user code.
         let object = unsafe { slot.with_cache(|cache| self.refill(cache, &mut surplus)) };
         self.dispose(surplus, tally, Event::Trimmed);
-        match object {
-            Some(object) => {
-                let object = self.reused(object, tally);
-                tally.add(Event::Acquired, 1);
-                object
-            }
-            None => self.create(tally),
-        }
+        self.hand_out(object, tally)
     }
 
     /// Readies an idle object for its next user: its retained heap leaves the idle
@@ -458,6 +451,19 @@ impl<T: Poolable> Inner<T> {
         }
     }
 
+    /// Finishes a slow acquire: the idle object found, readied, or a new one; the
+    /// acquire counted once the object exists.
+    fn hand_out(&self, object: Option<Box<T>>, tally: Tally<'_>) -> Box<T> {
+        match object {
+            Some(object) => {
+                let object = self.reused(object, tally);
+                tally.add(Event::Acquired, 1);
+                object
+            }
+            None => self.create(tally),
+        }
+    }
+
     /// Creates an object for an acquire: the allocation a pool exists to avoid. Once it
     /// exists the acquire is counted, then the miss (a panicking `default` propagates
     /// with nothing counted); in that order no snapshot sees the miss without its
@@ -492,14 +498,7 @@ impl<T: Poolable> Inner<T> {
             object
         };
         self.dispose(surplus, tally, Event::Trimmed);
-        match object {
-            Some(object) => {
-                let object = self.reused(object, tally);
-                tally.add(Event::Acquired, 1);
-                object
-            }
-            None => self.create(tally),
-        }
+        self.hand_out(object, tally)
     }
 
     // -----------------------------------------------------------------------------
