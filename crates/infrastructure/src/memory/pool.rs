@@ -310,6 +310,21 @@ impl<T: Poolable> Pool<T> {
         Ok(OwnedPoolGuard::new(object, std::sync::Arc::clone(self)))
     }
 
+    /// A guard's object coming back: out of the cap, into the cache.
+    #[inline(always)]
+    fn give_back(&self, object: Box<T>) {
+        let inner = self.inner();
+        inner.leave_cap();
+        inner.put(object);
+    }
+
+    /// A guard's object leaving for good: out of the cap and the books.
+    fn count_detached(&self) {
+        let inner = self.inner();
+        inner.leave_cap();
+        inner.detached();
+    }
+
     /// `acquire`'s object, counted toward the cap.
     #[inline(always)]
     fn acquire_object(&self) -> Box<T> {
@@ -499,9 +514,7 @@ impl<'a, T: Poolable> PoolGuard<'a, T> {
         let mut this = ManuallyDrop::new(this);
         // SAFETY: `this` is never dropped, so `object` is taken exactly once.
         let object = unsafe { ManuallyDrop::take(&mut this.object) };
-        let inner = this.pool.inner();
-        inner.leave_cap();
-        inner.detached();
+        this.pool.count_detached();
         object
     }
 
@@ -532,9 +545,7 @@ impl<T: Poolable> Drop for PoolGuard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: `object` is taken exactly once, here; the guard is gone afterwards.
         let object = unsafe { ManuallyDrop::take(&mut self.object) };
-        let inner = self.pool.inner();
-        inner.leave_cap();
-        inner.put(object);
+        self.pool.give_back(object);
     }
 }
 
@@ -571,9 +582,7 @@ impl<T: Poolable> OwnedPoolGuard<T> {
         let object = unsafe { ManuallyDrop::take(&mut this.object) };
         // SAFETY: as above: read once, and the guard is never used again.
         let pool = unsafe { std::ptr::read(&this.pool) };
-        let inner = pool.inner();
-        inner.leave_cap();
-        inner.detached();
+        pool.count_detached();
         object
     }
 
@@ -604,9 +613,7 @@ impl<T: Poolable> Drop for OwnedPoolGuard<T> {
     fn drop(&mut self) {
         // SAFETY: `object` is taken exactly once, here; the guard is gone afterwards.
         let object = unsafe { ManuallyDrop::take(&mut self.object) };
-        let inner = self.pool.inner();
-        inner.leave_cap();
-        inner.put(object);
+        self.pool.give_back(object);
         // `pool` drops after this body: the object is back before the last `Arc` goes.
     }
 }
