@@ -52,14 +52,12 @@ fn main() {
     run("opool", measure(&Opool::new()));
     run("arrayqueue_naive", measure(&Naive::new()));
     let m = PoolConfig::DEFAULT_MAGAZINE_SIZE;
-    let d = PoolConfig::DEFAULT_DEPOT_MAGAZINES;
     let order = size_of::<infrastructure::types::Order>();
     // This thread's two magazines stay (objects + pointer buffers); the depot drains.
     let idle_bound = 2 * m * order + 2 * m * size_of::<usize>();
     let mut csv = String::from("candidate,held_bytes,released_bytes,after_two_intervals_bytes\n");
     println!(
-        "memory_after_burst ({OBJECTS} orders of {order} B; ours: idle bound after two intervals {idle_bound} B, depot bound {} B)",
-        d * m * order
+        "memory_after_burst ({OBJECTS} orders of {order} B; ours: idle bound after two intervals {idle_bound} B)"
     );
     println!(
         "{:<18} {:>12} {:>12} {:>16}",

@@ -139,23 +139,28 @@ fn sample_capacity(seconds: u64) -> usize {
         .saturating_add(1)
 }
 
-/// Pool memory can never exceed this: objects in flight (channels, open orders, what
-/// churn threads hold) plus each pool's idle bound `D×M + 2×M×threads`, plus each
-/// pool's structures: its fixed part (`fixed`, read off the pools before any use) and
-/// at most `2×D` magazines in the depot and 2 per thread, of `8×M` bytes each (every
-/// thread id stays below the 16 inline slots, so no bucket is allocated).
+/// Pool memory can never exceed this: each pool's `PoolConfig::memory_bound` for the
+/// objects in flight (channels, open orders, what churn threads hold) and the threads
+/// that use it, plus the pools' fixed parts (`fixed`, read off the pools before any
+/// use; every thread id stays below the 16 inline slots, so no bucket is allocated).
 fn pool_bound(fixed: usize) -> usize {
-    let m = PoolConfig::DEFAULT_MAGAZINE_SIZE;
-    let d = PoolConfig::DEFAULT_DEPOT_MAGAZINES;
-    let idle = |threads: usize| d * m + 2 * m * threads;
-    let magazines = |threads: usize| (2 * d + 2 * threads) * m * size_of::<usize>();
+    let config = PoolConfig::new("soak");
     let churn = CHURN_THREADS * CHURN_HELD;
-    let ticks = (TICK_CHANNEL + 2 + churn + idle(2 + CHURN_THREADS)) * size_of::<Tick>()
-        + magazines(2 + CHURN_THREADS);
-    let signals = (SIGNAL_CHANNEL + 2 + churn + idle(2 + CHURN_THREADS)) * size_of::<Signal>()
-        + magazines(2 + CHURN_THREADS);
-    let orders = (OPEN_ORDERS + 1 + churn + idle(1 + CHURN_THREADS)) * size_of::<Order>()
-        + magazines(1 + CHURN_THREADS);
+    let ticks = config.memory_bound(
+        size_of::<Tick>(),
+        TICK_CHANNEL + 2 + churn,
+        2 + CHURN_THREADS,
+    );
+    let signals = config.memory_bound(
+        size_of::<Signal>(),
+        SIGNAL_CHANNEL + 2 + churn,
+        2 + CHURN_THREADS,
+    );
+    let orders = config.memory_bound(
+        size_of::<Order>(),
+        OPEN_ORDERS + 1 + churn,
+        1 + CHURN_THREADS,
+    );
     ticks + signals + orders + fixed
 }
 

@@ -29,7 +29,7 @@ fn memory_stats_track_pool_bytes_current_and_peak() {
     let pool = Pool::<Order>::new(
         PoolConfig::new("mem")
             .magazine_size(16)
-            .depot_magazines(64)
+            .depot_magazines(Some(64))
             .reclaim_interval(None),
     )
     .unwrap();
@@ -77,7 +77,7 @@ fn memory_stats_track_pool_bytes_current_and_peak() {
     let auto = Pool::<Order>::new(
         PoolConfig::new("mem_auto")
             .magazine_size(MAGAZINE)
-            .depot_magazines(4096)
+            .depot_magazines(Some(4096))
             .reclaim_interval(Some(Duration::from_millis(50))),
     )
     .unwrap();

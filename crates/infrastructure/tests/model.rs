@@ -130,7 +130,7 @@ proptest! {
         let pool = Pool::<Counted>::new(
             PoolConfig::new("model")
                 .magazine_size(M)
-                .depot_magazines(D)
+                .depot_magazines(Some(D))
                 .reclaim_interval(None)
                 .max_live(Some(CAP)),
         )

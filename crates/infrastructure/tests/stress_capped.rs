@@ -18,7 +18,7 @@ fn every_thread_progresses_on_a_contended_capped_pool() {
     let pool = Pool::<Order>::new(
         PoolConfig::new("capped_stress")
             .magazine_size(2)
-            .depot_magazines(2)
+            .depot_magazines(Some(2))
             .max_live(Some(CAP)),
     )
     .unwrap();

@@ -11,7 +11,6 @@ use infrastructure::types::{Decimal, Tick};
 
 const SIZE: usize = size_of::<Tick>();
 const M: usize = PoolConfig::DEFAULT_MAGAZINE_SIZE;
-const D: usize = PoolConfig::DEFAULT_DEPOT_MAGAZINES;
 
 #[test]
 fn ten_million_through_a_channel_then_a_million_burst_then_idle() {
@@ -54,13 +53,13 @@ fn ten_million_through_a_channel_then_a_million_burst_then_idle() {
     );
     assert_eq!(TICK_POOL.stats().live, 0);
 
-    // A 1M burst on this thread, then nothing: usage returns to the idle bound
-    // (depot drained by the reaper; this thread's two magazines stay) with no call.
+    // A 1M burst on this thread, then nothing: the depot keeps the burst (it is the
+    // working set) until an interval passes without it, then usage returns to the idle
+    // bound (this thread's two magazines stay) with no call.
     let burst: Vec<_> = (0..1_000_000).map(|_| TICK_POOL.acquire()).collect();
     assert!(MEMORY_STATS.load().object_bytes >= 1_000_000 * SIZE);
     drop(burst);
-    // The depot kept at most D magazines; the rest was trimmed at once.
-    assert!(MEMORY_STATS.load().object_bytes <= (D * M + 2 * M) * SIZE);
+    assert_eq!(TICK_POOL.stats().trimmed, 0);
     let idle_bound = 2 * M * SIZE;
     let deadline = Instant::now() + Duration::from_secs(10);
     while MEMORY_STATS.load().object_bytes > idle_bound && Instant::now() < deadline {
@@ -72,5 +71,5 @@ fn ten_million_through_a_channel_then_a_million_burst_then_idle() {
         "{now} bytes idle > {idle_bound} after 10 s"
     );
     let stats = TICK_POOL.stats();
-    assert!(stats.reclaimed > 0 && stats.trimmed > 0, "{stats:?}");
+    assert!(stats.reclaimed >= 1_000_000 - 2 * M as u64, "{stats:?}");
 }

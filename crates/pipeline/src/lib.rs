@@ -312,46 +312,45 @@ const MAX_THREAD_ID: usize = 64;
 /// The most pool memory a run of `config` can add to what the pools held before it
 /// started, from the configuration alone.
 ///
-/// Per pool (the static pools have the default configuration, `M` objects per
-/// magazine and `D` magazines per depot list):
-/// - objects: the working set [`reserve_pools`] reserves, plus two magazines for each
-///   of two threads whose caches a stage cannot reach (main's and the priming
-///   thread's). A pool creates an object only when the acquiring thread's cache and
-///   the depot are both empty, so at most the objects in use and those cached by
-///   other threads exist then; a reserve creates at most the working set.
-/// - structures: the magazine buffers (`8 × M` bytes each) of a depot's two lists, at
-///   most `D` each, and two per thread; and the slot buckets of thread ids up to 64
-///   (256 bytes a slot). The pool's fixed part exists before the run (`run` creates
-///   the static pools first), so it is in what the run starts from.
+/// Per pool (the static pools have the default configuration): its
+/// [`PoolConfig::memory_bound`](infrastructure::memory::PoolConfig::memory_bound)
+/// for the objects the run can have in use at once (channels, stages' hands, open
+/// orders) and the run's threads, plus the slot buckets of thread ids up to 64 (256
+/// bytes a slot). The reserve [`reserve_pools`] makes (the objects in use plus the
+/// stages' caches) is within it. The pool's fixed part exists before the run (`run`
+/// creates the static pools first), so it is in what the run starts from.
 #[must_use]
 pub fn pool_memory_bound(config: &Config) -> usize {
     use infrastructure::memory::PoolConfig;
     use infrastructure::types::{Order, Signal, Tick};
-    let m = PoolConfig::DEFAULT_MAGAZINE_SIZE;
-    let d = PoolConfig::DEFAULT_DEPOT_MAGAZINES;
-    let [ticks, signals, orders] = working_set(config);
-    let pool = |working_set: usize, object_size: usize| {
-        let objects = working_set + 2 * 2 * m;
-        let magazines = 2 * d + 2 * POOL_THREADS;
-        let buckets = (MAX_THREAD_ID - 16) * 256;
-        objects * object_size + magazines * m * size_of::<usize>() + buckets
+    let defaults = PoolConfig::new("bound");
+    let [ticks, signals, orders] = in_use(config);
+    let buckets = (MAX_THREAD_ID - 16) * 256;
+    let pool = |in_use: usize, object_size: usize| {
+        defaults.memory_bound(object_size, in_use, POOL_THREADS) + buckets
     };
     pool(ticks, size_of::<Tick>())
         + pool(signals, size_of::<Signal>())
         + pool(orders, size_of::<Order>())
 }
 
-/// The most `[tick, signal, order]` objects the pipeline can hold at once (see
-/// [`reserve_pools`]).
+/// The most `[tick, signal, order]` objects the pipeline can have in use at once: in
+/// a channel (at most its capacity), in a stage's hands, or open at the venue.
+fn in_use(config: &Config) -> [usize; 3] {
+    let channels = 2 * config.channel_capacity + 3;
+    [
+        channels,
+        config.channel_capacity + 3,
+        config.channel_capacity + config.trading.venue.max_open_orders + 3,
+    ]
+}
+
+/// The most `[tick, signal, order]` objects the pipeline can hold at once: those in
+/// use, and what the stages' caches hold (see [`reserve_pools`]).
 fn working_set(config: &Config) -> [usize; 3] {
     use infrastructure::memory::PoolConfig;
     let caches = (2 * 3 + 1) * PoolConfig::DEFAULT_MAGAZINE_SIZE;
-    let channels = 2 * config.channel_capacity + 3;
-    [
-        channels + caches,
-        config.channel_capacity + 3 + caches,
-        config.channel_capacity + config.trading.venue.max_open_orders + 3 + caches,
-    ]
+    in_use(config).map(|objects| objects + caches)
 }
 
 /// Reserves in each static pool the most objects this pipeline can hold at once, so

@@ -7,10 +7,11 @@ use std::time::Duration;
 /// Build one with [`PoolConfig::new`] and the setters; [`Pool::new`](super::Pool::new)
 /// validates it and refuses zero or absurd sizes with a [`ConfigError`].
 ///
-/// Idle objects are bounded by
-/// `depot_magazines × magazine_size + 2 × magazine_size × threads_with_a_cache`
-/// (a reserve is at most `depot_magazines` magazines, so it is inside that bound);
-/// `docs/pool-design.md`, "Bounds and accounting", has the byte formulas.
+/// The depot follows the working set: what threads used in the last reclaim interval
+/// stays idle, what sat unused for a whole interval is freed. Idle objects are bounded
+/// by what was in use at once (a pool creates an object only when no idle one is in
+/// reach) and, when set, by `max_idle_bytes` and `depot_magazines`;
+/// `docs/pool-design.md`, "Bounds and accounting", has the formulas.
 ///
 /// # Examples
 /// ```
@@ -20,7 +21,7 @@ use std::time::Duration;
 ///
 /// let config = PoolConfig::new("hedger_orders")
 ///     .magazine_size(32)
-///     .depot_magazines(64)
+///     .max_idle_bytes(Some(64 << 20))
 ///     .reclaim_interval(Some(Duration::from_millis(500)))
 ///     .max_live(Some(10_000));
 /// let pool = Pool::<Order>::new(config)?;
@@ -31,7 +32,8 @@ use std::time::Duration;
 pub struct PoolConfig {
     pub(crate) name: String,
     pub(crate) magazine_size: usize,
-    pub(crate) depot_magazines: usize,
+    pub(crate) depot_magazines: Option<usize>,
+    pub(crate) max_idle_bytes: Option<usize>,
     pub(crate) reclaim_interval: Option<Duration>,
     pub(crate) max_live: Option<usize>,
     pub(crate) max_retained_bytes: Option<usize>,
@@ -40,12 +42,15 @@ pub struct PoolConfig {
 
 /// Largest accepted `magazine_size`: beyond this a per-thread cache stops being a cache.
 pub const MAX_MAGAZINE_SIZE: usize = 4096;
-/// Largest accepted `depot_magazines`. The depot reserves its two lists up front (24
-/// bytes per magazine in each, 48 per unit of `depot_magazines`) so that it never
+/// Largest accepted `depot_magazines`. A capped depot reserves its two lists up front
+/// (24 bytes per magazine in each, 48 per unit of `depot_magazines`) so that it never
 /// reallocates under its lock.
 pub const MAX_DEPOT_MAGAZINES: usize = 1 << 16;
-/// Largest accepted idle bound of the depot, in bytes (`depot_magazines × magazine_size × size_of::<T>()`).
+/// Largest accepted idle bound of a capped depot, in bytes (`depot_magazines × magazine_size × size_of::<T>()`).
 pub const MAX_DEPOT_BYTES: usize = 16 << 30;
+/// Most bytes of objects one [`Pool::reserve`](super::Pool::reserve) creates in a pool
+/// without `max_idle_bytes`.
+pub const MAX_RESERVE_BYTES: usize = 16 << 30;
 /// Shortest accepted reclaim interval.
 pub const MIN_RECLAIM_INTERVAL: Duration = Duration::from_millis(1);
 /// Longest accepted reclaim interval.
@@ -98,8 +103,6 @@ pub enum ConfigError {
 impl PoolConfig {
     /// Default `magazine_size`: 64 objects move per depot exchange.
     pub const DEFAULT_MAGAZINE_SIZE: usize = 64;
-    /// Default `depot_magazines`.
-    pub const DEFAULT_DEPOT_MAGAZINES: usize = 64;
     /// Default reclaim interval.
     pub const DEFAULT_RECLAIM_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -108,7 +111,8 @@ impl PoolConfig {
         PoolConfig {
             name: name.into(),
             magazine_size: Self::DEFAULT_MAGAZINE_SIZE,
-            depot_magazines: Self::DEFAULT_DEPOT_MAGAZINES,
+            depot_magazines: None,
+            max_idle_bytes: None,
             reclaim_interval: Some(Self::DEFAULT_RECLAIM_INTERVAL),
             max_live: None,
             max_retained_bytes: None,
@@ -124,11 +128,27 @@ impl PoolConfig {
         self
     }
 
-    /// Magazines of idle objects the shared depot keeps; what is released beyond that is
-    /// freed at once ("trimmed").
+    /// Most magazines the shared depot keeps in each of its lists (full, empty); what
+    /// is released beyond that is freed at once ("trimmed"). `None` (the default): as
+    /// many as the working set needs, the reaper freeing what sat unused for a whole
+    /// interval. A capped depot reserves its lists up front and never reallocates them.
     #[must_use]
-    pub fn depot_magazines(mut self, magazines: usize) -> Self {
+    pub fn depot_magazines(mut self, magazines: Option<usize>) -> Self {
         self.depot_magazines = magazines;
+        self
+    }
+
+    /// Ceiling on the bytes of idle objects (each object's size plus the heap it
+    /// declares through [`Poolable::heap_bytes`](super::Poolable::heap_bytes)), in
+    /// thread caches and the depot. A thread that hands a full magazine to the depot
+    /// frees it instead ("trimmed") when keeping it, with the magazine the thread goes
+    /// on filling, would pass the ceiling. Thread caches fill without a check (that is
+    /// the hot path), so other threads' caches can add up to `2 × magazine_size`
+    /// objects each, and a cache being filled the heap its objects declare, on top.
+    /// `None` (the default): no ceiling beyond the working set.
+    #[must_use]
+    pub fn max_idle_bytes(mut self, bytes: Option<usize>) -> Self {
+        self.max_idle_bytes = bytes;
         self
     }
 
@@ -170,6 +190,42 @@ impl PoolConfig {
         self
     }
 
+    /// The most bytes a pool with this configuration holds in objects of
+    /// `object_size` bytes and in magazines, while at most `in_use` objects are in use
+    /// at once and at most `threads` threads use it (its fixed part, `stats().overhead_bytes`
+    /// before first use, and slot buckets of thread ids past the 16 inline ones come
+    /// on top, as does the heap objects declare).
+    ///
+    /// The reasoning, in `docs/pool-design.md` ("Bounds and accounting"): a pool
+    /// creates an object only when the acquiring thread finds none idle in its cache or
+    /// the depot, so it owns at most `in_use` objects plus what the other threads'
+    /// caches hold (2 magazines each) and one magazine each may be handing to the depot
+    /// right then; a magazine buffer is created only when the depot has no empty one,
+    /// so there are at most 2 per thread in caches, one per full magazine's worth of
+    /// owned objects and one partial in the depot, and one being created; the depot's
+    /// lists hold at most twice their longest length, or 16 entries, of 24 bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::memory::PoolConfig;
+    ///
+    /// let config = PoolConfig::new("orders");
+    /// // 10,000 orders of 136 bytes in use at most, by 4 threads.
+    /// let bound = config.memory_bound(136, 10_000, 4);
+    /// assert!(bound > 10_000 * 136 && bound < 2 * 10_000 * 136);
+    /// ```
+    #[must_use]
+    pub fn memory_bound(&self, object_size: usize, in_use: usize, threads: usize) -> usize {
+        let m = self.magazine_size;
+        let objects = in_use.saturating_add(threads.saturating_mul(3 * m));
+        let magazines = objects.div_ceil(m) + 2 * threads + 2;
+        let buffer = m * std::mem::size_of::<usize>();
+        let list_entry = 3 * std::mem::size_of::<usize>();
+        objects.saturating_mul(object_size)
+            + magazines.saturating_mul(buffer)
+            + 2 * (2 * magazines + 16) * list_entry
+    }
+
     /// The pool's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -190,12 +246,14 @@ impl PoolConfig {
         if !(1..=MAX_MAGAZINE_SIZE).contains(&self.magazine_size) {
             return Err(ConfigError::MagazineSize(self.magazine_size));
         }
-        if !(1..=MAX_DEPOT_MAGAZINES).contains(&self.depot_magazines) {
-            return Err(ConfigError::DepotMagazines(self.depot_magazines));
-        }
-        let bytes = self.depot_magazines as u128 * self.magazine_size as u128 * object_size as u128;
-        if bytes > MAX_DEPOT_BYTES as u128 {
-            return Err(ConfigError::DepotTooLarge { bytes });
+        if let Some(magazines) = self.depot_magazines {
+            if !(1..=MAX_DEPOT_MAGAZINES).contains(&magazines) {
+                return Err(ConfigError::DepotMagazines(magazines));
+            }
+            let bytes = magazines as u128 * self.magazine_size as u128 * object_size as u128;
+            if bytes > MAX_DEPOT_BYTES as u128 {
+                return Err(ConfigError::DepotTooLarge { bytes });
+            }
         }
         if let Some(interval) = self.reclaim_interval
             && !(MIN_RECLAIM_INTERVAL..=MAX_RECLAIM_INTERVAL).contains(&interval)
@@ -227,9 +285,12 @@ mod tests {
                 base().magazine_size(MAX_MAGAZINE_SIZE + 1),
                 ConfigError::MagazineSize(MAX_MAGAZINE_SIZE + 1),
             ),
-            (base().depot_magazines(0), ConfigError::DepotMagazines(0)),
             (
-                base().depot_magazines(usize::MAX),
+                base().depot_magazines(Some(0)),
+                ConfigError::DepotMagazines(0),
+            ),
+            (
+                base().depot_magazines(Some(usize::MAX)),
                 ConfigError::DepotMagazines(usize::MAX),
             ),
             (
@@ -266,11 +327,13 @@ mod tests {
     fn depot_byte_bound_accounts_for_object_size() {
         let config = PoolConfig::new("big")
             .magazine_size(MAX_MAGAZINE_SIZE)
-            .depot_magazines(MAX_DEPOT_MAGAZINES);
+            .depot_magazines(Some(MAX_DEPOT_MAGAZINES));
         assert!(matches!(
             config.validate(1 << 20),
             Err(ConfigError::DepotTooLarge { .. })
         ));
-        assert_eq!(config.clone().depot_magazines(4).validate(8), Ok(()));
+        assert_eq!(config.clone().depot_magazines(Some(4)).validate(8), Ok(()));
+        // Uncapped: the working set bounds the depot, whatever the object size.
+        assert_eq!(config.depot_magazines(None).validate(1 << 20), Ok(()));
     }
 }

@@ -1,16 +1,26 @@
 //! The shared depot: magazines of idle objects that threads trade whole.
 //!
-//! Bonwick & Adams' depot (USENIX 2001): a list of loaded magazines and a list of empty
+//! Bonwick & Adams' depot (USENIX 2001): a list of full magazines and a list of empty
 //! ones, touched under one lock only when a thread's own two magazines cannot serve it,
 //! so the lock is taken once per `magazine_size` objects. Each list remembers the
 //! lowest length it reached since the last reclaim tick; magazines below that mark sat
 //! unused for the whole interval and are the ones the reaper frees (the working-set
 //! rule). Lists are stacks: the bottom holds the oldest magazines.
+//!
+//! The lists grow with the working set (a burst of 200,000 objects leaves 3,125
+//! magazines, all kept while bursts recur) unless `PoolConfig::depot_magazines` caps
+//! them; the byte ceiling (`PoolConfig::max_idle_bytes`) is the engine's, which sees
+//! the whole pool. Partial magazines (from thread-exit flushes and aging) are poured
+//! into one partial magazine, so every other loaded magazine is full: the magazine
+//! buffers held stay within one per `magazine_size` idle objects, plus one.
 
 /// A magazine: a stack of idle objects with a fixed capacity (`magazine_size`).
 ///
 /// A `Vec` with capacity 0 stands for "no magazine" in a thread cache.
 pub(crate) type Magazine<T> = Vec<Box<T>>;
+
+/// Fewest magazines a growing list keeps room for when the reaper shrinks it.
+const MIN_LIST: usize = 16;
 
 /// What a slow path leaves for the pool's books once its locks are released:
 /// magazines (and their objects) to free, and how many magazine buffers it allocated.
@@ -51,40 +61,51 @@ impl<T> Surplus<T> {
 /// The depot's state, behind the pool's depot mutex.
 #[derive(Debug)]
 pub(crate) struct Depot<T> {
-    /// Magazines holding at least one object (full ones from releases, partial ones
-    /// from thread-exit flushes).
+    /// Full magazines.
     loaded: Vec<Magazine<T>>,
+    /// At most one magazine neither full nor empty (capacity 0: none), where partial
+    /// magazines handed in are poured. It counts as the top of the loaded stack.
+    partial: Magazine<T>,
+    /// The partial magazine has not changed since the last reclaim tick.
+    partial_idle: bool,
     /// Empty magazines (capacity `magazine_size`, length 0).
     empty: Vec<Magazine<T>>,
     /// Lowest `loaded.len()` since the last working-set update.
     loaded_low: usize,
     /// Lowest `empty.len()` since the last working-set update.
     empty_low: usize,
-    /// Objects in `loaded`.
+    /// Objects in `loaded` and `partial`.
     objects: usize,
-    /// Most magazines kept in each list.
-    capacity: usize,
-    /// Magazines of each list the reaper leaves in place (`Pool::reserve`): the
-    /// reserved objects, and as many empty magazines to release them into.
+    /// Most magazines kept in each list (`None`: as many as the working set needs).
+    capacity: Option<usize>,
+    /// Objects the reaper leaves in place (`Pool::reserve`), and as many empty
+    /// magazines as releasing them all needs.
     floor: usize,
+    magazine_size: usize,
 }
 
 impl<T> Depot<T> {
-    /// A depot keeping at most `capacity` magazines in each list. Both lists are
-    /// reserved now, so storing a magazine never reallocates under the lock.
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A depot of magazines of `magazine_size` objects, keeping at most `capacity`
+    /// magazines in each list if set. A capped depot reserves both lists now, so
+    /// storing a magazine never reallocates under the lock; an uncapped one grows them
+    /// (amortised: a list doubles when full) and the reaper shrinks them.
+    pub(crate) fn new(capacity: Option<usize>, magazine_size: usize) -> Self {
+        let reserved = capacity.unwrap_or(0);
         Depot {
-            loaded: Vec::with_capacity(capacity),
-            empty: Vec::with_capacity(capacity),
+            loaded: Vec::with_capacity(reserved),
+            partial: Vec::new(),
+            partial_idle: false,
+            empty: Vec::with_capacity(reserved),
             loaded_low: 0,
             empty_low: 0,
             objects: 0,
             capacity,
             floor: 0,
+            magazine_size,
         }
     }
 
-    /// Heap bytes of the two lists' bookkeeping (reserved up front, never grown).
+    /// Heap bytes of the two lists' bookkeeping now.
     pub(crate) fn list_bytes(&self) -> usize {
         (self.loaded.capacity() + self.empty.capacity()) * std::mem::size_of::<Magazine<T>>()
     }
@@ -94,15 +115,16 @@ impl<T> Depot<T> {
         self.empty.len()
     }
 
-    /// Most magazines kept in each list.
-    pub(crate) fn capacity(&self) -> usize {
+    /// Most magazines kept in each list, if capped.
+    pub(crate) fn capacity(&self) -> Option<usize> {
         self.capacity
     }
 
-    /// Makes [`reap_unused`](Self::reap_unused) keep at least `magazines` magazines in
-    /// each list (a reserve the working-set rule does not touch).
-    pub(crate) fn set_floor(&mut self, magazines: usize) {
-        self.floor = magazines.min(self.capacity);
+    /// Makes [`reap_unused`](Self::reap_unused) keep at least `objects` idle objects,
+    /// and empty magazines enough to release them (a reserve the working-set rule does
+    /// not touch).
+    pub(crate) fn set_floor(&mut self, objects: usize) {
+        self.floor = objects;
     }
 
     /// Idle objects in the depot.
@@ -110,42 +132,85 @@ impl<T> Depot<T> {
         self.objects
     }
 
-    /// Takes the most recently stored loaded magazine.
+    /// Takes the most recently stored full magazine, or else the partial one.
     pub(crate) fn take_loaded(&mut self) -> Option<Magazine<T>> {
-        let magazine = self.loaded.pop()?;
-        self.loaded_low = self.loaded_low.min(self.loaded.len());
+        let magazine = match self.loaded.pop() {
+            Some(magazine) => {
+                self.loaded_low = self.loaded_low.min(self.loaded.len());
+                magazine
+            }
+            None if !self.partial.is_empty() => {
+                self.partial_idle = false;
+                std::mem::take(&mut self.partial)
+            }
+            None => return None,
+        };
         self.objects -= magazine.len();
         Some(magazine)
     }
 
-    /// Takes one object out of the newest loaded magazine (for threads without a cache).
-    /// That magazine counts as used in this interval, like one taken whole; once empty
-    /// it goes to the empty list, or to `surplus` if that is full.
+    /// Takes one object (for threads without a cache): from the partial magazine, or
+    /// else from the newest full one, which becomes the partial one. Either counts as
+    /// used in this interval; a magazine emptied goes to the empty list, or to
+    /// `surplus` if that is full.
     pub(crate) fn take_one(&mut self, surplus: &mut Surplus<T>) -> Option<Box<T>> {
-        let top = self.loaded.last_mut()?;
-        let object = top.pop();
+        if self.partial.is_empty() {
+            let magazine = self.loaded.pop()?;
+            self.loaded_low = self.loaded_low.min(self.loaded.len());
+            let empty = std::mem::replace(&mut self.partial, magazine);
+            self.put_empty(empty, surplus);
+        }
+        let object = self.partial.pop();
         debug_assert!(object.is_some(), "loaded magazines are never empty");
         self.objects -= 1;
-        let below_top = self.loaded.len() - 1;
-        self.loaded_low = self.loaded_low.min(below_top);
-        if self.loaded[below_top].is_empty()
-            && let Some(magazine) = self.loaded.pop()
-        {
-            self.put_empty(magazine, surplus);
+        self.partial_idle = false;
+        if self.partial.is_empty() {
+            let empty = std::mem::take(&mut self.partial);
+            self.put_empty(empty, surplus);
         }
         object
     }
 
-    /// Stores a magazine: loaded ones on the loaded list, empty ones on the empty list.
-    /// A magazine that does not fit goes to `surplus`, to be freed outside the lock.
-    pub(crate) fn put(&mut self, magazine: Magazine<T>, surplus: &mut Surplus<T>) {
+    /// Stores a magazine: full ones on the loaded list, partial ones poured into the
+    /// partial magazine, empty ones on the empty list. A magazine that does not fit
+    /// goes to `surplus`, to be freed outside the lock.
+    pub(crate) fn put(&mut self, mut magazine: Magazine<T>, surplus: &mut Surplus<T>) {
         if magazine.is_empty() {
+            return self.put_empty(magazine, surplus);
+        }
+        if magazine.len() == magazine.capacity() {
+            return self.put_full(magazine, surplus);
+        }
+        self.objects += magazine.len();
+        self.partial_idle = false;
+        if self.partial.capacity() == 0 {
+            self.partial = magazine;
+            return;
+        }
+        // Pour (at most one magazine's worth of moves under the lock).
+        let room = self.partial.capacity() - self.partial.len();
+        let moved = room.min(magazine.len());
+        self.partial
+            .extend(magazine.drain(magazine.len() - moved..));
+        if self.partial.len() == self.partial.capacity() {
+            let full = std::mem::replace(&mut self.partial, magazine);
+            self.objects -= full.len();
+            self.put_full(full, surplus);
+            if self.partial.is_empty() {
+                let empty = std::mem::take(&mut self.partial);
+                self.put_empty(empty, surplus);
+            }
+        } else {
             self.put_empty(magazine, surplus);
-        } else if self.loaded.len() < self.capacity {
+        }
+    }
+
+    fn put_full(&mut self, magazine: Magazine<T>, surplus: &mut Surplus<T>) {
+        if self.capacity.is_some_and(|cap| self.loaded.len() >= cap) {
+            surplus.magazines.push(magazine);
+        } else {
             self.objects += magazine.len();
             self.loaded.push(magazine);
-        } else {
-            surplus.magazines.push(magazine);
         }
     }
 
@@ -153,10 +218,10 @@ impl<T> Depot<T> {
         if magazine.capacity() == 0 {
             return;
         }
-        if self.empty.len() < self.capacity {
-            self.empty.push(magazine);
-        } else {
+        if self.capacity.is_some_and(|cap| self.empty.len() >= cap) {
             surplus.magazines.push(magazine);
+        } else {
+            self.empty.push(magazine);
         }
     }
 
@@ -167,10 +232,11 @@ impl<T> Depot<T> {
         Some(magazine)
     }
 
-    /// One reclaim tick: moves to `surplus` the magazines that stayed below both lists'
-    /// low-water marks for the whole interval since the last tick (keeping the floor
-    /// in each list), then starts a new interval. Returns the number of objects
-    /// moved.
+    /// One reclaim tick: moves to `surplus` what stayed unused for the whole interval
+    /// since the last tick (full and empty magazines below their lists' low-water
+    /// marks, the partial magazine if it did not change), keeping the floor, then
+    /// starts a new interval. Work: the magazines moved, plus one shrink of each list
+    /// when it is under a quarter full. Returns the number of objects moved.
     #[cfg_attr(
         all(loom, not(test)),
         allow(
@@ -179,21 +245,36 @@ impl<T> Depot<T> {
         )
     )]
     pub(crate) fn reap_unused(&mut self, surplus: &mut Surplus<T>) -> usize {
-        let loaded = self
-            .loaded_low
-            .min(self.loaded.len())
-            .min(self.loaded.len().saturating_sub(self.floor));
+        let before = surplus.objects();
+        let mut left = self.objects;
+        if self.partial_idle && left - self.partial.len() >= self.floor {
+            left -= self.partial.len();
+            surplus.magazines.push(std::mem::take(&mut self.partial));
+        }
+        let mut loaded = 0;
+        for magazine in &self.loaded[..self.loaded_low.min(self.loaded.len())] {
+            if left - magazine.len() < self.floor {
+                break;
+            }
+            left -= magazine.len();
+            loaded += 1;
+        }
+        let empty_floor = self.floor.div_ceil(self.magazine_size);
         let empty = self
             .empty_low
             .min(self.empty.len())
-            .min(self.empty.len().saturating_sub(self.floor));
-        let before = surplus.objects();
+            .min(self.empty.len().saturating_sub(empty_floor));
         surplus.magazines.extend(self.loaded.drain(..loaded));
         surplus.magazines.extend(self.empty.drain(..empty));
         let freed = surplus.objects() - before;
         self.objects -= freed;
+        if self.capacity.is_none() {
+            shrink(&mut self.loaded);
+            shrink(&mut self.empty);
+        }
         self.loaded_low = self.loaded.len();
         self.empty_low = self.empty.len();
+        self.partial_idle = !self.partial.is_empty();
         freed
     }
 
@@ -202,10 +283,28 @@ impl<T> Depot<T> {
         let freed = self.objects;
         surplus.magazines.append(&mut self.loaded);
         surplus.magazines.append(&mut self.empty);
+        surplus.magazines.push(std::mem::take(&mut self.partial));
         self.objects = 0;
         self.loaded_low = 0;
         self.empty_low = 0;
+        self.partial_idle = false;
+        if self.capacity.is_none() {
+            shrink(&mut self.loaded);
+            shrink(&mut self.empty);
+        }
         freed
+    }
+}
+
+#[cfg_attr(
+    all(loom, not(test)),
+    allow(dead_code, reason = "used by the reap, which only the reaper calls")
+)]
+/// Gives back most of a growing list's room once it is under a quarter full (the
+/// doubling that grew it then has room to grow it again twice before reallocating).
+fn shrink<M>(list: &mut Vec<M>) {
+    if list.capacity() > MIN_LIST && list.len() < list.capacity() / 4 {
+        list.shrink_to((2 * list.len()).max(MIN_LIST));
     }
 }
 
@@ -221,7 +320,7 @@ mod tests {
 
     #[test]
     fn reaps_only_what_sat_unused_for_a_whole_interval() {
-        let mut depot = Depot::new(8);
+        let mut depot = Depot::new(Some(8), 4);
         let mut surplus = Surplus::new();
         for _ in 0..3 {
             depot.put(magazine(4), &mut surplus);
@@ -240,33 +339,53 @@ mod tests {
     }
 
     #[test]
-    fn the_floor_is_never_reaped() {
-        let mut depot = Depot::new(8);
+    fn the_floor_is_counted_in_objects_and_never_reaped() {
+        let mut depot = Depot::new(None, 4);
         let mut surplus = Surplus::new();
         for _ in 0..4 {
             depot.put(magazine(4), &mut surplus);
         }
-        depot.set_floor(3);
+        depot.put(magazine(1), &mut surplus);
+        depot.set_floor(10);
         depot.reap_unused(&mut surplus);
-        // Unused for a whole interval, but only the one above the floor goes.
-        assert_eq!(depot.reap_unused(&mut surplus), 4);
+        // Unused for a whole interval: the partial one and one full one go; 12 stay
+        // (taking another would leave 8, under the floor).
+        assert_eq!(depot.reap_unused(&mut surplus), 5);
         assert_eq!(depot.reap_unused(&mut surplus), 0);
         assert_eq!(depot.objects(), 12);
         depot.set_floor(0);
         assert_eq!(depot.reap_unused(&mut surplus), 12);
     }
 
+    #[test]
+    fn partial_magazines_are_poured_into_one() {
+        let mut depot = Depot::new(None, 4);
+        let mut surplus = Surplus::new();
+        depot.put(magazine(3), &mut surplus);
+        depot.put(magazine(3), &mut surplus); // 3 + 1 make a full one; 2 stay partial
+        depot.put(magazine(1), &mut surplus); // 3 partial
+        assert_eq!(depot.objects(), 7);
+        assert_eq!((depot.loaded.len(), depot.partial.len()), (1, 3));
+        // The magazines poured out wait empty, to be reused.
+        assert_eq!(depot.empty_magazines(), 1);
+        depot.put(magazine(1), &mut surplus); // fills the partial one exactly
+        assert_eq!((depot.loaded.len(), depot.partial.capacity()), (2, 0));
+        assert_eq!(depot.empty_magazines(), 2);
+        assert_eq!(depot.objects(), 8);
+        assert_eq!(surplus.objects(), 0);
+    }
+
     /// A thread without a cache (during its teardown) takes single objects; the
     /// magazine it draws from is part of the working set and is not reaped.
     #[test]
     fn single_takes_mark_the_working_set() {
-        let mut depot = Depot::new(8);
+        let mut depot = Depot::new(Some(8), 4);
         let mut surplus = Surplus::new();
         depot.put(magazine(4), &mut surplus);
         depot.put(magazine(4), &mut surplus);
         depot.reap_unused(&mut surplus); // starts an interval with both below the mark
         assert!(depot.take_one(&mut surplus).is_some());
-        // The bottom magazine sat unused; the top one was drawn from.
+        // The bottom magazine sat unused; the one drawn from is now the partial one.
         assert_eq!(depot.reap_unused(&mut surplus), 4);
         assert_eq!(depot.objects(), 3);
         assert_eq!(surplus.objects(), 4);
@@ -274,15 +393,33 @@ mod tests {
 
     #[test]
     fn overflow_goes_to_surplus_and_empties_are_kept_apart() {
-        let mut depot = Depot::new(1);
+        let mut depot = Depot::new(Some(1), 4);
         let mut surplus = Surplus::new();
         depot.put(magazine(4), &mut surplus);
-        depot.put(magazine(2), &mut surplus);
-        assert_eq!(surplus.objects(), 2);
+        depot.put(magazine(4), &mut surplus);
+        assert_eq!(surplus.objects(), 4);
         depot.put(magazine(0), &mut surplus);
         assert_eq!(depot.take_empty().map(|m| m.capacity()), Some(4));
         assert_eq!(depot.take_one(&mut surplus).map(|b| *b), Some(3));
         assert_eq!(depot.objects(), 3);
         assert_eq!(depot.drain_all(&mut surplus), 3);
+    }
+
+    #[test]
+    fn an_uncapped_list_grows_with_the_working_set_and_shrinks_when_reaped() {
+        let mut depot = Depot::new(None, 4);
+        let mut surplus = Surplus::new();
+        for _ in 0..1000 {
+            depot.put(magazine(4), &mut surplus);
+        }
+        assert_eq!((depot.objects(), surplus.objects()), (4000, 0));
+        let grown = depot.list_bytes();
+        depot.reap_unused(&mut surplus);
+        assert_eq!(depot.reap_unused(&mut surplus), 4000);
+        assert!(
+            depot.list_bytes() < grown / 8,
+            "{} of {grown}",
+            depot.list_bytes()
+        );
     }
 }

@@ -25,6 +25,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 
+use super::config::MAX_RESERVE_BYTES;
 use super::config::PoolConfig;
 use super::contain::Panics;
 use super::depot::{Depot, Magazine, Surplus};
@@ -56,8 +57,10 @@ pub(crate) struct Inner<T> {
     /// (pools with a limit and automatic reclamation; capacity 0 otherwise). Reserved
     /// up front and never grown, so deferring allocates nothing.
     deferred: CachePadded<Mutex<Vec<Box<T>>>>,
-    /// Bytes of this pool's fixed structures (itself, its name, the depot's lists).
+    /// Bytes of this pool's fixed structures (itself, its name, the deferred list).
     fixed_bytes: usize,
+    /// Most bytes of idle objects (`PoolConfig::max_idle_bytes`).
+    max_idle: Option<usize>,
     pub(crate) name: String,
     /// Makes new objects instead of `T::default` (`Pool::with_supplier`).
     supplier: Option<Supplier<T>>,
@@ -71,6 +74,8 @@ struct DepotCell<T> {
     /// Times the depot lock was taken (bumped right after taking it, on the line the
     /// lock just brought to this core).
     locks: AtomicU64,
+    /// Heap bytes of the depot's two lists (they grow with the working set).
+    list_bytes: AtomicUsize,
 }
 
 /// Fields written only on rare paths (a thread's first use and exit, reclaim ticks).
@@ -142,19 +147,21 @@ impl<T> Inner<T> {
     /// Bytes of the pool's own structures now.
     fn overhead_bytes(&self, sums: &CounterSums) -> u64 {
         let magazines = usize::try_from(sums.magazines()).unwrap_or(usize::MAX);
-        (self.fixed_bytes + self.slots.bucket_bytes()) as u64
+        (self.fixed_bytes
+            + self.depot.list_bytes.load(Ordering::Relaxed)
+            + self.slots.bucket_bytes()) as u64
             + self.magazine_bytes(magazines) as u64
     }
 }
 
 impl<T: Poolable> Inner<T> {
     pub(crate) fn new(config: PoolConfig, supplier: Option<Supplier<T>>) -> Self {
-        let depot = Depot::new(config.depot_magazines);
+        let depot = Depot::new(config.depot_magazines, config.magazine_size);
+        let list_bytes = depot.list_bytes();
         let defers = config.max_retained_bytes.is_some() && config.reclaim_interval.is_some();
         let deferred: Vec<Box<T>> = Vec::with_capacity(if defers { DEFERRED_MAX } else { 0 });
         let fixed_bytes = Self::arc_bytes()
             + config.name.capacity()
-            + depot.list_bytes()
             + deferred.capacity() * mem::size_of::<Box<T>>()
             // The boxed supplier's captures (a closure that captures nothing is not
             // allocated).
@@ -165,6 +172,7 @@ impl<T: Poolable> Inner<T> {
                 mutex: Mutex::new(depot),
                 objects: AtomicUsize::new(0),
                 locks: AtomicU64::new(0),
+                list_bytes: AtomicUsize::new(list_bytes),
             }),
             shared: CachePadded::new(Counters::default()),
             live: CachePadded::new(AtomicUsize::new(0)),
@@ -174,6 +182,7 @@ impl<T: Poolable> Inner<T> {
             max_retained: config.max_retained_bytes.unwrap_or(usize::MAX),
             deferred: CachePadded::new(Mutex::new(deferred)),
             fixed_bytes,
+            max_idle: config.max_idle_bytes,
             name: config.name,
             supplier,
         }
@@ -196,7 +205,10 @@ impl<T: Poolable> Inner<T> {
 
     /// Counts the new pool's fixed structures in `MEMORY_STATS`.
     pub(crate) fn opened(&self) {
-        MEMORY_STATS.grow(self.fixed_bytes, true);
+        MEMORY_STATS.grow(
+            self.fixed_bytes + self.depot.list_bytes.load(Ordering::Relaxed),
+            true,
+        );
     }
 
     // -----------------------------------------------------------------------------
@@ -446,7 +458,7 @@ impl<T: Poolable> Inner<T> {
         if cache.previous.capacity() > 0 && epoch >= cache.previous_epoch.wrapping_add(2) {
             let idle = mem::take(&mut cache.previous);
             let mut depot = self.lock_depot();
-            depot.put(idle, surplus);
+            self.deposit(&mut depot, idle, 0, surplus);
             self.publish(&depot);
         }
     }
@@ -482,8 +494,51 @@ impl<T: Poolable> Inner<T> {
         depot
     }
 
+    /// Publishes the depot's object count for `stats()`, and the bytes of its lists
+    /// when they changed (an uncapped depot's grow with the working set; a capped one's
+    /// never change, so this is one store).
     fn publish(&self, depot: &Depot<T>) {
         self.depot.objects.store(depot.objects(), Ordering::Relaxed);
+        let lists = depot.list_bytes();
+        if depot.capacity().is_none() {
+            let before = self.depot.list_bytes.swap(lists, Ordering::Relaxed);
+            if lists > before {
+                MEMORY_STATS.grow(lists - before, true);
+            } else if lists < before {
+                MEMORY_STATS.shrink(before - lists, true);
+            }
+        }
+    }
+
+    /// Stores a magazine in the depot unless it holds objects and the idle-byte
+    /// ceiling is in the way: the pool's idle bytes, plus `headroom` objects the
+    /// caller's cache is about to take, must stay within `max_idle_bytes`. A magazine
+    /// refused goes to `surplus` (trimmed). Reads every thread slot's counters (work
+    /// proportional to the threads that used the pool; no lock, no user code).
+    fn deposit(
+        &self,
+        depot: &mut Depot<T>,
+        magazine: Magazine<T>,
+        headroom: usize,
+        surplus: &mut Surplus<T>,
+    ) {
+        if let Some(ceiling) = self.max_idle
+            && !magazine.is_empty()
+        {
+            let idle = self.idle_bytes(&self.sums());
+            let after = idle.saturating_add((headroom * mem::size_of::<T>()) as u64);
+            if after > ceiling as u64 {
+                surplus.magazines.push(magazine);
+                return;
+            }
+        }
+        depot.put(magazine, surplus);
+    }
+
+    /// Bytes of the idle objects (their size and the heap they declare).
+    fn idle_bytes(&self, sums: &CounterSums) -> u64 {
+        let idle = sums.owned().saturating_sub(sums.live());
+        (idle * mem::size_of::<T>() as u64).saturating_add(sums.retained())
     }
 
     /// Acquire for a thread that cannot have a cache (its thread-locals are gone).
@@ -599,7 +654,8 @@ impl<T: Poolable> Inner<T> {
         let empty = {
             let mut depot = self.lock_depot();
             if !cache.previous.is_empty() {
-                depot.put(mem::take(&mut cache.previous), surplus);
+                let full = mem::take(&mut cache.previous);
+                self.deposit(&mut depot, full, self.magazine_size, surplus);
             }
             let empty = depot.take_empty();
             self.publish(&depot);
@@ -716,8 +772,8 @@ impl<T: Poolable> Inner<T> {
                 cache.active = false;
                 let objects = cache.objects();
                 let mut depot = self.lock_depot();
-                depot.put(mem::take(&mut cache.loaded), surplus);
-                depot.put(mem::take(&mut cache.previous), surplus);
+                self.deposit(&mut depot, mem::take(&mut cache.loaded), 0, surplus);
+                self.deposit(&mut depot, mem::take(&mut cache.previous), 0, surplus);
                 self.publish(&depot);
                 Some(objects)
             })
@@ -729,13 +785,24 @@ impl<T: Poolable> Inner<T> {
     pub(crate) fn reserve(&self, objects: usize) -> Result<usize, ReserveError> {
         let size = self.magazine_size;
         let magazines = objects.div_ceil(size);
+        let bytes = objects as u128 * mem::size_of::<T>() as u128;
+        let limit = self.max_idle.unwrap_or(MAX_RESERVE_BYTES);
+        if bytes > limit as u128 {
+            return Err(ReserveError::IdleBytes {
+                requested: objects,
+                bytes,
+                limit,
+            });
+        }
         let (missing, missing_empty) = {
             let depot = self.lock_depot();
-            if magazines > depot.capacity() {
-                return Err(ReserveError {
+            if let Some(cap) = depot.capacity()
+                && magazines > cap
+            {
+                return Err(ReserveError::DepotMagazines {
                     requested: objects,
                     magazines,
-                    depot_magazines: depot.capacity(),
+                    depot_magazines: cap,
                 });
             }
             (
@@ -768,7 +835,7 @@ impl<T: Poolable> Inner<T> {
         let mut surplus = Surplus::new();
         {
             let mut depot = self.lock_depot();
-            depot.set_floor(magazines);
+            depot.set_floor(objects);
             for magazine in fresh {
                 depot.put(magazine, &mut surplus);
             }

@@ -83,7 +83,7 @@ fn pool_of<T: Poolable>(magazine: usize, depot: usize) -> Pool<T> {
     Pool::new(
         PoolConfig::new("loom")
             .magazine_size(magazine)
-            .depot_magazines(depot)
+            .depot_magazines(Some(depot))
             .reclaim_interval(None),
     )
     .expect("valid config")
@@ -246,7 +246,7 @@ fn the_max_live_cap_holds_under_a_race() {
             Pool::<Counted>::new(
                 PoolConfig::new("loom_cap")
                     .magazine_size(1)
-                    .depot_magazines(1)
+                    .depot_magazines(Some(1))
                     .max_live(Some(1))
                     .reclaim_interval(None),
             )

@@ -28,7 +28,7 @@ pub mod safe_pools;
 
 pub use config::{
     ConfigError, MAX_DEPOT_BYTES, MAX_DEPOT_MAGAZINES, MAX_MAGAZINE_SIZE, MAX_NAME_LEN,
-    MAX_RECLAIM_INTERVAL, MIN_RECLAIM_INTERVAL, PoolConfig,
+    MAX_RECLAIM_INTERVAL, MAX_RESERVE_BYTES, MIN_RECLAIM_INTERVAL, PoolConfig,
 };
 pub use pool::{OwnedPoolGuard, Pool, PoolExhausted, PoolGuard, Poolable, ReserveError};
 pub use registry::exported_pool_stats;

@@ -102,18 +102,35 @@ pub struct PoolExhausted {
     pub max_live: usize,
 }
 
-/// [`Pool::reserve`] asked for more idle objects than the depot can hold.
+/// [`Pool::reserve`] asked for more idle objects than the pool may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "reserving {requested} objects needs {magazines} magazines; the depot holds at most {depot_magazines} (PoolConfig::depot_magazines)"
-)]
-pub struct ReserveError {
-    /// Objects asked for.
-    pub requested: usize,
-    /// Magazines they fill.
-    pub magazines: usize,
-    /// The depot's capacity in magazines.
-    pub depot_magazines: usize,
+pub enum ReserveError {
+    /// The objects fill more magazines than a capped depot holds.
+    #[error(
+        "reserving {requested} objects needs {magazines} magazines; the depot holds at most {depot_magazines} (PoolConfig::depot_magazines)"
+    )]
+    DepotMagazines {
+        /// Objects asked for.
+        requested: usize,
+        /// Magazines they fill.
+        magazines: usize,
+        /// The depot's capacity in magazines.
+        depot_magazines: usize,
+    },
+    /// The objects' bytes exceed the idle ceiling
+    /// ([`PoolConfig::max_idle_bytes`](super::PoolConfig::max_idle_bytes)), or
+    /// [`MAX_RESERVE_BYTES`](super::MAX_RESERVE_BYTES) without one.
+    #[error(
+        "reserving {requested} objects takes {bytes} bytes, more than the {limit}-byte idle limit"
+    )]
+    IdleBytes {
+        /// Objects asked for.
+        requested: usize,
+        /// `requested × size_of::<T>()`.
+        bytes: u128,
+        /// The limit they exceed.
+        limit: usize,
+    },
 }
 
 /// A pool of reusable `T`s with per-thread caches, a shared depot and automatic
@@ -399,17 +416,20 @@ impl<T: Poolable> Pool<T> {
     /// Pre-allocates: makes the depot hold at least `objects` idle objects now
     /// (creating the missing ones, counted in `stats().reserved`, not as misses) and as
     /// many magazines' worth of empty magazines to release them into, and makes
-    /// automatic reclamation keep that many (rounded up to whole magazines) from then
-    /// on. Returns how many objects were created.
+    /// automatic reclamation leave at least that many objects in the depot from then
+    /// on. Returns how many objects were created. Reserved objects are stored past
+    /// the idle ceiling's check (the request is checked against the ceiling instead).
     ///
     /// A process that knows its working set reserves it at start-up, so the trading
     /// day never waits on the allocator and pool memory stays flat from the first
-    /// tick. The idle bound of the pool becomes the reserve (plus what thread caches
-    /// hold). An explicit [`reclaim`](Pool::reclaim) still frees everything idle;
+    /// tick. Idle memory then never falls below the reserve. An explicit [`reclaim`](Pool::reclaim) still frees everything idle;
     /// `reserve(0)` lifts the floor.
     ///
     /// # Errors
-    /// [`ReserveError`] if `objects` needs more magazines than the depot holds
+    /// [`ReserveError`] if the objects' bytes exceed
+    /// [`PoolConfig::max_idle_bytes`](super::PoolConfig::max_idle_bytes) (or
+    /// [`MAX_RESERVE_BYTES`](super::MAX_RESERVE_BYTES) without a ceiling), or they
+    /// need more magazines than a capped depot holds
     /// ([`PoolConfig::depot_magazines`](super::PoolConfig::depot_magazines)); nothing
     /// is created then.
     ///

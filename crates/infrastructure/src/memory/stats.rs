@@ -304,6 +304,9 @@ pub struct PoolStats {
     ///
     /// [`Poolable::heap_bytes`]: super::Poolable::heap_bytes
     pub retained_bytes: u64,
+    /// Bytes of the idle objects: `idle × object_size + retained_bytes` (what
+    /// [`PoolConfig::max_idle_bytes`](super::PoolConfig::max_idle_bytes) bounds).
+    pub idle_bytes: u64,
     /// Bytes of the pool's own structures: the pool itself with its inline thread
     /// slots, its name, the depot's lists, the slot buckets of thread ids past the
     /// inline ones, and every magazine buffer (in thread caches and the depot).
@@ -359,6 +362,7 @@ impl PoolStats {
             bytes: object_bytes + retained_bytes + overhead_bytes,
             object_bytes,
             retained_bytes,
+            idle_bytes: (owned - live) * object_size as u64 + retained_bytes,
             overhead_bytes,
             object_size: object_size as u64,
         }

@@ -65,7 +65,7 @@ pub(crate) fn release_armed(pool: &Pool<Fragile>, n: usize) {
 pub(crate) fn manual(name: &str, magazine: usize, depot: usize) -> PoolConfig {
     PoolConfig::new(name)
         .magazine_size(magazine)
-        .depot_magazines(depot)
+        .depot_magazines(Some(depot))
         .reclaim_interval(None)
 }
 

@@ -34,6 +34,7 @@ mod slots;
 mod stats;
 mod supplier;
 mod thread_exit;
+mod working_set;
 
 #[global_allocator]
 static GLOBAL: crate::alloc_count::CountingAllocator = crate::alloc_count::CountingAllocator;
@@ -46,7 +47,7 @@ fn allocations_on_this_thread() -> u64 {
 fn manual(name: &str, magazine: usize, depot: usize) -> PoolConfig {
     PoolConfig::new(name)
         .magazine_size(magazine)
-        .depot_magazines(depot)
+        .depot_magazines(Some(depot))
         .reclaim_interval(None)
 }
 

@@ -8,7 +8,7 @@ fn idle_objects_are_reclaimed_with_no_call_after_a_burst() {
     let pool = pool::<Tracked<2>>(
         PoolConfig::new("auto_reclaim")
             .magazine_size(MAGAZINE)
-            .depot_magazines(1024)
+            .depot_magazines(Some(1024))
             .reclaim_interval(Some(Duration::from_millis(20))),
     );
     let before = alive::<2>();
@@ -72,7 +72,7 @@ fn a_reserve_is_created_up_front_and_survives_reclaim_ticks() {
     // A burst beyond the reserve: 6 misses, then everything idle.
     on_thread(|| drop((0..16).map(|_| pool.acquire()).collect::<Vec<_>>()));
     assert_eq!(pool.stats().idle, 16);
-    // Unused intervals reap down to the floor (3 magazines = 12 objects), not to 0.
+    // Unused intervals reap down to the floor (10 objects: 12 in whole magazines), not to 0.
     for _ in 0..4 {
         core.reclaim_tick();
     }
@@ -81,7 +81,7 @@ fn a_reserve_is_created_up_front_and_survives_reclaim_ticks() {
     // More than the depot holds (8 magazines) is refused, creating nothing.
     assert_eq!(
         pool.reserve(33),
-        Err(ReserveError {
+        Err(ReserveError::DepotMagazines {
             requested: 33,
             magazines: 9,
             depot_magazines: 8
