@@ -241,7 +241,69 @@ fn summarize(target: &Path) -> Result<String> {
             }
         }
     }
+    if let Ok(csv) = fs::read_to_string(target.join("bench-working-set.csv")) {
+        out.push_str(&working_set_section(&csv));
+    }
+    if let Ok(csv) = fs::read_to_string(target.join("bench-burst-latency.csv")) {
+        out.push_str(&burst_latency_section(&csv));
+    }
     Ok(out)
+}
+
+/// The `working_set` bench's table: recurring bursts on a default pool.
+fn working_set_section(csv: &str) -> String {
+    let mut out = String::from(
+        "\n## working_set\n\nBursts of orders every 200 ms on a default pool (reaper every 1 s), then no call for two intervals. \
+         From the second burst on: hit rate, misses and allocator calls per burst.\n\n\
+         | burst | first burst's misses | hit rate | misses/burst | allocator calls/burst | idle bytes held | idle bytes two intervals after | floor |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for line in csv.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        match cells[..] {
+            ["ceiling", ceiling, _, _, _, most, _, _] => {
+                let _ = writeln!(
+                    out,
+                    "\nA 1,000,000-order burst under a {ceiling}-byte `max_idle_bytes`: at most {most} idle bytes."
+                );
+            }
+            [burst, first, rate, misses, calls, during, after, floor] => {
+                let _ = writeln!(
+                    out,
+                    "| {burst} | {first} | {rate} | {misses} | {calls} | {during} | {after} | {floor} |"
+                );
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The `working_set` bench's latency table: every acquire and release of the bursts.
+fn burst_latency_section(csv: &str) -> String {
+    let mut out = String::from(
+        "\n## burst_latency\n\nNanoseconds per operation over every acquire and release of the working_set bursts (reaper running), \
+         against `Box::new` and drop on the same bursts; each figure includes the timer's own cost.\n\n\
+         | candidate | burst | op | p50 | p99 | p99.9 | p99.99 | max |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut floor = None;
+    for line in csv.lines().skip(1) {
+        if let [candidate, burst, op, p50, p99, p999, p9999, max, timer] =
+            line.split(',').collect::<Vec<_>>()[..]
+        {
+            floor = Some(timer.to_owned());
+            let _ = writeln!(
+                out,
+                "| {candidate} | {burst} | {op} | {p50} | {p99} | {p999} | {p9999} | {max} |"
+            );
+        }
+    }
+    if let Some(floor) = floor {
+        let _ = writeln!(
+            out,
+            "\nTimer floor (an empty `Instant` pair, median): {floor} ns."
+        );
+    }
+    out
 }
 
 /// The `handover` bench's table: `cross_thread` run by run, interleaved, with the
@@ -275,6 +337,34 @@ fn handover_section(csv: &str, probe: Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summarizes_the_working_set_and_its_latencies() {
+        let ws = working_set_section(
+            "burst,first_misses,hit_rate_from_second,misses_per_burst,allocations_per_burst,idle_bytes_during,idle_bytes_after_two_intervals,floor_bytes\n\
+             20000,20000,1.0000,0,0,2720000,17408,17408\n\
+             ceiling,67108864,,,,67100000,,\n",
+        );
+        assert!(
+            ws.contains("| 20000 | 20000 | 1.0000 | 0 | 0 | 2720000 | 17408 | 17408 |"),
+            "{ws}"
+        );
+        assert!(
+            ws.contains("67108864-byte `max_idle_bytes`: at most 67100000"),
+            "{ws}"
+        );
+        let latency = burst_latency_section(
+            "candidate,burst,op,p50,p99,p999,p9999,max,timer_floor\nours,20000,acquire,30,40,50,60,70,20\n",
+        );
+        assert!(
+            latency.contains("| ours | 20000 | acquire | 30 | 40 | 50 | 60 | 70 |"),
+            "{latency}"
+        );
+        assert!(
+            latency.contains("Timer floor (an empty `Instant` pair, median): 20 ns."),
+            "{latency}"
+        );
+    }
 
     #[test]
     fn summarizes_criterion_estimates_per_object() {

@@ -35,6 +35,60 @@ pub(crate) fn arc_unsized<T, U: ?Sized>(
     (arc, ptr)
 }
 
+/// Threads parking and waking: std's, or loom's under the model (which has no timed
+/// park: a model waits until woken, so a lost wake-up shows as a deadlock).
+pub(crate) mod thread {
+    #[cfg(loom)]
+    pub(crate) use loom::thread::{Thread, current};
+    #[cfg(not(loom))]
+    pub(crate) use std::thread::{Thread, current};
+
+    use std::time::Duration;
+
+    /// A deadline for a timed wait.
+    pub(crate) struct Clock {
+        #[cfg(not(loom))]
+        deadline: Option<std::time::Instant>,
+    }
+
+    impl Clock {
+        pub(crate) fn start(timeout: Duration) -> Self {
+            #[cfg(loom)]
+            let _ = timeout;
+            Clock {
+                #[cfg(not(loom))]
+                deadline: std::time::Instant::now().checked_add(timeout),
+            }
+        }
+
+        /// Time left; `None` once the deadline has passed (never under loom).
+        pub(crate) fn left(&self) -> Option<Duration> {
+            #[cfg(loom)]
+            return Some(Duration::MAX);
+            #[cfg(not(loom))]
+            match self.deadline {
+                // A timeout past what `Instant` can hold: wait for ever.
+                None => Some(Duration::MAX),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    (!left.is_zero()).then_some(left)
+                }
+            }
+        }
+    }
+
+    /// Parks the current thread until woken, or for at most `duration`.
+    pub(crate) fn park_timeout(duration: Duration) {
+        #[cfg(loom)]
+        {
+            let _ = duration;
+            loom::thread::park();
+        }
+        #[cfg(not(loom))]
+        std::thread::park_timeout(duration);
+    }
+}
+
 /// Locks `mutex`, ignoring poisoning.
 ///
 /// Every critical section in this crate keeps its data consistent at every point where

@@ -70,7 +70,7 @@ const POOL_COUNTERS: &[PoolCounter] = &[
     ),
     (
         "pool_trimmed",
-        "Idle objects freed at once because the depot was full.",
+        "Idle objects freed at once: keeping them would pass max_idle_bytes, or a capped depot was full.",
         |s| s.trimmed,
     ),
     (
@@ -127,7 +127,7 @@ type PoolGauge = (
     clippy::cast_precision_loss,
     reason = "gauges are f64 in Prometheus itself"
 )]
-fn pool_gauges() -> [PoolGauge; 10] {
+fn pool_gauges() -> [PoolGauge; 11] {
     [
         ("pool_live_objects", "Objects in use now.", None, |s| {
             s.live as f64
@@ -167,6 +167,12 @@ fn pool_gauges() -> [PoolGauge; 10] {
             "Bytes of the objects the pool owns, in use and idle.",
             Some(Unit::Bytes),
             |s| s.object_bytes as f64,
+        ),
+        (
+            "pool_idle_memory",
+            "Bytes of the idle objects: their size and the heap they declare (what max_idle_bytes bounds).",
+            Some(Unit::Bytes),
+            |s| s.idle_bytes as f64,
         ),
         (
             "pool_retained_memory",

@@ -106,6 +106,7 @@ fn metrics_cover_every_exported_pool_with_help_and_units() {
         "pool_hit_ratio",
         "pool_memory_bytes",
         "pool_object_memory_bytes",
+        "pool_idle_memory_bytes",
         "pool_retained_memory_bytes",
         "pool_overhead_memory_bytes",
         "pool_object_size_bytes",
@@ -136,6 +137,12 @@ fn metrics_cover_every_exported_pool_with_help_and_units() {
     // An idle object's retained heap is exported with its value.
     let retained = "pool_retained_memory_bytes{pool=\"endpoint_test_buffers\"} 4096";
     assert!(text.contains(retained), "{retained} not in\n{text}");
+    // Its idle bytes: the object itself and that heap.
+    let idle = format!(
+        "pool_idle_memory_bytes{{pool=\"endpoint_test_buffers\"}} {}",
+        std::mem::size_of::<Buffer>() + 4096
+    );
+    assert!(text.contains(&idle), "{idle} not in\n{text}");
     // The value is the pool's own count.
     let line = format!(
         "pool_acquired_total{{pool=\"endpoint_test_orders\"}} {}",

@@ -74,6 +74,9 @@ pub(crate) struct Depot<T> {
     loaded_low: usize,
     /// Lowest `empty.len()` since the last working-set update.
     empty_low: usize,
+    /// Most magazines in both lists together since the last working-set update: the
+    /// room the lists keep when the reaper shrinks them.
+    high: usize,
     /// Objects in `loaded` and `partial`.
     objects: usize,
     /// Most magazines kept in each list (`None`: as many as the working set needs).
@@ -98,6 +101,7 @@ impl<T> Depot<T> {
             empty: Vec::with_capacity(reserved),
             loaded_low: 0,
             empty_low: 0,
+            high: 0,
             objects: 0,
             capacity,
             floor: 0,
@@ -211,6 +215,7 @@ impl<T> Depot<T> {
         } else {
             self.objects += magazine.len();
             self.loaded.push(magazine);
+            self.keep_room();
         }
     }
 
@@ -222,6 +227,23 @@ impl<T> Depot<T> {
             surplus.magazines.push(magazine);
         } else {
             self.empty.push(magazine);
+            self.keep_room();
+        }
+    }
+
+    /// Keeps room in each uncapped list for every magazine the depot holds, so a burst
+    /// that turns all of them from full to empty (or back) does not grow a list while
+    /// it runs; notes the most held.
+    fn keep_room(&mut self) {
+        if self.capacity.is_some() {
+            return;
+        }
+        let total = self.loaded.len() + self.empty.len();
+        self.high = self.high.max(total);
+        for list in [&mut self.loaded, &mut self.empty] {
+            if list.capacity() < total {
+                list.reserve(total - list.len());
+            }
         }
     }
 
@@ -269,11 +291,14 @@ impl<T> Depot<T> {
         let freed = surplus.objects() - before;
         self.objects -= freed;
         if self.capacity.is_none() {
-            shrink(&mut self.loaded);
-            shrink(&mut self.empty);
+            // The room the interval used above what sat unused (which just went).
+            let used = self.high.saturating_sub(loaded + empty);
+            shrink(&mut self.loaded, used);
+            shrink(&mut self.empty, used);
         }
         self.loaded_low = self.loaded.len();
         self.empty_low = self.empty.len();
+        self.high = self.loaded.len() + self.empty.len();
         self.partial_idle = !self.partial.is_empty();
         freed
     }
@@ -287,10 +312,11 @@ impl<T> Depot<T> {
         self.objects = 0;
         self.loaded_low = 0;
         self.empty_low = 0;
+        self.high = 0;
         self.partial_idle = false;
         if self.capacity.is_none() {
-            shrink(&mut self.loaded);
-            shrink(&mut self.empty);
+            shrink(&mut self.loaded, 0);
+            shrink(&mut self.empty, 0);
         }
         freed
     }
@@ -300,11 +326,13 @@ impl<T> Depot<T> {
     all(loom, not(test)),
     allow(dead_code, reason = "used by the reap, which only the reaper calls")
 )]
-/// Gives back most of a growing list's room once it is under a quarter full (the
-/// doubling that grew it then has room to grow it again twice before reallocating).
-fn shrink<M>(list: &mut Vec<M>) {
-    if list.capacity() > MIN_LIST && list.len() < list.capacity() / 4 {
-        list.shrink_to((2 * list.len()).max(MIN_LIST));
+/// Gives back most of a growing list's room once the room the last interval used
+/// (`used`) is under a quarter of it, keeping twice that: a list that a recurring
+/// burst fills and empties keeps its room (shrinking it between bursts would make the
+/// next burst reallocate it under the lock).
+fn shrink<M>(list: &mut Vec<M>, used: usize) {
+    if list.capacity() > MIN_LIST && used < list.capacity() / 4 {
+        list.shrink_to((2 * used).max(MIN_LIST));
     }
 }
 
@@ -415,6 +443,16 @@ mod tests {
         assert_eq!((depot.objects(), surplus.objects()), (4000, 0));
         let grown = depot.list_bytes();
         depot.reap_unused(&mut surplus);
+        // A burst empties the list and fills it again: its room stays.
+        let taken: Vec<_> = (0..1000).map(|_| depot.take_loaded().unwrap()).collect();
+        assert_eq!(depot.reap_unused(&mut surplus), 0);
+        assert_eq!(depot.list_bytes(), grown);
+        for magazine in taken {
+            depot.put(magazine, &mut surplus);
+        }
+        assert_eq!(depot.list_bytes(), grown, "refilled without reallocating");
+        depot.reap_unused(&mut surplus);
+        // A whole interval without use: the magazines and the room go together.
         assert_eq!(depot.reap_unused(&mut surplus), 4000);
         assert!(
             depot.list_bytes() < grown / 8,

@@ -20,11 +20,13 @@
 //! thread-exit flush, discarding an object) is contained (`contain.rs`).
 
 use std::mem;
+use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 
+use super::cap::Cap;
 use super::config::MAX_RESERVE_BYTES;
 use super::config::PoolConfig;
 use super::contain::Panics;
@@ -45,8 +47,9 @@ pub(crate) struct Inner<T> {
     depot: CachePadded<DepotCell<T>>,
     /// Counters of events no thread slot owns (uncached paths, reclamation, detach).
     shared: CachePadded<Counters>,
-    /// Objects in use; maintained only when `max_live` is set.
-    live: CachePadded<AtomicUsize>,
+    /// Objects in use and threads waiting for a slot; maintained only when `max_live`
+    /// is set.
+    cap: CachePadded<Cap>,
     slow: CachePadded<SlowState>,
     magazine_size: usize,
     pub(crate) max_live: Option<usize>,
@@ -175,7 +178,7 @@ impl<T: Poolable> Inner<T> {
                 list_bytes: AtomicUsize::new(list_bytes),
             }),
             shared: CachePadded::new(Counters::default()),
-            live: CachePadded::new(AtomicUsize::new(0)),
+            cap: CachePadded::new(Cap::new()),
             slow: CachePadded::new(SlowState::default()),
             magazine_size: config.magazine_size,
             max_live: config.max_live,
@@ -297,34 +300,35 @@ impl<T: Poolable> Inner<T> {
     // -----------------------------------------------------------------------------
     // Capped pools
 
-    /// Takes a slot under the `max_live` cap; `false` at the cap.
+    /// Takes a slot under the `max_live` cap; `false` at the cap (or while threads
+    /// wait for a slot: they are served first).
     pub(crate) fn enter_cap(&self, max_live: usize) -> bool {
-        let mut live = self.live.load(Ordering::Relaxed);
-        loop {
-            if live >= max_live {
-                self.shared.add_shared(Event::Rejected, 1);
-                return false;
-            }
-            match self.live.compare_exchange_weak(
-                live,
-                live + 1,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => live = now,
-            }
+        if self.cap.try_enter(max_live) {
+            return true;
         }
+        self.shared.add_shared(Event::Rejected, 1);
+        false
+    }
+
+    /// Waits up to `timeout`, first come first served, for a slot under the cap;
+    /// `false` when the time ran out (counted as a rejection).
+    pub(crate) fn enter_cap_waiting(&self, max_live: usize, timeout: Duration) -> bool {
+        if self.cap.enter_waiting(max_live, timeout).is_ok() {
+            return true;
+        }
+        self.shared.add_shared(Event::Rejected, 1);
+        false
     }
 
     /// Counts an `acquire` toward the cap (it is never refused).
     pub(crate) fn enter_cap_unchecked(&self) {
-        self.live.fetch_add(1, Ordering::Relaxed);
+        self.cap.enter_unchecked();
     }
 
+    /// Gives a slot back: to the oldest waiting thread, if any.
     pub(crate) fn leave_cap(&self) {
-        if self.max_live.is_some() {
-            self.live.fetch_sub(1, Ordering::Relaxed);
+        if let Some(max_live) = self.max_live {
+            self.cap.leave(max_live);
         }
     }
 
@@ -875,6 +879,7 @@ impl<T: Poolable> Inner<T> {
             self.overhead_bytes(&sums),
         );
         stats.depot_locks = self.depot.locks.load(Ordering::Relaxed);
+        stats.waiters = self.cap.waiters() as u64;
         stats
     }
 

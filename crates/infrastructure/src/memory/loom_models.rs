@@ -481,3 +481,30 @@ fn depot_batch_transfer_between_two_threads() {
         assert!(stats.idle <= 2, "depot bound: {stats:?}");
     });
 }
+
+/// A thread waits for the one slot of a cap while the holder releases it: whatever the
+/// interleaving of the waiter publishing itself and the release looking for waiters,
+/// the waiter gets the slot (a lost wake-up would leave it parked for ever, which loom
+/// reports as a deadlock), and the slot is never held twice.
+#[test]
+fn a_waiter_is_granted_a_released_slot() {
+    use super::cap::Cap;
+    model("a_waiter_is_granted_a_released_slot", || {
+        let cap = Arc::new(Cap::new());
+        assert!(cap.try_enter(1));
+        let waiter = {
+            let cap = Arc::clone(&cap);
+            thread::spawn(move || {
+                let granted = cap.enter_waiting(1, std::time::Duration::from_secs(60));
+                assert!(granted.is_ok(), "the released slot reaches the waiter");
+                // Held: nobody else gets it.
+                assert!(!cap.try_enter(1));
+                cap.leave(1);
+            })
+        };
+        cap.leave(1);
+        waiter.join().unwrap();
+        assert_eq!(cap.waiters(), 0);
+        assert!(cap.try_enter(1), "the slot is free again");
+    });
+}

@@ -7,6 +7,7 @@
 //! The design (Bonwick's magazines and depot, per-thread caches flushed at thread exit,
 //! working-set reclamation) is described in `docs/pool-design.md`.
 
+mod cap;
 mod config;
 mod contain;
 mod depot;
@@ -30,6 +31,8 @@ pub use config::{
     ConfigError, MAX_DEPOT_BYTES, MAX_DEPOT_MAGAZINES, MAX_MAGAZINE_SIZE, MAX_NAME_LEN,
     MAX_RECLAIM_INTERVAL, MAX_RESERVE_BYTES, MIN_RECLAIM_INTERVAL, PoolConfig,
 };
-pub use pool::{OwnedPoolGuard, Pool, PoolExhausted, PoolGuard, Poolable, ReserveError};
+pub use pool::{
+    AcquireTimeout, OwnedPoolGuard, Pool, PoolExhausted, PoolGuard, Poolable, ReserveError,
+};
 pub use registry::exported_pool_stats;
 pub use stats::{MEMORY_STATS, MemoryStats, MemoryUsage, PoolStats};

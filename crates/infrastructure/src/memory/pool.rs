@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
+use std::time::Duration;
 
 use crate::sync::{Arc, arc_unsized};
 
@@ -100,6 +101,16 @@ pub trait Poolable: Default + Send + 'static {
 pub struct PoolExhausted {
     /// The cap that was reached.
     pub max_live: usize,
+}
+
+/// [`Pool::acquire_timeout`] waited its whole timeout at the `max_live` cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no slot under the max_live cap of {max_live} came free within {timeout:?}")]
+pub struct AcquireTimeout {
+    /// The cap.
+    pub max_live: usize,
+    /// How long the call waited.
+    pub timeout: Duration,
 }
 
 /// [`Pool::reserve`] asked for more idle objects than the pool may hold.
@@ -285,6 +296,43 @@ impl<T: Poolable> Pool<T> {
     #[inline]
     pub fn try_acquire(&self) -> Result<PoolGuard<'_, T>, PoolExhausted> {
         Ok(PoolGuard::new(self.try_acquire_object()?, self))
+    }
+
+    /// Like [`try_acquire`](Pool::try_acquire), but at the cap waits up to `timeout`
+    /// for a slot. Waiting threads are served first come first served: a release
+    /// hands its slot to the one that has waited longest, and `try_acquire` refuses
+    /// while any waits, so none starves. In an uncapped pool it never waits.
+    ///
+    /// # Errors
+    /// [`AcquireTimeout`] when `timeout` passed with no slot free; counted in
+    /// `stats().rejected`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use infrastructure::memory::{AcquireTimeout, Pool, PoolConfig};
+    /// use infrastructure::types::Order;
+    ///
+    /// let pool = Pool::<Order>::new(PoolConfig::new("venue_slots").max_live(Some(1)))?;
+    /// let held = pool.acquire_timeout(Duration::from_millis(10)).expect("a slot is free");
+    /// let err = pool.acquire_timeout(Duration::from_millis(10)).unwrap_err();
+    /// assert_eq!(err.to_string(), "no slot under the max_live cap of 1 came free within 10ms");
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| drop(held)); // hands its slot to the waiter below
+    ///     assert!(pool.acquire_timeout(Duration::from_secs(10)).is_ok());
+    /// });
+    /// # Ok::<(), infrastructure::memory::ConfigError>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<PoolGuard<'_, T>, AcquireTimeout> {
+        let inner = self.inner();
+        let Some(max_live) = inner.max_live else {
+            return Ok(PoolGuard::new(inner.take(), self));
+        };
+        if !inner.enter_cap_waiting(max_live, timeout) {
+            tracing::debug!(pool = %inner.name, max_live, ?timeout, "acquire_timeout found no slot under the max_live cap in time");
+            return Err(AcquireTimeout { max_live, timeout });
+        }
+        Ok(PoolGuard::new(inner.take_reserved(), self))
     }
 
     /// Like [`acquire`](Pool::acquire), for a pool shared through an [`Arc`]: the guard

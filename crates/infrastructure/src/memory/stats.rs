@@ -31,7 +31,8 @@ pub(crate) struct Counters {
     pub(crate) reclaimed: AtomicU64,
     /// Objects detached from the pool for good.
     pub(crate) detached: AtomicU64,
-    /// `try_acquire` calls refused by the `max_live` cap.
+    /// `try_acquire` calls refused by the `max_live` cap, and `acquire_timeout` calls
+    /// whose time ran out.
     pub(crate) rejected: AtomicU64,
     /// Idle objects created ahead of demand by `Pool::reserve`.
     pub(crate) reserved: AtomicU64,
@@ -273,7 +274,8 @@ pub struct PoolStats {
     pub discarded: u64,
     /// Objects detached from the pool for good.
     pub detached: u64,
-    /// `try_acquire` calls refused by the `max_live` cap.
+    /// `try_acquire` calls refused by the `max_live` cap, and `acquire_timeout` calls
+    /// whose time ran out.
     pub rejected: u64,
     /// Idle objects created ahead of demand by [`Pool::reserve`](super::Pool::reserve).
     pub reserved: u64,
@@ -293,6 +295,9 @@ pub struct PoolStats {
     /// thread-exit flush, a reserve, a reclaim). Divided by `acquired`, the share of
     /// operations that left the thread's cache.
     pub depot_locks: u64,
+    /// Threads waiting in [`Pool::acquire_timeout`](super::Pool::acquire_timeout) for
+    /// a slot under `max_live` now.
+    pub waiters: u64,
     /// Bytes of every heap allocation the pool holds: `object_bytes + retained_bytes +
     /// overhead_bytes`.
     pub bytes: u64,
@@ -359,6 +364,7 @@ impl PoolStats {
             thread_caches,
             depot_objects,
             depot_locks: 0,
+            waiters: 0,
             bytes: object_bytes + retained_bytes + overhead_bytes,
             object_bytes,
             retained_bytes,

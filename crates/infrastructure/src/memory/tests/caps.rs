@@ -97,3 +97,84 @@ fn a_panicking_default_gives_the_cap_slot_back() {
     let stats = pool.stats();
     assert_eq!((stats.acquired, stats.misses, stats.rejected), (0, 0, 0));
 }
+
+/// Eight threads wait, one after another, at a cap of four held by this thread; slots
+/// come free one at a time (the four are in use throughout) and reach the waiters in
+/// the order they started waiting.
+#[test]
+fn waiting_acquires_are_granted_first_come_first_served() {
+    const WAITERS: usize = 8;
+    let pool = pool::<Order>(PoolConfig::new("fifo").max_live(Some(4)));
+    let mut slots: std::collections::VecDeque<_> = (0..4).map(|_| pool.acquire()).collect();
+    // Who was granted, in order, with the guard it keeps until this thread drops it.
+    let granted = std::sync::Mutex::new(Vec::new());
+    thread::scope(|s| {
+        for i in 0..WAITERS {
+            let (pool, granted) = (&pool, &granted);
+            s.spawn(move || {
+                let guard = pool
+                    .acquire_timeout(Duration::from_secs(60))
+                    .expect("granted");
+                granted.lock().unwrap().push((i, Some(guard)));
+            });
+            // Queue them in a known order: the next starts once this one waits.
+            assert!(
+                eventually(Duration::from_secs(10), || pool.stats().waiters
+                    == i as u64 + 1),
+                "waiter {i} never queued"
+            );
+        }
+        // A newcomer does not overtake the queue.
+        assert!(pool.try_acquire().is_err());
+        for k in 0..WAITERS {
+            // One slot comes free: exactly one more waiter gets it.
+            drop(slots.pop_front());
+            assert!(
+                eventually(Duration::from_secs(10), || granted.lock().unwrap().len()
+                    == k + 1),
+                "nobody was granted slot {k}"
+            );
+            let guard = granted.lock().unwrap()[k].1.take();
+            slots.push_back(guard.expect("kept"));
+            assert_eq!(pool.stats().live, 4);
+        }
+    });
+    let order: Vec<usize> = granted.lock().unwrap().iter().map(|(i, _)| *i).collect();
+    assert_eq!(order, (0..WAITERS).collect::<Vec<_>>());
+    drop(slots);
+    let stats = pool.stats();
+    assert_eq!((stats.live, stats.waiters), (0, 0), "{stats:?}");
+    assert_eq!(stats.rejected, 1, "the newcomer's refusal: {stats:?}");
+}
+
+#[test]
+fn a_waiting_acquire_that_times_out_is_a_clear_error_and_leaves_the_queue() {
+    let pool = pool::<Order>(PoolConfig::new("timeout").max_live(Some(1)));
+    let held = pool.acquire();
+    let err = pool
+        .acquire_timeout(Duration::from_millis(20))
+        .expect_err("the only slot is held");
+    assert_eq!(
+        err,
+        crate::memory::AcquireTimeout {
+            max_live: 1,
+            timeout: Duration::from_millis(20)
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "no slot under the max_live cap of 1 came free within 20ms"
+    );
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.waiters, stats.rejected, stats.live),
+        (0, 1, 1),
+        "{stats:?}"
+    );
+    // The queue holds no stale entry: the next release frees the slot for anyone.
+    drop(held);
+    assert!(pool.try_acquire().is_ok());
+    // An uncapped pool never waits.
+    let open = super::pool::<Order>(PoolConfig::new("uncapped"));
+    assert!(open.acquire_timeout(Duration::ZERO).is_ok());
+}
