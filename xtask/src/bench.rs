@@ -281,8 +281,8 @@ fn working_set_section(csv: &str) -> String {
 /// The `working_set` bench's latency table: every acquire and release of the bursts.
 fn burst_latency_section(csv: &str) -> String {
     let mut out = String::from(
-        "\n## burst_latency\n\nNanoseconds per operation over every acquire and release of the working_set bursts (reaper running), \
-         against `Box::new` and drop on the same bursts; each figure includes the timer's own cost.\n\n\
+        "\n## burst_latency\n\nNanoseconds per operation over every acquire and release of the working_set bursts from the second on (reaper running), \
+         against `Box::new` and drop on the same bursts (through the bench's counting allocator); each figure includes the timer's own cost.\n\n\
          | candidate | burst | op | p50 | p99 | p99.9 | p99.99 | max |\n|---|---|---|---|---|---|---|---|\n",
     );
     let mut floor = None;

@@ -503,13 +503,18 @@ impl<T: Poolable> Inner<T> {
     /// never change, so this is one store).
     fn publish(&self, depot: &Depot<T>) {
         self.depot.objects.store(depot.objects(), Ordering::Relaxed);
-        let lists = depot.list_bytes();
         if depot.capacity().is_none() {
-            let before = self.depot.list_bytes.swap(lists, Ordering::Relaxed);
-            if lists > before {
-                MEMORY_STATS.grow(lists - before, true);
-            } else if lists < before {
-                MEMORY_STATS.shrink(before - lists, true);
+            // Written only under this lock: a plain load and store, no locked
+            // instruction, and nothing at all when the lists did not change.
+            let lists = depot.list_bytes();
+            let before = self.depot.list_bytes.load(Ordering::Relaxed);
+            if lists != before {
+                self.depot.list_bytes.store(lists, Ordering::Relaxed);
+                if lists > before {
+                    MEMORY_STATS.grow(lists - before, true);
+                } else {
+                    MEMORY_STATS.shrink(before - lists, true);
+                }
             }
         }
     }
