@@ -312,8 +312,9 @@ const MAX_THREAD_ID: usize = 64;
 /// The most pool memory a run of `config` can add to what the pools held before it
 /// started, from the configuration alone.
 ///
-/// Per pool (the static pools have the default configuration): its
-/// [`PoolConfig::memory_bound`](infrastructure::memory::PoolConfig::memory_bound)
+/// Per pool: its
+/// [`PoolConfig::memory_bound`](infrastructure::memory::PoolConfig::memory_bound),
+/// with the static pool's magazine size (the default unless `POOL_<NAME>_*` set it),
 /// for the objects the run can have in use at once (channels, stages' hands, open
 /// orders) and the run's threads, plus the slot buckets of thread ids up to 64 (256
 /// bytes a slot). The reserve [`reserve_pools`] makes (the objects in use plus the
@@ -323,15 +324,17 @@ const MAX_THREAD_ID: usize = 64;
 pub fn pool_memory_bound(config: &Config) -> usize {
     use infrastructure::memory::PoolConfig;
     use infrastructure::types::{Order, Signal, Tick};
-    let defaults = PoolConfig::new("bound");
     let [ticks, signals, orders] = in_use(config);
     let buckets = (MAX_THREAD_ID - 16) * 256;
-    let pool = |in_use: usize, object_size: usize| {
-        defaults.memory_bound(object_size, in_use, POOL_THREADS) + buckets
+    let pool = |in_use: usize, object_size: usize, magazine: usize| {
+        PoolConfig::new("bound")
+            .magazine_size(magazine)
+            .memory_bound(object_size, in_use, POOL_THREADS)
+            + buckets
     };
-    pool(ticks, size_of::<Tick>())
-        + pool(signals, size_of::<Signal>())
-        + pool(orders, size_of::<Order>())
+    pool(ticks, size_of::<Tick>(), TICK_POOL.magazine_size())
+        + pool(signals, size_of::<Signal>(), SIGNAL_POOL.magazine_size())
+        + pool(orders, size_of::<Order>(), ORDER_POOL.magazine_size())
 }
 
 /// The most `[tick, signal, order]` objects the pipeline can have in use at once: in
@@ -348,9 +351,13 @@ fn in_use(config: &Config) -> [usize; 3] {
 /// The most `[tick, signal, order]` objects the pipeline can hold at once: those in
 /// use, and what the stages' caches hold (see [`reserve_pools`]).
 fn working_set(config: &Config) -> [usize; 3] {
-    use infrastructure::memory::PoolConfig;
-    let caches = (2 * 3 + 1) * PoolConfig::DEFAULT_MAGAZINE_SIZE;
-    in_use(config).map(|objects| objects + caches)
+    let caches = |magazine: usize| (2 * 3 + 1) * magazine;
+    let [ticks, signals, orders] = in_use(config);
+    [
+        ticks + caches(TICK_POOL.magazine_size()),
+        signals + caches(SIGNAL_POOL.magazine_size()),
+        orders + caches(ORDER_POOL.magazine_size()),
+    ]
 }
 
 /// Reserves in each static pool the most objects this pipeline can hold at once, so

@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use infrastructure::alloc_count::CountingAllocator;
+use infrastructure::memory::PoolConfig;
 use pipeline::{Config, DEFAULT_TICKS, PROGRESS_INTERVAL, Progress, Source};
 
 // Counts every heap allocation, so the report can show the steady state makes none.
@@ -80,6 +81,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<ExitCode> {
+    // The static pools' settings (`POOL_<NAME>_*`), before anything builds them.
+    let configured = infrastructure::memory::safe_pools::configure_from_env()
+        .context("the static pools' settings from the environment")?;
+    if !configured.is_empty() {
+        eprintln!("pools configured from the environment: {configured:?}");
+    }
     let source = match args.input {
         Some(path) => Source::File {
             path,
@@ -122,6 +129,15 @@ fn run(args: Args) -> Result<ExitCode> {
     };
     let report = std::thread::scope(|scope| {
         let runner = scope.spawn(|| pipeline::run(&config, &progress));
+        // This thread drives reclamation for pools set to `Reclaim::Driven`
+        // (`POOL_<NAME>_RECLAIM=driven`): once a second, while the run lasts.
+        let mut next_reclaim = std::time::Instant::now();
+        let mut drive = || {
+            if std::time::Instant::now() >= next_reclaim {
+                infrastructure::memory::reclaim_driven();
+                next_reclaim += PoolConfig::DEFAULT_RECLAIM_INTERVAL;
+            }
+        };
         // A progress bar on a terminal only; nothing when output is piped or in CI.
         if std::io::stderr().is_terminal() {
             let bar = match total {
@@ -139,9 +155,15 @@ fn run(args: Args) -> Result<ExitCode> {
                 if progress.malformed() > 0 {
                     bar.set_message(format!("{} malformed", progress.malformed()));
                 }
+                drive();
                 std::thread::sleep(PROGRESS_INTERVAL);
             }
             bar.finish_and_clear();
+        } else {
+            while !runner.is_finished() {
+                drive();
+                std::thread::sleep(PROGRESS_INTERVAL);
+            }
         }
         runner
             .join()

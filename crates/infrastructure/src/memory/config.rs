@@ -34,10 +34,46 @@ pub struct PoolConfig {
     pub(crate) magazine_size: usize,
     pub(crate) depot_magazines: Option<usize>,
     pub(crate) max_idle_bytes: Option<usize>,
-    pub(crate) reclaim_interval: Option<Duration>,
+    pub(crate) reclaim: Reclaim,
     pub(crate) max_live: Option<usize>,
     pub(crate) max_retained_bytes: Option<usize>,
     pub(crate) exported: bool,
+}
+
+/// Who frees a pool's idle objects that went unused for a whole reclaim interval, and
+/// when (`docs/pool-design.md`, "Automatic reclamation", has what each guarantees).
+///
+/// # Examples
+/// A latency-critical process that allows no thread it did not start drives
+/// reclamation from its own housekeeping thread:
+/// ```
+/// use std::time::Duration;
+/// use infrastructure::memory::{Pool, PoolConfig, Reclaim, reclaim_driven};
+/// use infrastructure::types::Order;
+///
+/// let pool = Pool::<Order>::new(PoolConfig::new("driven_orders").reclaim(Reclaim::Driven))?;
+/// drop((0..1_000).map(|_| pool.acquire()).collect::<Vec<_>>());
+/// // Every interval of its choosing (here: three in a row), one call, no allocation:
+/// for _ in 0..3 {
+///     reclaim_driven();
+/// }
+/// assert!(pool.stats().idle <= 2 * 64, "only this thread's own magazines stay");
+/// # Ok::<(), infrastructure::memory::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reclaim {
+    /// The process-wide reaper thread (`pool-reaper`, started by the first such pool)
+    /// ticks the pool every interval: an idle object is freed one to two intervals
+    /// after its last use, with no call.
+    Background(Duration),
+    /// The application ticks the pool: each call of
+    /// [`reclaim_driven`](super::reclaim_driven) is one tick of every pool in this
+    /// mode, on the calling thread, bounded and allocation-free. No thread is started
+    /// for the pool. An idle object is freed at the second call after its last use.
+    Driven,
+    /// Nothing automatic: [`Pool::reclaim`](super::Pool::reclaim) frees idle objects
+    /// on request, and thread caches do not age.
+    Off,
 }
 
 /// Largest accepted `magazine_size`: beyond this a per-thread cache stops being a cache.
@@ -113,7 +149,7 @@ impl PoolConfig {
             magazine_size: Self::DEFAULT_MAGAZINE_SIZE,
             depot_magazines: None,
             max_idle_bytes: None,
-            reclaim_interval: Some(Self::DEFAULT_RECLAIM_INTERVAL),
+            reclaim: Reclaim::Background(Self::DEFAULT_RECLAIM_INTERVAL),
             max_live: None,
             max_retained_bytes: None,
             exported: false,
@@ -153,11 +189,25 @@ impl PoolConfig {
     }
 
     /// How often the background reaper frees idle objects that went unused for a whole
-    /// interval; `None` turns automatic reclamation off ([`Pool::reclaim`](super::Pool::reclaim) still works).
+    /// interval: `Some(interval)` is [`Reclaim::Background`], `None` is
+    /// [`Reclaim::Off`] ([`Pool::reclaim`](super::Pool::reclaim) still works).
     #[must_use]
     pub fn reclaim_interval(mut self, interval: Option<Duration>) -> Self {
-        self.reclaim_interval = interval;
+        self.reclaim = interval.map_or(Reclaim::Off, Reclaim::Background);
         self
+    }
+
+    /// Who reclaims idle objects, and when: the reaper thread (the default, every
+    /// second), the application ([`Reclaim::Driven`]), or nobody.
+    #[must_use]
+    pub fn reclaim(mut self, reclaim: Reclaim) -> Self {
+        self.reclaim = reclaim;
+        self
+    }
+
+    /// The reclaim mode.
+    pub fn reclaim_mode(&self) -> Reclaim {
+        self.reclaim
     }
 
     /// Hard cap on objects in use at once, honoured by
@@ -255,7 +305,7 @@ impl PoolConfig {
                 return Err(ConfigError::DepotTooLarge { bytes });
             }
         }
-        if let Some(interval) = self.reclaim_interval
+        if let Reclaim::Background(interval) = self.reclaim
             && !(MIN_RECLAIM_INTERVAL..=MAX_RECLAIM_INTERVAL).contains(&interval)
         {
             return Err(ConfigError::ReclaimInterval(interval));

@@ -19,8 +19,19 @@
 /// A `Vec` with capacity 0 stands for "no magazine" in a thread cache.
 pub(crate) type Magazine<T> = Vec<Box<T>>;
 
+use std::collections::VecDeque;
+
+use arrayvec::ArrayVec;
+
 /// Fewest magazines a growing list keeps room for when the reaper shrinks it.
 const MIN_LIST: usize = 16;
+
+/// Most magazines a reclaim tick moves out under one hold of the depot lock: it frees
+/// them (outside the lock) from a buffer on its stack, so a tick allocates nothing.
+pub(crate) const REAP_CHUNK: usize = 16;
+
+/// Magazines a reclaim tick took out of the depot, to be freed outside the lock.
+pub(crate) type ReapChunk<T> = ArrayVec<Magazine<T>, REAP_CHUNK>;
 
 /// What a slow path leaves for the pool's books once its locks are released:
 /// magazines (and their objects) to free, and how many magazine buffers it allocated.
@@ -49,10 +60,7 @@ impl<T> Surplus<T> {
     }
 
     /// Number of objects (not magazines) held in magazines (`loose` ones apart).
-    #[cfg_attr(
-        all(loom, not(test)),
-        allow(dead_code, reason = "used by the reap, which only the reaper calls")
-    )]
+    #[cfg(test)]
     pub(crate) fn objects(&self) -> usize {
         self.magazines.iter().map(Vec::len).sum()
     }
@@ -61,15 +69,21 @@ impl<T> Surplus<T> {
 /// The depot's state, behind the pool's depot mutex.
 #[derive(Debug)]
 pub(crate) struct Depot<T> {
-    /// Full magazines.
-    loaded: Vec<Magazine<T>>,
+    /// Full magazines, the oldest at the front.
+    loaded: VecDeque<Magazine<T>>,
     /// At most one magazine neither full nor empty (capacity 0: none), where partial
     /// magazines handed in are poured. It counts as the top of the loaded stack.
     partial: Magazine<T>,
     /// The partial magazine has not changed since the last reclaim tick.
     partial_idle: bool,
-    /// Empty magazines (capacity `magazine_size`, length 0).
-    empty: Vec<Magazine<T>>,
+    /// Empty magazines (capacity `magazine_size`, length 0), the oldest at the front.
+    empty: VecDeque<Magazine<T>>,
+    /// Magazines at the front of each list that the current reclaim tick condemned
+    /// and is taking out chunk by chunk (fewer if threads take some back meanwhile).
+    reaping_loaded: usize,
+    reaping_empty: usize,
+    /// The room to shrink the lists to once the tick's last chunk is out.
+    shrink_to: Option<usize>,
     /// Lowest `loaded.len()` since the last working-set update.
     loaded_low: usize,
     /// Lowest `empty.len()` since the last working-set update.
@@ -95,10 +109,13 @@ impl<T> Depot<T> {
     pub(crate) fn new(capacity: Option<usize>, magazine_size: usize) -> Self {
         let reserved = capacity.unwrap_or(0);
         Depot {
-            loaded: Vec::with_capacity(reserved),
+            loaded: VecDeque::with_capacity(reserved),
             partial: Vec::new(),
             partial_idle: false,
-            empty: Vec::with_capacity(reserved),
+            empty: VecDeque::with_capacity(reserved),
+            reaping_loaded: 0,
+            reaping_empty: 0,
+            shrink_to: None,
             loaded_low: 0,
             empty_low: 0,
             high: 0,
@@ -124,7 +141,7 @@ impl<T> Depot<T> {
         self.capacity
     }
 
-    /// Makes [`reap_unused`](Self::reap_unused) keep at least `objects` idle objects,
+    /// Makes [`begin_reap`](Self::begin_reap) keep at least `objects` idle objects,
     /// and empty magazines enough to release them (a reserve the working-set rule does
     /// not touch).
     pub(crate) fn set_floor(&mut self, objects: usize) {
@@ -138,9 +155,10 @@ impl<T> Depot<T> {
 
     /// Takes the most recently stored full magazine, or else the partial one.
     pub(crate) fn take_loaded(&mut self) -> Option<Magazine<T>> {
-        let magazine = match self.loaded.pop() {
+        let magazine = match self.loaded.pop_back() {
             Some(magazine) => {
                 self.loaded_low = self.loaded_low.min(self.loaded.len());
+                self.reaping_loaded = self.reaping_loaded.min(self.loaded.len());
                 magazine
             }
             None if !self.partial.is_empty() => {
@@ -159,8 +177,9 @@ impl<T> Depot<T> {
     /// `surplus` if that is full.
     pub(crate) fn take_one(&mut self, surplus: &mut Surplus<T>) -> Option<Box<T>> {
         if self.partial.is_empty() {
-            let magazine = self.loaded.pop()?;
+            let magazine = self.loaded.pop_back()?;
             self.loaded_low = self.loaded_low.min(self.loaded.len());
+            self.reaping_loaded = self.reaping_loaded.min(self.loaded.len());
             let empty = std::mem::replace(&mut self.partial, magazine);
             self.put_empty(empty, surplus);
         }
@@ -214,7 +233,7 @@ impl<T> Depot<T> {
             surplus.magazines.push(magazine);
         } else {
             self.objects += magazine.len();
-            self.loaded.push(magazine);
+            self.loaded.push_back(magazine);
             self.keep_room();
         }
     }
@@ -226,7 +245,7 @@ impl<T> Depot<T> {
         if self.capacity.is_some_and(|cap| self.empty.len() >= cap) {
             surplus.magazines.push(magazine);
         } else {
-            self.empty.push(magazine);
+            self.empty.push_back(magazine);
             self.keep_room();
         }
     }
@@ -249,16 +268,17 @@ impl<T> Depot<T> {
 
     /// Takes an empty magazine, if one is stored.
     pub(crate) fn take_empty(&mut self) -> Option<Magazine<T>> {
-        let magazine = self.empty.pop()?;
+        let magazine = self.empty.pop_back()?;
         self.empty_low = self.empty_low.min(self.empty.len());
+        self.reaping_empty = self.reaping_empty.min(self.empty.len());
         Some(magazine)
     }
 
-    /// One reclaim tick: moves to `surplus` what stayed unused for the whole interval
-    /// since the last tick (full and empty magazines below their lists' low-water
-    /// marks, the partial magazine if it did not change), keeping the floor, then
-    /// starts a new interval. Work: the magazines moved, plus one shrink of each list
-    /// when it is under a quarter full. Returns the number of objects moved.
+    /// Starts a reclaim tick: condemns what stayed unused for the whole interval since
+    /// the last tick (full and empty magazines below their lists' low-water marks,
+    /// keeping the floor; the partial magazine if it did not change, which it returns),
+    /// then starts a new interval. The condemned magazines leave through
+    /// [`reap_chunk`](Self::reap_chunk). O(1) apart from counting the floor.
     #[cfg_attr(
         all(loom, not(test)),
         allow(
@@ -266,15 +286,20 @@ impl<T> Depot<T> {
             reason = "called by the reaper, which loom builds leave out"
         )
     )]
-    pub(crate) fn reap_unused(&mut self, surplus: &mut Surplus<T>) -> usize {
-        let before = surplus.objects();
+    pub(crate) fn begin_reap(&mut self) -> Option<Magazine<T>> {
         let mut left = self.objects;
+        let mut partial = None;
         if self.partial_idle && left - self.partial.len() >= self.floor {
             left -= self.partial.len();
-            surplus.magazines.push(std::mem::take(&mut self.partial));
+            self.objects -= self.partial.len();
+            partial = Some(std::mem::take(&mut self.partial));
         }
         let mut loaded = 0;
-        for magazine in &self.loaded[..self.loaded_low.min(self.loaded.len())] {
+        for magazine in self
+            .loaded
+            .iter()
+            .take(self.loaded_low.min(self.loaded.len()))
+        {
             if left - magazine.len() < self.floor {
                 break;
             }
@@ -286,29 +311,101 @@ impl<T> Depot<T> {
             .empty_low
             .min(self.empty.len())
             .min(self.empty.len().saturating_sub(empty_floor));
-        surplus.magazines.extend(self.loaded.drain(..loaded));
-        surplus.magazines.extend(self.empty.drain(..empty));
-        let freed = surplus.objects() - before;
-        self.objects -= freed;
-        if self.capacity.is_none() {
-            // The room the interval used above what sat unused (which just went).
-            let used = self.high.saturating_sub(loaded + empty);
+        self.reaping_loaded = loaded;
+        self.reaping_empty = empty;
+        // The room the interval used above what sat unused (and now goes).
+        self.shrink_to = self
+            .capacity
+            .is_none()
+            .then(|| self.high.saturating_sub(loaded + empty));
+        // The new interval: every magazine that stays is unused in it so far.
+        self.loaded_low = self.loaded.len();
+        self.empty_low = self.empty.len();
+        self.high = self.loaded.len() + self.empty.len() - loaded - empty;
+        self.partial_idle = !self.partial.is_empty();
+        partial
+    }
+
+    /// Moves up to `REAP_CHUNK` condemned magazines into `chunk` (full ones first,
+    /// oldest first), and shrinks the lists once the last is out. Returns the number of
+    /// objects moved; 0 with an empty `chunk` when the tick is done.
+    #[cfg_attr(
+        all(loom, not(test)),
+        allow(
+            dead_code,
+            reason = "called by the reaper, which loom builds leave out"
+        )
+    )]
+    pub(crate) fn reap_chunk(&mut self, chunk: &mut ReapChunk<T>) -> usize {
+        let mut moved = 0;
+        while !chunk.is_full() && self.reaping_loaded > 0 {
+            // Threads may have taken objects meanwhile: the floor still holds.
+            let Some(front) = self.loaded.front() else {
+                break;
+            };
+            if self.objects - front.len() < self.floor {
+                self.reaping_loaded = 0;
+                break;
+            }
+            let Some(magazine) = self.loaded.pop_front() else {
+                break;
+            };
+            self.reaping_loaded -= 1;
+            self.loaded_low = self.loaded_low.saturating_sub(1);
+            self.objects -= magazine.len();
+            moved += magazine.len();
+            chunk.push(magazine);
+        }
+        let empty_floor = self.floor.div_ceil(self.magazine_size);
+        while !chunk.is_full() && self.reaping_empty > 0 && self.empty.len() > empty_floor {
+            let Some(magazine) = self.empty.pop_front() else {
+                break;
+            };
+            self.reaping_empty -= 1;
+            self.empty_low = self.empty_low.saturating_sub(1);
+            chunk.push(magazine);
+        }
+        if self.empty.len() <= empty_floor {
+            self.reaping_empty = 0;
+        }
+        if self.reaping_loaded == 0
+            && self.reaping_empty == 0
+            && let Some(used) = self.shrink_to.take()
+        {
+            let used = used.max(self.loaded.len() + self.empty.len());
             shrink(&mut self.loaded, used);
             shrink(&mut self.empty, used);
         }
-        self.loaded_low = self.loaded.len();
-        self.empty_low = self.empty.len();
-        self.high = self.loaded.len() + self.empty.len();
-        self.partial_idle = !self.partial.is_empty();
-        freed
+        moved
+    }
+
+    /// A whole reclaim tick at once, into `surplus` (for tests).
+    #[cfg(test)]
+    pub(crate) fn reap_unused(&mut self, surplus: &mut Surplus<T>) -> usize {
+        let mut freed = 0;
+        if let Some(partial) = self.begin_reap() {
+            freed += partial.len();
+            surplus.magazines.push(partial);
+        }
+        loop {
+            let mut chunk = ReapChunk::new();
+            freed += self.reap_chunk(&mut chunk);
+            if chunk.is_empty() {
+                return freed;
+            }
+            surplus.magazines.extend(chunk);
+        }
     }
 
     /// Moves every magazine to `surplus`. Returns the number of objects moved.
     pub(crate) fn drain_all(&mut self, surplus: &mut Surplus<T>) -> usize {
         let freed = self.objects;
-        surplus.magazines.append(&mut self.loaded);
-        surplus.magazines.append(&mut self.empty);
+        surplus.magazines.extend(self.loaded.drain(..));
+        surplus.magazines.extend(self.empty.drain(..));
         surplus.magazines.push(std::mem::take(&mut self.partial));
+        self.reaping_loaded = 0;
+        self.reaping_empty = 0;
+        self.shrink_to = None;
         self.objects = 0;
         self.loaded_low = 0;
         self.empty_low = 0;
@@ -326,13 +423,15 @@ impl<T> Depot<T> {
     all(loom, not(test)),
     allow(dead_code, reason = "used by the reap, which only the reaper calls")
 )]
-/// Gives back most of a growing list's room once the room the last interval used
-/// (`used`) is under a quarter of it, keeping twice that: a list that a recurring
-/// burst fills and empties keeps its room (shrinking it between bursts would make the
-/// next burst reallocate it under the lock).
-fn shrink<M>(list: &mut Vec<M>, used: usize) {
-    if list.capacity() > MIN_LIST && used < list.capacity() / 4 {
-        list.shrink_to((2 * used).max(MIN_LIST));
+/// Gives back a growing list's room once it is empty and the last interval used less
+/// than a quarter of it (`used` magazines): the buffer is freed, never reallocated
+/// smaller, so a reclaim tick makes no allocator call but frees. A list that a
+/// recurring burst fills and empties keeps its room (freeing it between bursts would
+/// make the next burst grow it again under the lock); one that keeps survivors (a
+/// reserve) keeps its room, at most twice the most magazines it held.
+fn shrink<M>(list: &mut VecDeque<M>, used: usize) {
+    if list.is_empty() && list.capacity() > MIN_LIST && used < list.capacity() / 4 {
+        *list = VecDeque::new();
     }
 }
 

@@ -22,6 +22,7 @@
 use std::mem;
 use std::time::Duration;
 
+use arrayvec::ArrayVec;
 use crossbeam_utils::CachePadded;
 
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
@@ -30,7 +31,7 @@ use super::cap::Cap;
 use super::config::MAX_RESERVE_BYTES;
 use super::config::PoolConfig;
 use super::contain::Panics;
-use super::depot::{Depot, Magazine, Surplus};
+use super::depot::{Depot, Magazine, ReapChunk, Surplus};
 use super::pool::{Poolable, ReserveError};
 use super::prefetch;
 use super::registry::{self, PoolCore};
@@ -102,6 +103,13 @@ unsafe impl<T: Send> Send for Inner<T> {}
 /// them itself.
 const DEFERRED_MAX: usize = 64;
 
+/// A one-magazine list on the stack.
+fn vec_of_one<T>(magazine: Magazine<T>) -> ArrayVec<Magazine<T>, 1> {
+    let mut one = ArrayVec::new();
+    one.push(magazine);
+    one
+}
+
 /// Which counter set an event goes to: a slot's (written by its owner only, no locked
 /// instruction) or the shared one.
 #[derive(Clone, Copy)]
@@ -161,7 +169,8 @@ impl<T: Poolable> Inner<T> {
     pub(crate) fn new(config: PoolConfig, supplier: Option<Supplier<T>>) -> Self {
         let depot = Depot::new(config.depot_magazines, config.magazine_size);
         let list_bytes = depot.list_bytes();
-        let defers = config.max_retained_bytes.is_some() && config.reclaim_interval.is_some();
+        let defers =
+            config.max_retained_bytes.is_some() && config.reclaim != super::config::Reclaim::Off;
         let deferred: Vec<Box<T>> = Vec::with_capacity(if defers { DEFERRED_MAX } else { 0 });
         let fixed_bytes = Self::arc_bytes()
             + config.name.capacity()
@@ -189,6 +198,10 @@ impl<T: Poolable> Inner<T> {
             name: config.name,
             supplier,
         }
+    }
+
+    pub(crate) fn magazine_size(&self) -> usize {
+        self.magazine_size
     }
 
     /// A new object: the supplier's, or `T::default()` (user code either way).
@@ -248,6 +261,17 @@ impl<T: Poolable> Inner<T> {
             new_magazines,
         } = surplus;
         self.magazines_made(tally, new_magazines);
+        self.free(magazines, loose, tally, event)
+    }
+
+    /// Accounts for magazines and loose objects leaving the pool (`event` names why),
+    /// then frees them, containing panics of `T::drop` (and `heap_bytes`). Takes any
+    /// owning list (a `Vec`, or a tick's stack buffer). Returns the objects freed.
+    fn free<M, L>(&self, magazines: M, loose: L, tally: Tally<'_>, event: Event) -> usize
+    where
+        M: std::ops::Deref<Target = [Magazine<T>]> + IntoIterator<Item = Magazine<T>>,
+        L: std::ops::Deref<Target = [Box<T>]> + IntoIterator<Item = Box<T>>,
+    {
         if magazines.is_empty() && loose.is_empty() {
             return 0;
         }
@@ -257,7 +281,7 @@ impl<T: Poolable> Inner<T> {
         let retained: u64 = magazines
             .iter()
             .flatten()
-            .chain(&loose)
+            .chain(loose.iter())
             .map(|object| panics.run(|| object.heap_bytes() as u64).unwrap_or(0))
             .sum();
         // The books first: whatever `T::drop` does below, the objects are gone.
@@ -734,25 +758,25 @@ impl<T: Poolable> Inner<T> {
         self.panicked(tally, &panics, "reporting a discarded object");
     }
 
-    /// Frees the discarded objects waiting for the reaper.
-    /// The list they are moved to is allocated outside the lock that releasing threads
-    /// take; at most as many as were there are moved.
+    /// Frees the discarded objects waiting for the reaper (at most `DEFERRED_MAX`),
+    /// moved out under their lock into a buffer on the stack: nothing is allocated.
     fn free_deferred(&self) -> usize {
-        let waiting = lock(&self.deferred).len();
-        if waiting == 0 {
-            return 0;
-        }
-        let mut surplus = Surplus::new();
-        surplus.loose = Vec::with_capacity(waiting);
+        let mut loose = ArrayVec::<Box<T>, DEFERRED_MAX>::new();
         {
             let mut deferred = lock(&self.deferred);
-            while surplus.loose.len() < waiting
+            while !loose.is_full()
                 && let Some(object) = deferred.pop()
             {
-                surplus.loose.push(object);
+                loose.push(object);
             }
         }
-        self.dispose(surplus, Tally::Shared(&self.shared), Event::Discarded)
+        let none: [Magazine<T>; 0] = [];
+        self.free(
+            ArrayVec::from(none),
+            loose,
+            Tally::Shared(&self.shared),
+            Event::Discarded,
+        )
     }
 
     /// Frees one object that leaves the pool as `event`, on the pool's behalf.
@@ -922,20 +946,45 @@ impl<T: Poolable> PoolCore for Inner<T> {
         tracing::debug!(pool = %self.name, thread = tid.0, objects, trimmed, "thread cache flushed at thread exit");
     }
 
-    fn reclaim_tick(&self) {
-        let mut surplus = Surplus::new();
-        {
+    fn reclaim_tick(&self) -> usize {
+        let tally = Tally::Shared(&self.shared);
+        let partial = {
             let mut depot = self.lock_depot();
-            depot.reap_unused(&mut surplus);
+            let partial = depot.begin_reap();
             self.publish(&depot);
-        }
+            partial
+        };
         self.slow.epoch.fetch_add(1, Ordering::Relaxed);
-        // A pass that reaped nothing allocates nothing and frees nothing.
-        let reclaimed = self.dispose(surplus, Tally::Shared(&self.shared), Event::Reclaimed);
-        self.free_deferred();
+        let none: [Box<T>; 0] = [];
+        let mut reclaimed = 0;
+        if let Some(partial) = partial {
+            reclaimed += self.free(
+                vec_of_one(partial),
+                ArrayVec::from(none),
+                tally,
+                Event::Reclaimed,
+            );
+        }
+        // Chunk by chunk, freed outside the lock from a buffer on the stack: a tick
+        // allocates nothing, and a pass that reaps nothing frees nothing.
+        loop {
+            let mut chunk = ReapChunk::new();
+            {
+                let mut depot = self.lock_depot();
+                depot.reap_chunk(&mut chunk);
+                self.publish(&depot);
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            let none: [Box<T>; 0] = [];
+            reclaimed += self.free(chunk, ArrayVec::from(none), tally, Event::Reclaimed);
+        }
+        let discarded = self.free_deferred();
         if reclaimed > 0 {
             tracing::debug!(pool = %self.name, reclaimed, "reclaim pass freed idle objects");
         }
+        reclaimed + discarded
     }
 
     fn caught(&self, panics: &Panics) {

@@ -29,10 +29,10 @@ pub mod safe_pools;
 
 pub use config::{
     ConfigError, MAX_DEPOT_BYTES, MAX_DEPOT_MAGAZINES, MAX_MAGAZINE_SIZE, MAX_NAME_LEN,
-    MAX_RECLAIM_INTERVAL, MAX_RESERVE_BYTES, MIN_RECLAIM_INTERVAL, PoolConfig,
+    MAX_RECLAIM_INTERVAL, MAX_RESERVE_BYTES, MIN_RECLAIM_INTERVAL, PoolConfig, Reclaim,
 };
 pub use pool::{
     AcquireTimeout, OwnedPoolGuard, Pool, PoolExhausted, PoolGuard, Poolable, ReserveError,
 };
-pub use registry::exported_pool_stats;
+pub use registry::{exported_pool_stats, reclaim_driven};
 pub use stats::{MEMORY_STATS, MemoryStats, MemoryUsage, PoolStats};

@@ -237,12 +237,12 @@ impl<T: Poolable> Pool<T> {
         supplier: Option<super::engine::Supplier<T>>,
     ) -> Result<Self, ConfigError> {
         config.validate(mem::size_of::<T>())?;
-        let (exported, interval) = (config.exported, config.reclaim_interval);
+        let (exported, reclaim) = (config.exported, config.reclaim);
         let (core, inner) = arc_unsized(Inner::<T>::new(config, supplier), |arc| arc as _);
         // SAFETY: `inner` points into the allocation `core` keeps alive, for as long as
         // this `Pool` holds `core`.
         unsafe { inner.as_ref() }.opened();
-        let registration = registry::register(Arc::clone(&core), exported, interval);
+        let registration = registry::register(Arc::clone(&core), exported, reclaim);
         Ok(Pool {
             inner,
             core,
@@ -497,6 +497,12 @@ impl<T: Poolable> Pool<T> {
     /// ```
     pub fn reserve(&self, objects: usize) -> Result<usize, ReserveError> {
         self.inner().reserve(objects)
+    }
+
+    /// Objects per magazine (`PoolConfig::magazine_size`): a thread's cache holds at
+    /// most two magazines.
+    pub fn magazine_size(&self) -> usize {
+        self.inner().magazine_size()
     }
 
     /// A snapshot of the statistics, summed over every thread's counters.

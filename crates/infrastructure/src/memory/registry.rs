@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use crate::sync::{Arc, Mutex, global, lock, thread_local_const};
 
+use super::config::Reclaim;
 use super::contain::Panics;
 use super::stats::PoolStats;
 use super::tid::{self, ThreadId};
@@ -30,7 +31,8 @@ pub(crate) trait PoolCore: Send + Sync {
     /// Flushes `tid`'s cache into the depot and frees what does not fit. Called only by
     /// the thread holding `tid`.
     fn flush_thread(&self, tid: ThreadId);
-    /// One working-set reclaim tick, freeing what it reaps.
+    /// One working-set reclaim tick, freeing what it reaps (allocating nothing).
+    /// Returns the objects freed.
     #[cfg_attr(
         all(loom, not(test)),
         allow(
@@ -38,7 +40,7 @@ pub(crate) trait PoolCore: Send + Sync {
             reason = "called by the reaper, which loom builds leave out"
         )
     )]
-    fn reclaim_tick(&self);
+    fn reclaim_tick(&self) -> usize;
     /// Records a panic caught around one of the calls above (a `tracing` subscriber's).
     fn caught(&self, panics: &Panics);
     /// The pool's statistics.
@@ -51,6 +53,8 @@ struct Entry {
     id: u64,
     pool: Arc<dyn PoolCore>,
     exported: bool,
+    /// Ticked by `reclaim_driven` (`Reclaim::Driven`).
+    driven: bool,
     #[cfg_attr(loom, allow(dead_code, reason = "loom models tick by hand; no reaper"))]
     interval: Option<Duration>,
     #[cfg(not(loom))]
@@ -85,11 +89,11 @@ pub(crate) struct Registration {
 }
 
 /// Adds a pool.
-pub(crate) fn register(
-    pool: Arc<dyn PoolCore>,
-    exported: bool,
-    interval: Option<Duration>,
-) -> Registration {
+pub(crate) fn register(pool: Arc<dyn PoolCore>, exported: bool, reclaim: Reclaim) -> Registration {
+    let interval = match reclaim {
+        Reclaim::Background(interval) => Some(interval),
+        Reclaim::Driven | Reclaim::Off => None,
+    };
     let id = {
         let mut registry = lock(&REGISTRY);
         let id = registry.next_id;
@@ -98,6 +102,7 @@ pub(crate) fn register(
             id,
             pool,
             exported,
+            driven: reclaim == Reclaim::Driven,
             interval,
             #[cfg(not(loom))]
             next_due: interval.map(|i| Instant::now() + i),
@@ -130,16 +135,25 @@ pub(crate) fn unregister(registration: &Registration) {
 /// Calls `f` on every registered pool, in registration order, with the registry lock
 /// released during each call. A pool registered meanwhile may be missed; one removed
 /// meanwhile is skipped unless `f` is already running on it.
-fn for_each_pool(mut f: impl FnMut(&dyn PoolCore)) {
+fn for_each_pool(f: impl FnMut(&dyn PoolCore)) {
+    for_each_pool_where(|_| true, f);
+}
+
+/// [`for_each_pool`] over the entries `select` picks (checked under the lock).
+fn for_each_pool_where(select: impl Fn(&Entry) -> bool, mut f: impl FnMut(&dyn PoolCore)) {
     let mut after = None;
     loop {
         let pool = {
             let mut registry = lock(&REGISTRY);
-            let Some(entry) = registry.next_after(after) else {
-                return;
-            };
-            after = Some(entry.id);
-            Arc::clone(&entry.pool)
+            loop {
+                let Some(entry) = registry.next_after(after) else {
+                    return;
+                };
+                after = Some(entry.id);
+                if select(entry) {
+                    break Arc::clone(&entry.pool);
+                }
+            }
         };
         f(&*pool);
         // May be the last reference: the pool is then freed here, with no lock held.
@@ -164,6 +178,32 @@ pub fn exported_pool_stats() -> Vec<PoolStats> {
         .filter(|entry| entry.exported)
         .map(|entry| entry.pool.stats())
         .collect()
+}
+
+/// One reclaim tick of every pool built with [`Reclaim::Driven`], on the calling thread:
+/// what sat unused since the previous call (and the call before it, for thread caches'
+/// spare magazines) is freed. Returns the objects freed.
+///
+/// Call it every reclaim interval of your choosing, from a thread of your choosing (a
+/// housekeeping thread pinned where it disturbs nothing). Each call does bounded work:
+/// per driven pool, one pass over the magazines that sat unused, taken out of the depot
+/// 16 at a time (the depot lock held for 16 moves at most) and freed outside every lock;
+/// it allocates nothing. A `T::drop` that panics is contained and counted, as on the
+/// reaper thread.
+///
+/// # Examples
+/// See [`Reclaim`](super::Reclaim).
+pub fn reclaim_driven() -> usize {
+    let mut freed = 0;
+    for_each_pool_where(
+        |entry| entry.driven,
+        |pool| {
+            let mut panics = Panics::default();
+            freed += panics.run(|| pool.reclaim_tick()).unwrap_or(0);
+            pool.caught(&panics);
+        },
+    );
+    freed
 }
 
 /// Heap bytes retained by idle objects, over every registered pool (for `MEMORY_STATS`).

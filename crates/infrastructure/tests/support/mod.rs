@@ -111,10 +111,20 @@ pub(crate) fn quiet_expected_panics() {
 pub(crate) const CHILD_ENV: &str = "INFRASTRUCTURE_TEST_CHILD";
 
 pub(crate) fn in_child(name: &str, timeout: Duration) -> (Option<i32>, String) {
+    in_child_with_env(name, timeout, &[])
+}
+
+/// [`in_child`] with more environment variables set in the child.
+pub(crate) fn in_child_with_env(
+    name: &str,
+    timeout: Duration,
+    vars: &[(&str, &str)],
+) -> (Option<i32>, String) {
     let exe = std::env::current_exe().expect("test binary path");
     let mut child = Command::new(exe)
         .args(["--exact", name, "--nocapture", "--test-threads", "1"])
         .env(CHILD_ENV, "1")
+        .envs(vars.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
