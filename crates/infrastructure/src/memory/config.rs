@@ -252,8 +252,9 @@ impl PoolConfig {
     /// caches hold (2 magazines each) and one magazine each may be handing to the depot
     /// right then; a magazine buffer is created only when the depot has no empty one,
     /// so there are at most 2 per thread in caches, one per full magazine's worth of
-    /// owned objects and one partial in the depot, and one being created; the depot's
-    /// lists hold at most twice their longest length, or 16 entries, of 24 bytes.
+    /// owned objects and one partial in the depot, and one being created; each of the
+    /// depot's two lists has room for at most twice the magazines held, plus its first
+    /// 64 entries (kept aside while it is larger), of 24 bytes each.
     ///
     /// # Examples
     /// ```
@@ -273,7 +274,7 @@ impl PoolConfig {
         let list_entry = 3 * std::mem::size_of::<usize>();
         objects.saturating_mul(object_size)
             + magazines.saturating_mul(buffer)
-            + 2 * (2 * magazines + 16) * list_entry
+            + 2 * (2 * magazines + 2 * 64) * list_entry
     }
 
     /// The pool's name.

@@ -23,8 +23,10 @@ use std::collections::VecDeque;
 
 use arrayvec::ArrayVec;
 
-/// Fewest magazines a growing list keeps room for when the reaper shrinks it.
-const MIN_LIST: usize = 16;
+/// Magazines an uncapped list has room for from the start (1,536 bytes), and never
+/// less: a flow whose depot holds at most this many (4,096 objects at the default
+/// magazine size) never grows a list.
+pub(crate) const MIN_LIST: usize = 64;
 
 /// Most magazines a reclaim tick moves out under one hold of the depot lock: it frees
 /// them (outside the lock) from a buffer on its stack, so a tick allocates nothing.
@@ -84,6 +86,11 @@ pub(crate) struct Depot<T> {
     reaping_empty: usize,
     /// The room to shrink the lists to once the tick's last chunk is out.
     shrink_to: Option<usize>,
+    /// Each uncapped list's first buffer (`MIN_LIST` entries), kept aside empty while
+    /// the list has outgrown it, and put back when the list shrinks: a reclaim tick
+    /// gives the room back by freeing, never by reallocating.
+    spare_loaded: VecDeque<Magazine<T>>,
+    spare_empty: VecDeque<Magazine<T>>,
     /// Lowest `loaded.len()` since the last working-set update.
     loaded_low: usize,
     /// Lowest `empty.len()` since the last working-set update.
@@ -107,7 +114,7 @@ impl<T> Depot<T> {
     /// storing a magazine never reallocates under the lock; an uncapped one grows them
     /// (amortised: a list doubles when full) and the reaper shrinks them.
     pub(crate) fn new(capacity: Option<usize>, magazine_size: usize) -> Self {
-        let reserved = capacity.unwrap_or(0);
+        let reserved = capacity.unwrap_or(MIN_LIST);
         Depot {
             loaded: VecDeque::with_capacity(reserved),
             partial: Vec::new(),
@@ -116,6 +123,8 @@ impl<T> Depot<T> {
             reaping_loaded: 0,
             reaping_empty: 0,
             shrink_to: None,
+            spare_loaded: VecDeque::new(),
+            spare_empty: VecDeque::new(),
             loaded_low: 0,
             empty_low: 0,
             high: 0,
@@ -126,9 +135,13 @@ impl<T> Depot<T> {
         }
     }
 
-    /// Heap bytes of the two lists' bookkeeping now.
+    /// Heap bytes of the two lists' bookkeeping now (their spare buffers included).
     pub(crate) fn list_bytes(&self) -> usize {
-        (self.loaded.capacity() + self.empty.capacity()) * std::mem::size_of::<Magazine<T>>()
+        (self.loaded.capacity()
+            + self.empty.capacity()
+            + self.spare_loaded.capacity()
+            + self.spare_empty.capacity())
+            * std::mem::size_of::<Magazine<T>>()
     }
 
     /// Empty magazines stored.
@@ -233,8 +246,8 @@ impl<T> Depot<T> {
             surplus.magazines.push(magazine);
         } else {
             self.objects += magazine.len();
+            self.keep_room(1);
             self.loaded.push_back(magazine);
-            self.keep_room();
         }
     }
 
@@ -245,22 +258,34 @@ impl<T> Depot<T> {
         if self.capacity.is_some_and(|cap| self.empty.len() >= cap) {
             surplus.magazines.push(magazine);
         } else {
+            self.keep_room(1);
             self.empty.push_back(magazine);
-            self.keep_room();
         }
     }
 
-    /// Keeps room in each uncapped list for every magazine the depot holds, so a burst
-    /// that turns all of them from full to empty (or back) does not grow a list while
-    /// it runs; notes the most held.
-    fn keep_room(&mut self) {
+    /// Makes room in each uncapped list for every magazine the depot holds once
+    /// `adding` more arrive (before they are pushed, so the push itself never grows a
+    /// list), so a burst that turns all of them from full to empty (or back) does not
+    /// grow a list while it runs; notes the most held.
+    fn keep_room(&mut self, adding: usize) {
         if self.capacity.is_some() {
             return;
         }
-        let total = self.loaded.len() + self.empty.len();
+        let total = self.loaded.len() + self.empty.len() + adding;
         self.high = self.high.max(total);
-        for list in [&mut self.loaded, &mut self.empty] {
-            if list.capacity() < total {
+        for (list, spare) in [
+            (&mut self.loaded, &mut self.spare_loaded),
+            (&mut self.empty, &mut self.spare_empty),
+        ] {
+            if list.capacity() >= total {
+                continue;
+            }
+            if spare.capacity() == 0 && list.capacity() == MIN_LIST {
+                // Outgrowing the first buffer: keep it aside for the shrink.
+                let mut bigger = VecDeque::with_capacity(total.max(2 * MIN_LIST));
+                bigger.extend(list.drain(..));
+                *spare = std::mem::replace(list, bigger);
+            } else {
                 list.reserve(total - list.len());
             }
         }
@@ -373,8 +398,8 @@ impl<T> Depot<T> {
             && let Some(used) = self.shrink_to.take()
         {
             let used = used.max(self.loaded.len() + self.empty.len());
-            shrink(&mut self.loaded, used);
-            shrink(&mut self.empty, used);
+            shrink(&mut self.loaded, &mut self.spare_loaded, used);
+            shrink(&mut self.empty, &mut self.spare_empty, used);
         }
         moved
     }
@@ -412,8 +437,8 @@ impl<T> Depot<T> {
         self.high = 0;
         self.partial_idle = false;
         if self.capacity.is_none() {
-            shrink(&mut self.loaded, 0);
-            shrink(&mut self.empty, 0);
+            shrink(&mut self.loaded, &mut self.spare_loaded, 0);
+            shrink(&mut self.empty, &mut self.spare_empty, 0);
         }
         freed
     }
@@ -423,15 +448,15 @@ impl<T> Depot<T> {
     all(loom, not(test)),
     allow(dead_code, reason = "used by the reap, which only the reaper calls")
 )]
-/// Gives back a growing list's room once it is empty and the last interval used less
-/// than a quarter of it (`used` magazines): the buffer is freed, never reallocated
-/// smaller, so a reclaim tick makes no allocator call but frees. A list that a
-/// recurring burst fills and empties keeps its room (freeing it between bursts would
-/// make the next burst grow it again under the lock); one that keeps survivors (a
-/// reserve) keeps its room, at most twice the most magazines it held.
-fn shrink<M>(list: &mut VecDeque<M>, used: usize) {
-    if list.is_empty() && list.capacity() > MIN_LIST && used < list.capacity() / 4 {
-        *list = VecDeque::new();
+/// Gives back a grown list's room once it is empty and the last interval used less
+/// than a quarter of it (`used` magazines): its first buffer comes back from `spare`
+/// and the grown one is freed, so a reclaim tick makes no allocator call but frees. A
+/// list that a recurring burst fills and empties keeps its room (freeing it between
+/// bursts would make the next burst grow it again under the lock); one that keeps
+/// survivors (a reserve) keeps its room, at most twice the most magazines it held.
+fn shrink<M>(list: &mut VecDeque<M>, spare: &mut VecDeque<M>, used: usize) {
+    if list.is_empty() && spare.capacity() > 0 && used < list.capacity() / 4 {
+        *list = std::mem::take(spare);
     }
 }
 
