@@ -62,7 +62,7 @@ impl<T> Surplus<T> {
     }
 
     /// Number of objects (not magazines) held in magazines (`loose` ones apart).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn objects(&self) -> usize {
         self.magazines.iter().map(Vec::len).sum()
     }
@@ -100,7 +100,8 @@ pub(crate) struct Depot<T> {
     high: usize,
     /// Objects in `loaded` and `partial`.
     objects: usize,
-    /// Most magazines kept in each list (`None`: as many as the working set needs).
+    /// Most magazines kept in each list, the partial one counting as loaded (`None`:
+    /// as many as the working set needs).
     capacity: Option<usize>,
     /// Objects the reaper leaves in place (`Pool::reserve`), and as many empty
     /// magazines as releasing them all needs.
@@ -217,12 +218,17 @@ impl<T> Depot<T> {
         if magazine.len() == magazine.capacity() {
             return self.put_full(magazine, surplus);
         }
-        self.objects += magazine.len();
         self.partial_idle = false;
         if self.partial.capacity() == 0 {
-            self.partial = magazine;
+            if self.capacity.is_some_and(|cap| self.loaded.len() >= cap) {
+                surplus.magazines.push(magazine);
+            } else {
+                self.objects += magazine.len();
+                self.partial = magazine;
+            }
             return;
         }
+        self.objects += magazine.len();
         // Pour (at most one magazine's worth of moves under the lock).
         let room = self.partial.capacity() - self.partial.len();
         let moved = room.min(magazine.len());
@@ -231,18 +237,26 @@ impl<T> Depot<T> {
         if self.partial.len() == self.partial.capacity() {
             let full = std::mem::replace(&mut self.partial, magazine);
             self.objects -= full.len();
-            self.put_full(full, surplus);
             if self.partial.is_empty() {
                 let empty = std::mem::take(&mut self.partial);
                 self.put_empty(empty, surplus);
             }
+            self.put_full(full, surplus);
         } else {
             self.put_empty(magazine, surplus);
         }
     }
 
+    /// Loaded magazines, the partial one included (what a capped depot counts).
+    fn loaded_magazines(&self) -> usize {
+        self.loaded.len() + usize::from(self.partial.capacity() > 0)
+    }
+
     fn put_full(&mut self, magazine: Magazine<T>, surplus: &mut Surplus<T>) {
-        if self.capacity.is_some_and(|cap| self.loaded.len() >= cap) {
+        if self
+            .capacity
+            .is_some_and(|cap| self.loaded_magazines() >= cap)
+        {
             surplus.magazines.push(magazine);
         } else {
             self.objects += magazine.len();
@@ -405,7 +419,7 @@ impl<T> Depot<T> {
     }
 
     /// A whole reclaim tick at once, into `surplus` (for tests).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn reap_unused(&mut self, surplus: &mut Surplus<T>) -> usize {
         let mut freed = 0;
         if let Some(partial) = self.begin_reap() {

@@ -592,7 +592,9 @@ impl<T: Poolable> Inner<T> {
     // -----------------------------------------------------------------------------
     // Release
 
-    /// The release hot path. The object is reset when it is next acquired.
+    /// The release hot path: the object goes back, and in a capped pool its slot under
+    /// the cap (on every path, the slow and failing ones included). The object is reset
+    /// when it is next acquired.
     #[inline(always)]
     pub(crate) fn put(&self, object: Box<T>) {
         self.store::<true>(object);
@@ -618,38 +620,47 @@ impl<T: Poolable> Inner<T> {
             return self.discard::<RELEASE>(object, retained);
         }
         let tid = tid::current();
-        if let Some(slot) = self.slots.get(tid) {
-            // SAFETY: `tid` is this thread's own id, so it owns the slot; `push` within
-            // capacity calls no user code and does not allocate.
-            let full = unsafe {
-                slot.with_cache(|cache| {
-                    if cache.loaded.len() < cache.loaded.capacity() {
-                        cache.loaded.push(object);
-                        None
-                    } else {
-                        Some(object)
-                    }
-                })
-            };
-            match full {
-                None => {
+        // A capped pool's release gives its slot back first, on the slow path (one call
+        // site for every slow case keeps this inlined into a guard's drop).
+        let capped = RELEASE && self.max_live.is_some();
+        let slot = if capped { None } else { self.slots.get(tid) };
+        let object = match slot {
+            Some(slot) => {
+                // SAFETY: `tid` is this thread's own id, so it owns the slot; `push`
+                // within capacity calls no user code and does not allocate.
+                let full = unsafe {
+                    slot.with_cache(|cache| {
+                        if cache.loaded.len() < cache.loaded.capacity() {
+                            cache.loaded.push(object);
+                            None
+                        } else {
+                            Some(object)
+                        }
+                    })
+                };
+                let Some(object) = full else {
                     if RELEASE {
                         slot.counters.add_owned(Event::Released, 1);
                     }
                     if retained != 0 {
                         slot.counters.add_owned(Event::RetainedIn, retained as u64);
                     }
-                }
-                Some(object) => self.put_slow::<RELEASE>(tid, object, retained),
+                    return;
+                };
+                object
             }
-            return;
-        }
+            None => object,
+        };
         self.put_slow::<RELEASE>(tid, object, retained);
     }
 
     #[cold]
     #[inline(never)]
     fn put_slow<const RELEASE: bool>(&self, tid: ThreadId, object: Box<T>, retained: usize) {
+        if RELEASE {
+            // Before the object is stored: a waiting thread may take the slot at once.
+            self.leave_cap();
+        }
         let tid = if tid == ThreadId::UNREGISTERED {
             registry::register_thread()
         } else {
@@ -660,8 +671,17 @@ impl<T: Poolable> Inner<T> {
         };
         let tally = Tally::Owned(&slot.counters);
         let mut surplus = Surplus::new();
-        // SAFETY: our own id's slot; `spill` calls no user code.
-        unsafe { slot.with_cache(|cache| self.spill(cache, object, &mut surplus)) };
+        // SAFETY: our own id's slot; neither `push` within capacity nor `spill` calls
+        // user code. (A capped pool's release comes here with room in `loaded`.)
+        unsafe {
+            slot.with_cache(|cache| {
+                if cache.active && cache.loaded.len() < cache.loaded.capacity() {
+                    cache.loaded.push(object);
+                } else {
+                    self.spill(cache, object, &mut surplus);
+                }
+            });
+        }
         if RELEASE {
             slot.counters.add_owned(Event::Released, 1);
         }
@@ -729,6 +749,7 @@ impl<T: Poolable> Inner<T> {
     fn discard<const RELEASE: bool>(&self, object: Box<T>, retained: usize) {
         let tally = Tally::Shared(&self.shared);
         if RELEASE {
+            self.leave_cap();
             tally.add(Event::Released, 1);
         }
         let object = {
@@ -925,6 +946,7 @@ impl<T: Poolable> Inner<T> {
     #[cold]
     fn lost_in_release(&self, release: bool) {
         if release {
+            self.leave_cap();
             self.shared.add_shared(Event::Released, 1);
         }
         self.objects_left(Tally::Shared(&self.shared), Event::Dropped, 1);

@@ -375,12 +375,10 @@ impl<T: Poolable> Pool<T> {
         Ok(OwnedPoolGuard::new(object, std::sync::Arc::clone(self)))
     }
 
-    /// A guard's object coming back: out of the cap, into the cache.
+    /// A guard's object coming back: into the cache, and out of the cap.
     #[inline(always)]
     fn give_back(&self, object: Box<T>) {
-        let inner = self.inner();
-        inner.leave_cap();
-        inner.put(object);
+        self.inner().put(object);
     }
 
     /// A guard's object leaving for good: out of the cap and the books.
