@@ -94,6 +94,11 @@ const POOL_COUNTERS: &[PoolCounter] = &[
         |s| s.depot_locks,
     ),
     (
+        "pool_depot_contended",
+        "Times a thread found the pool's depot lock held by another thread.",
+        |s| s.depot_contended,
+    ),
+    (
         "pool_rejected",
         "try_acquire calls refused at the max_live cap.",
         |s| s.rejected,

@@ -95,6 +95,7 @@ fn metrics_cover_every_exported_pool_with_help_and_units() {
         "pool_detached_total",
         "pool_attached_total",
         "pool_depot_locks_total",
+        "pool_depot_contended_total",
         "pool_rejected_total",
         "pool_reserved_total",
         "pool_discarded_total",

@@ -125,6 +125,11 @@ pub struct PoolReport {
     pub bytes: u64,
     /// Objects created up front by `Pool::reserve` (0 without the reserve).
     pub reserved: u64,
+    /// Times a thread took the pool's depot lock (its slow paths), over the run and
+    /// whatever ran before it in the process.
+    pub depot_locks: u64,
+    /// Of those, times another thread held it at that moment.
+    pub depot_contended: u64,
 }
 
 /// Heap allocations during the run.
@@ -337,6 +342,8 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
                 idle: p.idle,
                 bytes: p.bytes,
                 reserved: p.reserved,
+                depot_locks: p.depot_locks,
+                depot_contended: p.depot_contended,
             })
             .collect(),
         memory: Memory {
@@ -481,12 +488,23 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "\nPools      acquired   hit rate  reserved   misses  reclaimed   live   idle   KiB"
+            "\nPools      acquired   hit rate  reserved   misses  reclaimed   live   idle   KiB  depot locks (contended) per 1M"
         )?;
         for p in &self.pools {
+            #[allow(
+                clippy::cast_precision_loss,
+                reason = "a rate for reading; 2^53 acquires is beyond any run"
+            )]
+            let per_million = |n: u64| {
+                if p.acquired == 0 {
+                    0.0
+                } else {
+                    n as f64 * 1e6 / p.acquired as f64
+                }
+            };
             writeln!(
                 f,
-                "  {:<7} {:>11} {:>9.4}% {:>9} {:>8} {:>10} {:>6} {:>6} {:>6.1}",
+                "  {:<7} {:>11} {:>9.4}% {:>9} {:>8} {:>10} {:>6} {:>6} {:>6.1} {:>19.0} ({:.0})",
                 p.name,
                 p.acquired,
                 p.hit_rate * 100.0,
@@ -495,7 +513,9 @@ impl fmt::Display for Report {
                 p.reclaimed,
                 p.live,
                 p.idle,
-                p.bytes as f64 / 1024.0
+                p.bytes as f64 / 1024.0,
+                per_million(p.depot_locks),
+                per_million(p.depot_contended)
             )?;
         }
         let m = &self.memory;

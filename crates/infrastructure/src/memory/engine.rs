@@ -80,6 +80,8 @@ struct DepotCell<T> {
     locks: AtomicU64,
     /// Heap bytes of the depot's two lists (they grow with the working set).
     list_bytes: AtomicUsize,
+    /// Times a thread found the depot lock held by another (`lock_depot`).
+    contended: AtomicU64,
 }
 
 /// Fields written only on rare paths (a thread's first use and exit, reclaim ticks).
@@ -185,6 +187,7 @@ impl<T: Poolable> Inner<T> {
                 objects: AtomicUsize::new(0),
                 locks: AtomicU64::new(0),
                 list_bytes: AtomicUsize::new(list_bytes),
+                contended: AtomicU64::new(0),
             }),
             shared: CachePadded::new(Counters::default()),
             cap: CachePadded::new(Cap::new()),
@@ -516,7 +519,20 @@ impl<T: Poolable> Inner<T> {
     }
 
     /// Takes the depot lock, counting it (`stats().depot_locks`).
+    /// A lock another thread held at that moment also counts as contended
+    /// (`stats().depot_contended`): the figure that says whether larger magazines would
+    /// pay (loom builds take the lock directly).
     fn lock_depot(&self) -> crate::sync::MutexGuard<'_, Depot<T>> {
+        #[cfg(not(loom))]
+        let depot = match self.depot.mutex.try_lock() {
+            Ok(depot) => depot,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                self.depot.contended.fetch_add(1, Ordering::Relaxed);
+                lock(&self.depot.mutex)
+            }
+        };
+        #[cfg(loom)]
         let depot = lock(&self.depot.mutex);
         self.depot.locks.fetch_add(1, Ordering::Relaxed);
         depot
@@ -929,6 +945,7 @@ impl<T: Poolable> Inner<T> {
             self.overhead_bytes(&sums),
         );
         stats.depot_locks = self.depot.locks.load(Ordering::Relaxed);
+        stats.depot_contended = self.depot.contended.load(Ordering::Relaxed);
         stats.waiters = self.cap.waiters() as u64;
         stats
     }

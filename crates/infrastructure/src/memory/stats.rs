@@ -295,6 +295,9 @@ pub struct PoolStats {
     /// thread-exit flush, a reserve, a reclaim). Divided by `acquired`, the share of
     /// operations that left the thread's cache.
     pub depot_locks: u64,
+    /// Of those, times the lock was held by another thread at that moment (the
+    /// contention larger magazines would cut).
+    pub depot_contended: u64,
     /// Threads waiting in [`Pool::acquire_timeout`](super::Pool::acquire_timeout) for
     /// a slot under `max_live` now.
     pub waiters: u64,
@@ -364,6 +367,7 @@ impl PoolStats {
             thread_caches,
             depot_objects,
             depot_locks: 0,
+            depot_contended: 0,
             waiters: 0,
             bytes: object_bytes + retained_bytes + overhead_bytes,
             object_bytes,
