@@ -522,7 +522,7 @@ impl<T: Poolable> Inner<T> {
     /// A lock another thread held at that moment also counts as contended
     /// (`stats().depot_contended`): the figure that says whether larger magazines would
     /// pay (loom builds take the lock directly).
-    fn lock_depot(&self) -> crate::sync::MutexGuard<'_, Depot<T>> {
+    pub(crate) fn lock_depot(&self) -> crate::sync::MutexGuard<'_, Depot<T>> {
         #[cfg(not(loom))]
         let depot = match self.depot.mutex.try_lock() {
             Ok(depot) => depot,

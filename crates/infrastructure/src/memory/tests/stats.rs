@@ -55,3 +55,30 @@ fn exported_pools_are_listed_for_monitoring() {
     assert!(names.contains(&"order".to_owned()));
     assert!(!names.contains(&"unlisted_pool".to_owned()));
 }
+
+/// A depot lock another thread holds counts as contended; an uncontended one does not.
+#[test]
+fn a_depot_lock_held_by_another_thread_counts_as_contended() {
+    let pool = pool::<Order>(manual("contended", 4, 8));
+    on_thread(|| drop(pool.acquire()));
+    let quiet = pool.stats();
+    assert!(quiet.depot_locks > 0, "{quiet:?}");
+    assert_eq!(quiet.depot_contended, 0, "{quiet:?}");
+    // Hold the lock while another thread's first acquire needs it. The other thread
+    // cannot signal that it is waiting, so give it time, and try again if it was late.
+    let mut contended = 0;
+    for _ in 0..20 {
+        thread::scope(|s| {
+            let depot = pool.inner().lock_depot();
+            s.spawn(|| drop(pool.acquire()));
+            thread::sleep(Duration::from_millis(20));
+            drop(depot);
+        });
+        contended = pool.stats().depot_contended;
+        if contended > 0 {
+            break;
+        }
+    }
+    assert!(contended > 0, "{:?}", pool.stats());
+    assert!(contended <= pool.stats().depot_locks);
+}
