@@ -253,6 +253,7 @@ impl<T> Depot<T> {
     }
 
     fn put_full(&mut self, magazine: Magazine<T>, surplus: &mut Surplus<T>) {
+        debug_assert_eq!(magazine.capacity(), self.magazine_size, "magazines hold M");
         if self
             .capacity
             .is_some_and(|cap| self.loaded_magazines() >= cap)
@@ -317,7 +318,7 @@ impl<T> Depot<T> {
     /// the last tick (full and empty magazines below their lists' low-water marks,
     /// keeping the floor; the partial magazine if it did not change, which it returns),
     /// then starts a new interval. The condemned magazines leave through
-    /// [`reap_chunk`](Self::reap_chunk). O(1) apart from counting the floor.
+    /// [`reap_chunk`](Self::reap_chunk). O(1).
     #[cfg_attr(
         all(loom, not(test)),
         allow(
@@ -333,18 +334,12 @@ impl<T> Depot<T> {
             self.objects -= self.partial.len();
             partial = Some(std::mem::take(&mut self.partial));
         }
-        let mut loaded = 0;
-        for magazine in self
-            .loaded
-            .iter()
-            .take(self.loaded_low.min(self.loaded.len()))
-        {
-            if left - magazine.len() < self.floor {
-                break;
-            }
-            left -= magazine.len();
-            loaded += 1;
-        }
+        // Every magazine on the loaded list is full: the floor allows `(left - floor) / M`
+        // of them to go, counted without walking the list.
+        let loaded = self
+            .loaded_low
+            .min(self.loaded.len())
+            .min(left.saturating_sub(self.floor) / self.magazine_size);
         let empty_floor = self.floor.div_ceil(self.magazine_size);
         let empty = self
             .empty_low

@@ -911,10 +911,12 @@ impl<T: Poolable> Inner<T> {
             }
             self.publish(&depot);
         }
-        // Other threads may have filled the depot meanwhile: what did not fit is freed.
+        // Other threads may have filled the depot meanwhile: what did not fit is freed
+        // (objects are poured between magazines, so those may be older ones; the depot
+        // holds at least `objects` then either way).
         let trimmed = self.dispose(surplus, tally, Event::Trimmed);
         tracing::debug!(pool = %self.name, created = missing, trimmed, magazines, "reserved idle objects");
-        Ok(missing - trimmed)
+        Ok(missing.saturating_sub(trimmed))
     }
 
     pub(crate) fn reclaim_now(&self) -> usize {
