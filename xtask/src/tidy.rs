@@ -204,6 +204,16 @@ fn check_file(path: &Path, text: &str, problems: &mut Vec<String>) {
             if line.trim_start().starts_with("//") {
                 continue;
             }
+            // A brace import names them too: `use std::sync::{Arc, Mutex};`.
+            let braced = line.contains("std::sync::{")
+                && ["Mutex", "atomic"].iter().any(|name| line.contains(name));
+            if braced {
+                problems.push(format!(
+                    "{shown}:{}: names a `std::sync` primitive; use `crate::sync`",
+                    i + 1
+                ));
+                continue;
+            }
             if let Some(name) = shim_only.iter().find(|name| line.contains(**name)) {
                 problems.push(format!(
                     "{shown}:{}: names `{name}`; use `crate::sync`",
@@ -265,6 +275,14 @@ mod tests {
         check_file(
             Path::new("crates/infrastructure/src/memory/x.rs"),
             shim,
+            &mut problems,
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        problems.clear();
+        let braced = "//! m\nuse std::sync::{LazyLock, Mutex};\n";
+        check_file(
+            Path::new("crates/infrastructure/src/memory/x.rs"),
+            braced,
             &mut problems,
         );
         assert_eq!(problems.len(), 1, "{problems:?}");

@@ -17,6 +17,11 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
+/// std's mutex under every build, loom's included: for process-wide settings that
+/// exist before any pool and that no model touches (the static pools' configuration
+/// before their first use).
+pub(crate) use std::sync::{Mutex as StdMutex, MutexGuard as StdMutexGuard};
+
 /// Puts `value` behind an `Arc` of an unsized type `U` (a trait object), and returns a
 /// pointer to the value as its own type, valid as long as any clone of the `Arc` lives.
 ///

@@ -49,6 +49,8 @@ fn static_pools_configured_before_first_use() {
         safe_pools::configure_from_env(),
         Ok(vec![StaticPool::Order])
     );
+    // Code configures on top of the environment, which it keeps.
+    safe_pools::configure(StaticPool::Order, |c| c.max_idle_bytes(Some(1 << 30))).unwrap();
     safe_pools::configure(StaticPool::Signal, |c| c.reclaim(Reclaim::Driven)).unwrap();
     safe_pools::configure(StaticPool::Tick, |c| {
         c.magazine_size(128).reclaim(Reclaim::Driven)
@@ -80,6 +82,11 @@ fn static_pools_configured_before_first_use() {
     })
     .unwrap();
     assert_eq!(ORDER_POOL.stats().name, "order");
+    assert_eq!(
+        ORDER_POOL.magazine_size(),
+        32,
+        "the environment's setting stayed"
+    );
 
     // Used on several threads, in bursts: no reaper thread exists, and the
     // application's calls give the idle memory back.
@@ -108,4 +115,33 @@ fn static_pools_configured_before_first_use() {
         assert_eq!(stats.idle, 0, "{stats:?}");
     }
     assert!(!thread_names().iter().any(|name| name == "pool-reaper"));
+}
+
+/// An environment with one bad setting configures nothing, not the pools before it.
+#[test]
+fn a_bad_environment_configures_nothing() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        let (status, output) = in_child_with_env(
+            "a_bad_environment_configures_nothing",
+            Duration::from_secs(60),
+            &[
+                ("POOL_ORDER_MAGAZINE_SIZE", "32"),
+                ("POOL_TICK_MAGAZINE_SIZE", "0"),
+            ],
+        );
+        assert_eq!(status, Some(0), "{output}");
+        assert!(output.contains("1 passed"), "{output}");
+        return;
+    }
+    let err = safe_pools::configure_from_env().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the tick pool's configuration is invalid: magazine_size 0 must be between 1 and 4096"
+    );
+    assert_eq!(
+        ORDER_POOL.magazine_size(),
+        64,
+        "the order pool was not configured"
+    );
+    assert_eq!(TICK_POOL.magazine_size(), 64);
 }

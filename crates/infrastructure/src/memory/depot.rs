@@ -457,15 +457,18 @@ impl<T> Depot<T> {
     all(loom, not(test)),
     allow(dead_code, reason = "used by the reap, which only the reaper calls")
 )]
-/// Gives back a grown list's room once it is empty and the last interval used less
-/// than a quarter of it (`used` magazines): its first buffer comes back from `spare`
-/// and the grown one is freed, so a reclaim tick makes no allocator call but frees. A
-/// list that a recurring burst fills and empties keeps its room (freeing it between
-/// bursts would make the next burst grow it again under the lock); one that keeps
-/// survivors (a reserve) keeps its room, at most twice the most magazines it held.
+/// Gives back a grown list's room once the last interval used less than a quarter of it
+/// (`used` magazines) and what it holds fits in its first buffer: the survivors move
+/// into that buffer (back from `spare`) and the grown one is freed, so a reclaim tick
+/// makes no allocator call but frees. A list that a recurring burst fills and empties
+/// keeps its room (freeing it between bursts would make the next burst grow it again
+/// under the lock); one that keeps more than 64 survivors (a large reserve) keeps its
+/// room, at most twice the most magazines it held.
 fn shrink<M>(list: &mut VecDeque<M>, spare: &mut VecDeque<M>, used: usize) {
-    if list.is_empty() && spare.capacity() > 0 && used < list.capacity() / 4 {
-        *list = std::mem::take(spare);
+    if spare.capacity() > 0 && used < list.capacity() / 4 && list.len() <= spare.capacity() {
+        spare.extend(list.drain(..));
+        std::mem::swap(list, spare);
+        *spare = VecDeque::new();
     }
 }
 

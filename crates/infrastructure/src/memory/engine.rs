@@ -673,10 +673,48 @@ impl<T: Poolable> Inner<T> {
     #[cold]
     #[inline(never)]
     fn put_slow<const RELEASE: bool>(&self, tid: ThreadId, object: Box<T>, retained: usize) {
-        if RELEASE {
-            // Before the object is stored: a waiting thread may take the slot at once.
-            self.leave_cap();
+        if RELEASE && let Some(max_live) = self.max_live {
+            return self.release_capped(max_live, tid, object, retained);
         }
+        self.store_slow::<RELEASE>(tid, object, retained);
+    }
+
+    /// A capped pool's release: the slot goes back first (a waiting thread may take it
+    /// at once), then the object into this thread's cache as the hot path would, or
+    /// through the slow path. Out of line and not `#[cold]`: every capped release
+    /// comes here.
+    #[inline(never)]
+    fn release_capped(&self, max_live: usize, tid: ThreadId, object: Box<T>, retained: usize) {
+        self.cap.leave(max_live);
+        if let Some(slot) = self.slots.get(tid) {
+            // SAFETY: `tid` is this thread's own id, so it owns the slot; `push` within
+            // capacity calls no user code and does not allocate.
+            let full = unsafe {
+                slot.with_cache(|cache| {
+                    if cache.loaded.len() < cache.loaded.capacity() {
+                        cache.loaded.push(object);
+                        None
+                    } else {
+                        Some(object)
+                    }
+                })
+            };
+            let Some(object) = full else {
+                slot.counters.add_owned(Event::Released, 1);
+                if retained != 0 {
+                    slot.counters.add_owned(Event::RetainedIn, retained as u64);
+                }
+                return;
+            };
+            return self.store_slow::<true>(tid, object, retained);
+        }
+        self.store_slow::<true>(tid, object, retained);
+    }
+
+    /// Stores an object the hot path could not: a full magazine, or no cache yet.
+    #[cold]
+    #[inline(never)]
+    fn store_slow<const RELEASE: bool>(&self, tid: ThreadId, object: Box<T>, retained: usize) {
         let tid = if tid == ThreadId::UNREGISTERED {
             registry::register_thread()
         } else {
@@ -687,17 +725,8 @@ impl<T: Poolable> Inner<T> {
         };
         let tally = Tally::Owned(&slot.counters);
         let mut surplus = Surplus::new();
-        // SAFETY: our own id's slot; neither `push` within capacity nor `spill` calls
-        // user code. (A capped pool's release comes here with room in `loaded`.)
-        unsafe {
-            slot.with_cache(|cache| {
-                if cache.active && cache.loaded.len() < cache.loaded.capacity() {
-                    cache.loaded.push(object);
-                } else {
-                    self.spill(cache, object, &mut surplus);
-                }
-            });
-        }
+        // SAFETY: our own id's slot; `spill` calls no user code.
+        unsafe { slot.with_cache(|cache| self.spill(cache, object, &mut surplus)) };
         if RELEASE {
             slot.counters.add_owned(Event::Released, 1);
         }

@@ -324,15 +324,7 @@ impl<T: Poolable> Pool<T> {
     /// # Ok::<(), infrastructure::memory::ConfigError>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<PoolGuard<'_, T>, AcquireTimeout> {
-        let inner = self.inner();
-        let Some(max_live) = inner.max_live else {
-            return Ok(PoolGuard::new(inner.take(), self));
-        };
-        if !inner.enter_cap_waiting(max_live, timeout) {
-            tracing::debug!(pool = %inner.name, max_live, ?timeout, "acquire_timeout found no slot under the max_live cap in time");
-            return Err(AcquireTimeout { max_live, timeout });
-        }
-        Ok(PoolGuard::new(inner.take_reserved(), self))
+        Ok(PoolGuard::new(self.acquire_waiting(timeout)?, self))
     }
 
     /// Like [`acquire`](Pool::acquire), for a pool shared through an [`Arc`]: the guard
@@ -373,6 +365,33 @@ impl<T: Poolable> Pool<T> {
     ) -> Result<OwnedPoolGuard<T>, PoolExhausted> {
         let object = self.try_acquire_object()?;
         Ok(OwnedPoolGuard::new(object, std::sync::Arc::clone(self)))
+    }
+
+    /// Like [`acquire_timeout`](Pool::acquire_timeout), with an owned guard (see
+    /// [`acquire_owned`](Pool::acquire_owned)).
+    ///
+    /// # Errors
+    /// [`AcquireTimeout`] when `timeout` passed with no slot free; counted in
+    /// `stats().rejected`.
+    pub fn acquire_owned_timeout(
+        self: &std::sync::Arc<Self>,
+        timeout: Duration,
+    ) -> Result<OwnedPoolGuard<T>, AcquireTimeout> {
+        let object = self.acquire_waiting(timeout)?;
+        Ok(OwnedPoolGuard::new(object, std::sync::Arc::clone(self)))
+    }
+
+    /// `acquire_timeout`'s object: under the cap, waiting for a slot if need be.
+    fn acquire_waiting(&self, timeout: Duration) -> Result<Box<T>, AcquireTimeout> {
+        let inner = self.inner();
+        let Some(max_live) = inner.max_live else {
+            return Ok(inner.take());
+        };
+        if !inner.enter_cap_waiting(max_live, timeout) {
+            tracing::debug!(pool = %inner.name, max_live, ?timeout, "acquire_timeout found no slot under the max_live cap in time");
+            return Err(AcquireTimeout { max_live, timeout });
+        }
+        Ok(inner.take_reserved())
     }
 
     /// A guard's object coming back: into the cache, and out of the cap.

@@ -34,11 +34,12 @@
 //! # Ok::<(), ConfigureError>(())
 //! ```
 
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::{LazyLock, PoisonError};
 use std::time::Duration;
 
 use super::{ConfigError, Reclaim};
 pub use super::{Pool, PoolConfig, PoolGuard, Poolable};
+use crate::sync::{StdMutex, StdMutexGuard};
 pub use crate::types::{Order, Signal, Tick};
 
 // `Poolable` for `Tick`, `Order` and `Signal` lives beside each type (in `types`),
@@ -120,13 +121,13 @@ pub enum ConfigureError {
 /// A static pool's configuration until it is built.
 struct Setup {
     /// `None` once built; `Some(config)` before (the defaults unless configured).
-    pending: Mutex<Option<Option<PoolConfig>>>,
+    pending: StdMutex<Option<Option<PoolConfig>>>,
 }
 
 impl Setup {
     const fn new() -> Self {
         Setup {
-            pending: Mutex::new(Some(None)),
+            pending: StdMutex::new(Some(None)),
         }
     }
 }
@@ -140,10 +141,11 @@ pub(super) fn static_config(name: &str) -> PoolConfig {
     PoolConfig::new(name).exported(true)
 }
 
-/// Sets the configuration `pool` is built with: `f` gets the defaults (the pool's name,
-/// exported to monitoring) and returns the configuration to use; the name and the
-/// export stay the static's own. It must run before the pool's first use; a later
-/// call replaces an earlier one. Validated now, so building the pool cannot fail.
+/// Sets the configuration `pool` is built with: `f` gets what it would be built with
+/// now (the defaults, under the pool's name and exported to monitoring, with whatever
+/// earlier calls set, [`configure_from_env`]'s included) and returns the configuration
+/// to use; the name and the export stay the static's own. It must run before the
+/// pool's first use. Validated now, so building the pool cannot fail.
 ///
 /// # Errors
 /// [`ConfigureError::TooLate`] once the pool is built, [`ConfigureError::Invalid`] for
@@ -152,25 +154,47 @@ pub fn configure(
     pool: StaticPool,
     f: impl FnOnce(PoolConfig) -> PoolConfig,
 ) -> Result<(), ConfigureError> {
+    // `f` is user code: it runs with no lock held.
+    let config = finish(pool, f(current(pool)?))?;
+    store(pool, config)
+}
+
+/// What `pool` would be built with now; `TooLate` once built.
+fn current(pool: StaticPool) -> Result<PoolConfig, ConfigureError> {
+    let pending = lock_setup(pool);
+    match pending.as_ref() {
+        Some(config) => Ok(config.clone().unwrap_or_else(|| static_config(pool.name()))),
+        None => Err(ConfigureError::TooLate { pool: pool.name() }),
+    }
+}
+
+/// The static's own name and export on `config`, validated for its objects.
+fn finish(pool: StaticPool, config: PoolConfig) -> Result<PoolConfig, ConfigureError> {
     let name = pool.name();
-    let config = f(static_config(name));
     let mut config = config.exported(true);
     config.name = name.to_owned();
     config
         .validate(pool.object_size())
         .map_err(|source| ConfigureError::Invalid { pool: name, source })?;
-    let mut pending = pool
-        .setup()
-        .pending
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    Ok(config)
+}
+
+fn store(pool: StaticPool, config: PoolConfig) -> Result<(), ConfigureError> {
+    let mut pending = lock_setup(pool);
     match pending.as_mut() {
         Some(slot) => {
             *slot = Some(config);
             Ok(())
         }
-        None => Err(ConfigureError::TooLate { pool: name }),
+        None => Err(ConfigureError::TooLate { pool: pool.name() }),
     }
+}
+
+fn lock_setup(pool: StaticPool) -> StdMutexGuard<'static, Option<Option<PoolConfig>>> {
+    pool.setup()
+        .pending
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Configures every static pool from the environment, before first use: for the pool
@@ -184,12 +208,16 @@ pub fn configure(
 /// | `POOL_ORDER_MAX_RETAINED_BYTES` | most heap an idle object keeps, or `none` |
 /// | `POOL_ORDER_RECLAIM` | `background`, `background:<ms>`, `driven` or `off` |
 ///
-/// A pool none of whose variables is set is left as it is. Returns the pools it
-/// configured.
+/// A pool none of whose variables is set is left as it is; one whose variables are set
+/// keeps what earlier [`configure`] calls set beyond them. Every pool's settings are
+/// parsed and validated before any is applied, so an error changes nothing. Returns the
+/// pools it configured.
 ///
 /// # Errors
-/// [`ConfigureError::Environment`] for a value that does not parse (nothing is
-/// configured then), and those of [`configure`].
+/// [`ConfigureError::Environment`] for a value that does not parse, is not Unicode, or
+/// a `POOL_ORDER_*` (`_SIGNAL_`, `_TICK_`) variable this does not know (a misspelt
+/// setting is not ignored); those of [`configure`] for a pool already built or a
+/// configuration it would refuse. Nothing is configured then.
 ///
 /// # Examples
 /// First thing in `main` (here the environment sets nothing, so nothing changes):
@@ -201,22 +229,78 @@ pub fn configure(
 /// # Ok::<(), safe_pools::ConfigureError>(())
 /// ```
 pub fn configure_from_env() -> Result<Vec<StaticPool>, ConfigureError> {
-    let settings = parse_environment(|variable| std::env::var(variable).ok())?;
-    let mut configured = Vec::new();
+    let vars: Vec<(String, Result<String, std::ffi::OsString>)> = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string())))
+        .filter(|(name, _)| name.starts_with("POOL_"))
+        .collect();
+    let settings = parse_environment(&vars)?;
+    // All or nothing: every configuration is built and checked before any is stored.
+    let mut configs = Vec::new();
     for (pool, settings) in settings {
-        configure(pool, |config| settings.apply(config))?;
-        configured.push(pool);
+        configs.push((pool, finish(pool, settings.apply(current(pool)?))?));
     }
-    Ok(configured)
+    for (pool, config) in &configs {
+        store(*pool, config.clone())?;
+    }
+    Ok(configs.into_iter().map(|(pool, _)| pool).collect())
 }
 
-/// The settings `lookup` gives each static pool, for those it gives any.
+/// The settings the `POOL_*` variables `vars` give each static pool, for those they
+/// give any.
 fn parse_environment(
+    vars: &[(String, Result<String, std::ffi::OsString>)],
+) -> Result<Vec<(StaticPool, Settings)>, ConfigureError> {
+    for (variable, value) in vars {
+        let known = StaticPool::ALL.iter().any(|pool| {
+            SETTINGS
+                .iter()
+                .any(|setting| *variable == format!("{}{setting}", prefix(*pool)))
+        });
+        let ours = StaticPool::ALL
+            .iter()
+            .any(|pool| variable.starts_with(&prefix(*pool)));
+        if ours && !known {
+            return Err(bad(
+                variable.clone(),
+                value.clone().unwrap_or_default(),
+                "one of MAGAZINE_SIZE, DEPOT_MAGAZINES, MAX_IDLE_BYTES, MAX_RETAINED_BYTES, RECLAIM after the pool's prefix",
+            ));
+        }
+        if ours && let Err(raw) = value {
+            return Err(bad(
+                variable.clone(),
+                raw.to_string_lossy().into_owned(),
+                "Unicode text",
+            ));
+        }
+    }
+    parse_settings(|name| {
+        vars.iter()
+            .find(|(variable, _)| variable == name)
+            .and_then(|(_, value)| value.clone().ok())
+    })
+}
+
+/// The settings a static pool reads, after `POOL_<NAME>_`.
+const SETTINGS: [&str; 5] = [
+    "MAGAZINE_SIZE",
+    "DEPOT_MAGAZINES",
+    "MAX_IDLE_BYTES",
+    "MAX_RETAINED_BYTES",
+    "RECLAIM",
+];
+
+fn prefix(pool: StaticPool) -> String {
+    format!("POOL_{}_", pool.name().to_ascii_uppercase())
+}
+
+/// The settings `var` gives each static pool, for those it gives any.
+fn parse_settings(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<(StaticPool, Settings)>, ConfigureError> {
     let mut settings = Vec::new();
     for pool in StaticPool::ALL {
-        let prefix = format!("POOL_{}_", pool.name().to_ascii_uppercase());
+        let prefix = prefix(pool);
         let read = |setting: &str| {
             let variable = format!("{prefix}{setting}");
             var(&variable).map(|value| (variable, value))
@@ -286,7 +370,7 @@ fn whole((variable, value): (String, String)) -> Result<usize, ConfigureError> {
     value
         .trim()
         .parse()
-        .map_err(|_| bad(variable, value, "a whole number"))
+        .map_err(|_| bad(variable, value, "a whole number, at most 2^64 - 1"))
 }
 
 fn optional_whole((variable, value): (String, String)) -> Result<Option<usize>, ConfigureError> {
@@ -297,7 +381,7 @@ fn optional_whole((variable, value): (String, String)) -> Result<Option<usize>, 
         .trim()
         .parse()
         .map(Some)
-        .map_err(|_| bad(variable, value, "a whole number, or none"))
+        .map_err(|_| bad(variable, value, "a whole number at most 2^64 - 1, or none"))
 }
 
 fn reclaim((variable, value): (String, String)) -> Result<Reclaim, ConfigureError> {
@@ -307,7 +391,10 @@ fn reclaim((variable, value): (String, String)) -> Result<Reclaim, ConfigureErro
         "background" => Ok(Reclaim::Background(PoolConfig::DEFAULT_RECLAIM_INTERVAL)),
         "driven" => Ok(Reclaim::Driven),
         "off" => Ok(Reclaim::Off),
-        _ => match text.strip_prefix("background:").map(str::parse::<u64>) {
+        _ => match text
+            .strip_prefix("background:")
+            .map(|ms| ms.trim().parse::<u64>())
+        {
             Some(Ok(ms)) => Ok(Reclaim::Background(Duration::from_millis(ms))),
             _ => Err(bad(variable, value, expected)),
         },
@@ -346,12 +433,11 @@ mod tests {
     use super::*;
 
     fn parse(vars: &[(&str, &str)]) -> Result<Vec<(StaticPool, PoolConfig)>, ConfigureError> {
-        let lookup = |name: &str| {
-            vars.iter()
-                .find(|(variable, _)| *variable == name)
-                .map(|(_, value)| (*value).to_owned())
-        };
-        Ok(parse_environment(lookup)?
+        let vars: Vec<_> = vars
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), Ok((*value).to_owned())))
+            .collect();
+        Ok(parse_environment(&vars)?
             .into_iter()
             .map(|(pool, settings)| (pool, settings.apply(static_config(pool.name()))))
             .collect())
@@ -364,7 +450,8 @@ mod tests {
             ("POOL_TICK_MAX_IDLE_BYTES", "67108864"),
             ("POOL_TICK_RECLAIM", "driven"),
             ("POOL_ORDER_DEPOT_MAGAZINES", "none"),
-            ("POOL_ORDER_RECLAIM", "background:250"),
+            ("POOL_ORDER_RECLAIM", "background: 250"),
+            ("POOL_SIZE", "unrelated to the pools"),
             ("POOL_ORDER_MAX_RETAINED_BYTES", " 4096 "),
         ])
         .unwrap();
@@ -393,15 +480,19 @@ mod tests {
         let cases = [
             (
                 ("POOL_SIGNAL_MAGAZINE_SIZE", "many"),
-                "POOL_SIGNAL_MAGAZINE_SIZE=\"many\": a whole number",
+                "POOL_SIGNAL_MAGAZINE_SIZE=\"many\": a whole number, at most 2^64 - 1",
             ),
             (
                 ("POOL_ORDER_MAX_IDLE_BYTES", "-1"),
-                "POOL_ORDER_MAX_IDLE_BYTES=\"-1\": a whole number, or none",
+                "POOL_ORDER_MAX_IDLE_BYTES=\"-1\": a whole number at most 2^64 - 1, or none",
             ),
             (
                 ("POOL_TICK_RECLAIM", "sometimes"),
                 "POOL_TICK_RECLAIM=\"sometimes\": background, background:<milliseconds>, driven or off",
+            ),
+            (
+                ("POOL_ORDER_MAGAZINE", "32"),
+                "POOL_ORDER_MAGAZINE=\"32\": one of MAGAZINE_SIZE, DEPOT_MAGAZINES, MAX_IDLE_BYTES, MAX_RETAINED_BYTES, RECLAIM after the pool's prefix",
             ),
             (
                 ("POOL_TICK_RECLAIM", "background:soon"),

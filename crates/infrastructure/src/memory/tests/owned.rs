@@ -140,3 +140,32 @@ fn attach_of_a_faulty_or_oversized_object() {
         "{stats:?}"
     );
 }
+
+/// The owned guard waits for a slot under the cap too, and hands it on when dropped on
+/// another thread.
+#[test]
+fn an_owned_guard_waits_for_a_slot_under_the_cap() {
+    let pool = Arc::new(pool::<Order>(
+        PoolConfig::new("owned_wait").max_live(Some(1)),
+    ));
+    let held = pool
+        .acquire_owned_timeout(Duration::from_secs(1))
+        .expect("free");
+    let err = pool
+        .acquire_owned_timeout(Duration::from_millis(10))
+        .expect_err("held");
+    assert_eq!(err.max_live, 1);
+    let waiter = {
+        let pool = Arc::clone(&pool);
+        thread::spawn(move || pool.acquire_owned_timeout(Duration::from_secs(60)).is_ok())
+    };
+    assert!(eventually(Duration::from_secs(10), || pool.stats().waiters == 1));
+    thread::spawn(move || drop(held)).join().unwrap();
+    assert!(waiter.join().unwrap(), "the slot was handed to the waiter");
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.live, stats.waiters, stats.rejected),
+        (0, 0, 1),
+        "{stats:?}"
+    );
+}

@@ -181,3 +181,34 @@ fn a_reserve_into_a_depot_of_partial_magazines_keeps_its_objects() {
         Err(error) => panic!("a depot of 4 magazines of {M} holds 12 objects: {error}"),
     }
 }
+
+/// A grown depot list gives its room back once it is unused even when it keeps a few
+/// magazines (a reserve), not only when it empties.
+#[test]
+fn a_grown_depot_list_gives_its_room_back_around_a_reserve() {
+    const M: u64 = PoolConfig::DEFAULT_MAGAZINE_SIZE as u64;
+    let pool = pool::<Order>(default_config("list_room"));
+    let core: &dyn PoolCore = pool.inner();
+    assert_eq!(pool.reserve(64), Ok(64));
+    on_thread(|| {
+        // This thread's slot, and the reserve's two magazines (one now its own).
+        drop(pool.acquire());
+        let base = pool.stats().overhead_bytes;
+        drop((0..200_000).map(|_| pool.acquire()).collect::<Vec<_>>());
+        assert!(pool.stats().overhead_bytes > base + 100_000);
+        for _ in 0..3 {
+            core.reclaim_tick();
+        }
+        let stats = pool.stats();
+        assert!(stats.depot_objects >= 64, "the reserve stays: {stats:?}");
+        // Two more magazine buffers than before the burst (this thread's second one,
+        // and the depot's full one of the reserve beside its empty one), no more: the
+        // lists are back in their first buffers.
+        let buffers = 2 * M * size_of::<usize>() as u64;
+        assert!(
+            stats.overhead_bytes <= base + buffers,
+            "{} bytes over the floor",
+            stats.overhead_bytes - base
+        );
+    });
+}
