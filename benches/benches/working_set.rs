@@ -106,24 +106,8 @@ fn bursts(size: usize, acquire: &mut Latencies, release: &mut Latencies) -> Outc
         sleep_until(start + PERIOD * i as u32);
         let before = pool.stats();
         let calls = CountingAllocator::thread_allocations();
-        let timed = i > 0;
-        for _ in 0..size {
-            let t = Instant::now();
-            let order = pool.acquire();
-            let elapsed = t.elapsed();
-            if timed {
-                acquire.record(elapsed);
-            }
-            held.push(order);
-        }
-        while let Some(order) = held.pop() {
-            let t = Instant::now();
-            drop(order);
-            let elapsed = t.elapsed();
-            if timed {
-                release.record(elapsed);
-            }
-        }
+        let timed = (i > 0).then_some((&mut *acquire, &mut *release));
+        burst(size, &mut held, || pool.acquire(), timed);
         let calls = CountingAllocator::thread_allocations() - calls;
         let after = pool.stats();
         outcome.idle_during = outcome.idle_during.max(after.idle_bytes);
@@ -146,23 +130,39 @@ fn boxed_bursts(size: usize, acquire: &mut Latencies, release: &mut Latencies) {
     let start = Instant::now();
     for i in 0..BURSTS {
         sleep_until(start + PERIOD * i as u32);
-        let timed = i > 0;
-        for _ in 0..size {
-            let t = Instant::now();
-            let order = black_box(Box::<Order>::default());
-            let elapsed = t.elapsed();
-            if timed {
-                acquire.record(elapsed);
-            }
-            held.push(order);
+        let timed = (i > 0).then_some((&mut *acquire, &mut *release));
+        burst(
+            size,
+            &mut held,
+            || black_box(Box::<Order>::default()),
+            timed,
+        );
+    }
+}
+
+/// One burst: `size` objects from `make` into `held`, then all dropped, newest first;
+/// each operation timed into `timed`'s acquire and release latencies when given.
+fn burst<G>(
+    size: usize,
+    held: &mut Vec<G>,
+    make: impl Fn() -> G,
+    mut timed: Option<(&mut Latencies, &mut Latencies)>,
+) {
+    for _ in 0..size {
+        let t = Instant::now();
+        let object = make();
+        let elapsed = t.elapsed();
+        if let Some((acquire, _)) = timed.as_mut() {
+            acquire.record(elapsed);
         }
-        while let Some(order) = held.pop() {
-            let t = Instant::now();
-            drop(black_box(order));
-            let elapsed = t.elapsed();
-            if timed {
-                release.record(elapsed);
-            }
+        held.push(object);
+    }
+    while let Some(object) = held.pop() {
+        let t = Instant::now();
+        drop(black_box(object));
+        let elapsed = t.elapsed();
+        if let Some((_, release)) = timed.as_mut() {
+            release.record(elapsed);
         }
     }
 }

@@ -641,33 +641,46 @@ impl<T: Poolable> Inner<T> {
         let capped = RELEASE && self.max_live.is_some();
         let slot = if capped { None } else { self.slots.get(tid) };
         let object = match slot {
-            Some(slot) => {
-                // SAFETY: `tid` is this thread's own id, so it owns the slot; `push`
-                // within capacity calls no user code and does not allocate.
-                let full = unsafe {
-                    slot.with_cache(|cache| {
-                        if cache.loaded.len() < cache.loaded.capacity() {
-                            cache.loaded.push(object);
-                            None
-                        } else {
-                            Some(object)
-                        }
-                    })
-                };
-                let Some(object) = full else {
-                    if RELEASE {
-                        slot.counters.add_owned(Event::Released, 1);
-                    }
-                    if retained != 0 {
-                        slot.counters.add_owned(Event::RetainedIn, retained as u64);
-                    }
-                    return;
-                };
-                object
-            }
+            Some(slot) => match self.push_cached::<RELEASE>(slot, object, retained) {
+                Some(object) => object,
+                None => return,
+            },
             None => object,
         };
         self.put_slow::<RELEASE>(tid, object, retained);
+    }
+
+    /// Pushes `object` onto `slot`'s loaded magazine if it has room, counting the
+    /// release (`RELEASE`) and the heap it keeps; gives it back if the magazine is full.
+    /// `slot` must be the calling thread's own.
+    #[inline(always)]
+    fn push_cached<const RELEASE: bool>(
+        &self,
+        slot: &super::thread_cache::Slot<T>,
+        object: Box<T>,
+        retained: usize,
+    ) -> Option<Box<T>> {
+        // SAFETY: the caller's own slot (the callers look it up by `tid::current()`);
+        // `push` within capacity calls no user code and does not allocate.
+        let full = unsafe {
+            slot.with_cache(|cache| {
+                if cache.loaded.len() < cache.loaded.capacity() {
+                    cache.loaded.push(object);
+                    None
+                } else {
+                    Some(object)
+                }
+            })
+        };
+        if full.is_none() {
+            if RELEASE {
+                slot.counters.add_owned(Event::Released, 1);
+            }
+            if retained != 0 {
+                slot.counters.add_owned(Event::RetainedIn, retained as u64);
+            }
+        }
+        full
     }
 
     #[cold]
@@ -686,28 +699,13 @@ impl<T: Poolable> Inner<T> {
     #[inline(never)]
     fn release_capped(&self, max_live: usize, tid: ThreadId, object: Box<T>, retained: usize) {
         self.cap.leave(max_live);
-        if let Some(slot) = self.slots.get(tid) {
-            // SAFETY: `tid` is this thread's own id, so it owns the slot; `push` within
-            // capacity calls no user code and does not allocate.
-            let full = unsafe {
-                slot.with_cache(|cache| {
-                    if cache.loaded.len() < cache.loaded.capacity() {
-                        cache.loaded.push(object);
-                        None
-                    } else {
-                        Some(object)
-                    }
-                })
-            };
-            let Some(object) = full else {
-                slot.counters.add_owned(Event::Released, 1);
-                if retained != 0 {
-                    slot.counters.add_owned(Event::RetainedIn, retained as u64);
-                }
-                return;
-            };
-            return self.store_slow::<true>(tid, object, retained);
-        }
+        let object = match self.slots.get(tid) {
+            Some(slot) => match self.push_cached::<true>(slot, object, retained) {
+                Some(object) => object,
+                None => return,
+            },
+            None => object,
+        };
         self.store_slow::<true>(tid, object, retained);
     }
 
