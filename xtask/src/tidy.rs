@@ -10,6 +10,9 @@
 //!    `loom`), so `--cfg loom` swaps all of them (test code and loom models excepted).
 //! 5. Workspace crates depend only along the allowed arrows (`ALLOWED_DEPENDENCIES`),
 //!    and every layer crate forbids `unsafe` code.
+//! 6. Only `monitoring` depends on `prometheus-client`: the others use its re-export
+//!    (`monitoring::prometheus_client`, `monitoring::Registry`), as a user must, so the
+//!    types its API hands out are always the ones it was built with.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -82,6 +85,11 @@ fn check_layers(root: &Path, problems: &mut Vec<String>) -> Result<()> {
             continue;
         };
         for dependency in dependencies(&manifest) {
+            if dependency == "prometheus-client" && name != "monitoring" {
+                problems.push(format!(
+                    "crates/{name}: depends on prometheus-client; use monitoring's re-export"
+                ));
+            }
             if names.contains(&dependency) && !allowed.contains(&dependency.as_str()) {
                 problems.push(format!(
                     "crates/{name}: depends on `{dependency}`, against the allowed arrows {allowed:?}"

@@ -55,6 +55,12 @@ struct SymbolBook {
 pub struct SymbolReport {
     /// Instrument.
     pub symbol: String,
+    /// The asset the instrument trades, when its name ends in a known quote asset
+    /// ([`split_symbol`]): the unit of `market_volume` and `position`.
+    pub base: Option<String>,
+    /// The asset prices are in ([`split_symbol`]): the unit of `market_vwap`, `pnl` and
+    /// `traded_notional`.
+    pub quote: Option<String>,
     /// Volume-weighted average price of the market's trades.
     pub market_vwap: Option<Decimal>,
     /// Market volume traded, base units.
@@ -73,6 +79,33 @@ pub struct SymbolReport {
     pub orders_filled: u64,
     /// Filled quantity / ordered quantity over finished orders (0 when none).
     pub fill_ratio: f64,
+}
+
+/// Quote assets Binance lists pairs in, longest first so `FDUSD` wins over `USD`-like
+/// shorter suffixes.
+const QUOTE_ASSETS: [&str; 16] = [
+    "FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BIDR", "BTC", "ETH", "BNB", "DAI", "EUR", "TRY",
+    "BRL", "GBP", "JPY", "AUD",
+];
+
+/// Splits a symbol such as `BTCUSDT` into its base and quote assets (`BTC`, `USDT`),
+/// when it ends in a quote asset Binance uses; `None` otherwise (the units are then
+/// unknown, and a report says "base" and "quote").
+///
+/// # Examples
+/// ```
+/// assert_eq!(analysis::split_symbol("BTCUSDT"), Some(("BTC", "USDT")));
+/// assert_eq!(analysis::split_symbol("ETHBTC"), Some(("ETH", "BTC")));
+/// assert_eq!(analysis::split_symbol("USDT"), None);
+/// assert_eq!(analysis::split_symbol("XYZ"), None);
+/// ```
+pub fn split_symbol(symbol: &str) -> Option<(&str, &str)> {
+    QUOTE_ASSETS.iter().find_map(|quote| {
+        symbol
+            .strip_suffix(quote)
+            .filter(|base| !base.is_empty())
+            .map(|base| (base, *quote))
+    })
 }
 
 /// Counts of the signals seen.
@@ -215,8 +248,11 @@ impl Analysis {
                 } else {
                     book.filled_quantity as f64 / book.ordered_quantity as f64
                 };
+                let units = split_symbol(symbol.as_str());
                 SymbolReport {
                     symbol: symbol.to_string(),
+                    base: units.map(|(base, _)| base.to_owned()),
+                    quote: units.map(|(_, quote)| quote.to_owned()),
                     market_vwap: (book.market_quantity > 0)
                         .then(|| decimal(book.market_notional / book.market_quantity)),
                     market_volume: decimal(book.market_quantity),

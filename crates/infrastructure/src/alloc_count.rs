@@ -5,6 +5,11 @@
 //! It forwards to the system allocator; counting costs one shared atomic add per
 //! allocation and free (so install it where counting matters, not in latency benches).
 //!
+//! A thread can also be *tracked* ([`CountingAllocator::track_thread`]): its
+//! allocations then count in [`CountingAllocator::tracked_allocations`] as well as in
+//! the process total, so a program can tell its own hot threads' allocations from the
+//! rest, exactly (see [`AllocationCounts`]).
+//!
 //! # Examples
 //! ```
 //! use infrastructure::alloc_count::CountingAllocator;
@@ -26,18 +31,90 @@ use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CountingAllocator;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+// Each allocation is counted in exactly one of the two: tracked threads' in the first,
+// every other thread's in the second. The process total is their sum.
+static TRACKED_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static OTHER_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 
 std::thread_local! {
-    // Const-initialised, no destructor: reading it never allocates, even in teardown.
+    // Const-initialised, no destructor: reading them never allocates, even in teardown.
     static THREAD_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static TRACKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The process's allocation counts at one moment: see [`CountingAllocator::counts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllocationCounts {
+    /// Allocations by tracked threads.
+    pub tracked: u64,
+    /// Allocations by every thread, tracked ones included.
+    pub all: u64,
+}
+
+impl AllocationCounts {
+    /// The allocations made between `earlier` and `self`. Of two snapshots taken in
+    /// that order, the tracked difference never exceeds the process-wide one.
+    #[must_use]
+    pub fn since(self, earlier: AllocationCounts) -> AllocationCounts {
+        AllocationCounts {
+            tracked: self.tracked.saturating_sub(earlier.tracked),
+            all: self.all.saturating_sub(earlier.all),
+        }
+    }
 }
 
 impl CountingAllocator {
     /// Allocations (including reallocations) made by the whole process so far.
     pub fn allocations() -> u64 {
-        ALLOCATIONS.load(Ordering::Relaxed)
+        Self::counts().all
+    }
+
+    /// Allocations by tracked threads and by the whole process, read together.
+    ///
+    /// Every allocation is counted once, either as a tracked thread's or as another
+    /// thread's, and `all` is the sum of the two counters: so between two snapshots
+    /// the tracked difference is at most the process-wide one, whatever runs
+    /// concurrently.
+    pub fn counts() -> AllocationCounts {
+        let tracked = TRACKED_ALLOCATIONS.load(Ordering::Relaxed);
+        let other = OTHER_ALLOCATIONS.load(Ordering::Relaxed);
+        AllocationCounts {
+            tracked,
+            all: tracked + other,
+        }
+    }
+
+    /// Allocations made so far by threads that called [`track_thread`](Self::track_thread).
+    pub fn tracked_allocations() -> u64 {
+        TRACKED_ALLOCATIONS.load(Ordering::Relaxed)
+    }
+
+    /// Counts the calling thread's allocations from now on in
+    /// [`tracked_allocations`](Self::tracked_allocations) (and still in the process
+    /// total). For the threads whose allocations a program wants to tell apart: a
+    /// pipeline's stage threads, say.
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::alloc_count::CountingAllocator;
+    ///
+    /// #[global_allocator]
+    /// static ALLOC: CountingAllocator = CountingAllocator;
+    ///
+    /// let before = CountingAllocator::counts();
+    /// std::thread::spawn(|| {
+    ///     CountingAllocator::track_thread();
+    ///     drop(std::hint::black_box(Box::new(1_u64)));
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// let made = CountingAllocator::counts().since(before);
+    /// assert_eq!(made.tracked, 1);
+    /// assert!(made.all >= 1);
+    /// ```
+    pub fn track_thread() {
+        let _ = TRACKED.try_with(|tracked| tracked.set(true));
     }
 
     /// Allocations (including reallocations) made by the calling thread so far.
@@ -67,7 +144,11 @@ impl CountingAllocator {
     }
 
     fn count(size: usize) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        if TRACKED.try_with(Cell::get).unwrap_or(false) {
+            TRACKED_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        } else {
+            OTHER_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
         LIVE_BYTES.fetch_add(size as isize, Ordering::Relaxed);
         let _ = THREAD_ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
     }

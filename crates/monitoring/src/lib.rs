@@ -1,24 +1,37 @@
 //! The monitoring layer: what the pools know, in the format Prometheus scrapes.
 //!
-//! - [`pool_registry`]: a `prometheus-client` registry whose [`PoolCollector`] reads,
-//!   at every scrape, the statistics of every exported pool (the three static pools and
-//!   every `Pool` built with `PoolConfig::exported(true)`, via
-//!   `infrastructure::memory::exported_pool_stats`) and `MEMORY_STATS`. Counters end
-//!   in `_total`, byte quantities in `_bytes`, and each pool is a `pool` label.
+//! - [`pool_registry`]: a registry with every metric this crate offers, all under the
+//!   [`NAMESPACE`] prefix (`trading_…`) except the standard `process_*` family:
+//!   - [`PoolCollector`] reads, at every scrape, the statistics of every exported pool
+//!     (the three static pools and every `Pool` built with `PoolConfig::exported(true)`,
+//!     via `infrastructure::memory::exported_pool_stats`), `MEMORY_STATS`, and the
+//!     counting allocator's live bytes when it is installed;
+//!   - [`ProcessCollector`]: CPU, resident and virtual memory, open and maximum file
+//!     descriptors, threads and start time, from `/proc/self`;
+//!   - `trading_build_info`: the version and build profile, as labels.
 //! - [`register_fn`]: adds a counter or gauge read from a closure at scrape time (the
-//!   pipeline's tick count, for instance).
+//!   pipeline's tick count, for instance); [`register_latency`]: a family of
+//!   [`LatencyHistogram`]s, one per label value, as a Prometheus histogram in seconds.
 //! - [`render`]: the registry in Prometheus text format.
-//! - [`server::MetricsServer`]: `GET /metrics` over HTTP (hyper), bound to loopback by
-//!   default, with header-read timeouts, a header size cap and a connection limit.
+//! - [`server::MetricsServer`]: `GET` and `HEAD /metrics` over HTTP (hyper), bound to
+//!   loopback by default, with header-read timeouts, a header size cap and a
+//!   connection limit that evicts idle connections first and answers 503 after.
 //!
-//! `docs/monitoring.md` lists every metric, a scrape config and example PromQL.
+//! Counters end in `_total`; every quantity is in base units (`_bytes`, `_seconds`);
+//! each pool is a `pool` label, whose value may be any text. The crate re-exports
+//! [`prometheus_client`], so a user's own version of it never clashes with the
+//! [`Registry`] this API hands out. `docs/monitoring.md` lists every metric, a scrape
+//! config, PromQL for the dashboards, and the Grafana dashboard.
 #![forbid(unsafe_code)]
 
+pub mod histogram;
+pub mod process;
 pub mod server;
 
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, OnceLock};
 
+use infrastructure::alloc_count::CountingAllocator;
 use infrastructure::memory::safe_pools::{ORDER_POOL, SIGNAL_POOL, TICK_POOL};
 use infrastructure::memory::{MEMORY_STATS, PoolStats, exported_pool_stats};
 use prometheus_client::collector::Collector;
@@ -26,9 +39,16 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Unit;
 
+pub use histogram::{HistogramSnapshot, LatencyHistogram, LatencyRecorder};
+pub use process::{ProcessCollector, ProcessFigures};
+pub use prometheus_client;
+pub use prometheus_client::registry::Registry;
 pub use server::{MetricsServer, ServerError, ServerOptions};
+
+/// The prefix of every metric this crate registers, but the standard `process_*` ones.
+pub const NAMESPACE: &str = "trading";
 
 /// Where the endpoint listens unless told otherwise: loopback only, so the metrics are
 /// not exposed beyond the host by accident.
@@ -132,8 +152,14 @@ type PoolGauge = (
     clippy::cast_precision_loss,
     reason = "gauges are f64 in Prometheus itself"
 )]
-fn pool_gauges() -> [PoolGauge; 11] {
+fn pool_gauges() -> [PoolGauge; 12] {
     [
+        (
+            "pool_waiters",
+            "Threads waiting in acquire_timeout for a slot under max_live.",
+            None,
+            |s| s.waiters as f64,
+        ),
         ("pool_live_objects", "Objects in use now.", None, |s| {
             s.live as f64
         }),
@@ -224,37 +250,79 @@ impl Collector for PoolCollector {
             }
         }
         let memory = MEMORY_STATS.load();
+        let heap = counting_allocator().then(CountingAllocator::live_bytes);
         for (name, help, value) in [
             (
-                "pools_memory",
-                "Heap bytes held by every pool in the process: objects, retained heap, structures (MEMORY_STATS current_usage).",
-                memory.current_usage,
+                "all_pools_memory",
+                "Heap bytes held by every pool in the process, exported or not: objects, retained heap, structures (MEMORY_STATS current_usage).",
+                Some(memory.current_usage as i64),
             ),
             (
-                "pools_retained_memory",
+                "all_pools_retained_memory",
                 "Heap bytes idle objects of every pool retain (MEMORY_STATS retained_bytes).",
-                memory.retained_bytes,
+                Some(memory.retained_bytes as i64),
             ),
             (
-                "pools_overhead_memory",
+                "all_pools_overhead_memory",
                 "Bytes of every pool's own structures (MEMORY_STATS overhead_bytes).",
-                memory.overhead_bytes,
+                Some(memory.overhead_bytes as i64),
             ),
             (
-                "pools_memory_peak",
-                "Highest pools_memory_bytes since start or the last reset (MEMORY_STATS peak_usage).",
-                memory.peak_usage,
+                "all_pools_memory_peak",
+                "Highest trading_all_pools_memory_bytes since start or the last reset (MEMORY_STATS peak_usage).",
+                Some(memory.peak_usage as i64),
+            ),
+            (
+                "heap_live",
+                "Heap bytes allocated and not yet freed, process-wide, as the counting allocator sees them (present only when CountingAllocator is the global allocator). Falls when the pools free memory; resident memory may not.",
+                heap.map(|b| b as i64),
             ),
         ] {
-            let family =
-                encoder.encode_descriptor(name, help, Some(&Unit::Bytes), MetricType::Gauge)?;
-            ConstGauge::new(value).encode(family)?;
+            if let Some(value) = value {
+                let family =
+                    encoder.encode_descriptor(name, help, Some(&Unit::Bytes), MetricType::Gauge)?;
+                ConstGauge::new(value).encode(family)?;
+            }
         }
         Ok(())
     }
 }
 
-/// A registry holding the [`PoolCollector`]; add your own metrics to it.
+/// Whether the counting allocator is the global allocator (probed once).
+fn counting_allocator() -> bool {
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    *INSTALLED.get_or_init(CountingAllocator::is_installed)
+}
+
+/// `trading_build_info`: always 1, with the build as labels.
+#[derive(Debug, Default)]
+struct BuildInfo;
+
+impl Collector for BuildInfo {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let profile = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
+        let labels = [
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("profile", profile),
+            ("target", std::env::consts::ARCH),
+            ("os", std::env::consts::OS),
+        ];
+        let mut family = encoder.encode_descriptor(
+            "build_info",
+            "The build of the process: 1, with its version and profile as labels.",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(1_i64).encode(family.encode_family(&labels)?)
+    }
+}
+
+/// A registry with every metric of this crate (see the crate docs); add your own to it
+/// with [`register_fn`] and [`register_latency`].
 ///
 /// # Examples
 /// ```
@@ -262,9 +330,12 @@ impl Collector for PoolCollector {
 ///
 /// drop(TICK_POOL.acquire());
 /// let text = monitoring::render(&monitoring::pool_registry())?;
-/// assert!(text.contains("# TYPE pool_acquired_total counter"));
-/// assert!(text.contains(r#"pool_acquired_total{pool="tick"}"#));
-/// assert!(text.contains("# TYPE pools_memory_bytes gauge"));
+/// assert!(text.contains("# TYPE trading_pool_acquired_total counter"));
+/// assert!(text.contains(r#"trading_pool_acquired_total{pool="tick"}"#));
+/// assert!(text.contains("# TYPE trading_all_pools_memory_bytes gauge"));
+/// assert!(text.contains("trading_build_info{version="));
+/// # #[cfg(target_os = "linux")]
+/// assert!(text.contains("# TYPE process_resident_memory_bytes gauge"));
 /// # Ok::<(), std::fmt::Error>(())
 /// ```
 pub fn pool_registry() -> Registry {
@@ -274,7 +345,10 @@ pub fn pool_registry() -> Registry {
     LazyLock::force(&SIGNAL_POOL);
     LazyLock::force(&ORDER_POOL);
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(PoolCollector));
+    registry.register_collector(Box::new(ProcessCollector));
+    let ours = registry.sub_registry_with_prefix(NAMESPACE);
+    ours.register_collector(Box::new(PoolCollector));
+    ours.register_collector(Box::new(BuildInfo));
     registry
 }
 
@@ -324,8 +398,8 @@ impl Collector for FnMetric {
     }
 }
 
-/// Adds a metric whose value `read` returns at each scrape (for counters, give the
-/// name without `_total`; the encoder adds it).
+/// Adds a metric whose value `read` returns at each scrape, under [`NAMESPACE`] (for
+/// counters, give the name without `_total`; the encoder adds it).
 ///
 /// # Examples
 /// ```
@@ -338,7 +412,7 @@ impl Collector for FnMetric {
 /// monitoring::register_fn(&mut registry, "ticks", "Ticks processed.", monitoring::Kind::Counter,
 ///     move || reader.load(Ordering::Relaxed));
 /// ticks.store(42, Ordering::Relaxed);
-/// assert!(monitoring::render(&registry)?.contains("ticks_total 42\n"));
+/// assert!(monitoring::render(&registry)?.contains("trading_ticks_total 42\n"));
 /// # Ok::<(), std::fmt::Error>(())
 /// ```
 pub fn register_fn(
@@ -348,12 +422,79 @@ pub fn register_fn(
     kind: Kind,
     read: impl Fn() -> u64 + Send + Sync + 'static,
 ) {
-    registry.register_collector(Box::new(FnMetric {
-        name,
-        help,
-        kind,
-        read: Box::new(read),
-    }));
+    registry
+        .sub_registry_with_prefix(NAMESPACE)
+        .register_collector(Box::new(FnMetric {
+            name,
+            help,
+            kind,
+            read: Box::new(read),
+        }));
+}
+
+/// A family of latency histograms, one per value of `label`.
+#[derive(Debug)]
+struct LatencyFamily {
+    name: &'static str,
+    help: &'static str,
+    label: &'static str,
+    members: Vec<(&'static str, Arc<LatencyHistogram>)>,
+}
+
+impl Collector for LatencyFamily {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            self.name,
+            self.help,
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (value, histogram) in &self.members {
+            let s = histogram.snapshot();
+            family
+                .encode_family(&[(self.label, *value)])?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                s.sum_seconds,
+                s.count,
+                &s.buckets,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds `<NAMESPACE>_<name>_seconds`, a histogram per `(label value, histogram)`.
+///
+/// # Examples
+/// ```
+/// let feed = monitoring::LatencyHistogram::new();
+/// let mut recorder = feed.recorder().unwrap();
+/// recorder.record(3_000); // 3 µs
+/// let mut registry = monitoring::pool_registry();
+/// monitoring::register_latency(&mut registry, "stage_latency", "Latency per stage.", "stage",
+///     vec![("feed", feed)]);
+/// let text = monitoring::render(&registry)?;
+/// assert!(text.contains("# TYPE trading_stage_latency_seconds histogram"));
+/// assert!(text.contains(r#"trading_stage_latency_seconds_bucket{stage="feed",le="5e-06"} 1"#));
+/// assert!(text.contains(r#"trading_stage_latency_seconds_count{stage="feed"} 1"#));
+/// # Ok::<(), std::fmt::Error>(())
+/// ```
+pub fn register_latency(
+    registry: &mut Registry,
+    name: &'static str,
+    help: &'static str,
+    label: &'static str,
+    members: Vec<(&'static str, Arc<LatencyHistogram>)>,
+) {
+    registry
+        .sub_registry_with_prefix(NAMESPACE)
+        .register_collector(Box::new(LatencyFamily {
+            name,
+            help,
+            label,
+            members,
+        }));
 }
 
 /// The registry in Prometheus text format ([`CONTENT_TYPE`]).

@@ -1,28 +1,41 @@
-//! `GET /metrics` over HTTP/1.1, on a thread of its own.
+//! `GET` and `HEAD /metrics` over HTTP/1.1, on a thread of its own.
 //!
 //! hyper parses every request (no hand-written HTTP here). The server answers
-//! `GET /metrics` with the registry in Prometheus text format, any other method on
-//! `/metrics` with 405 (and `Allow: GET`), and any other path with 404. A client that
-//! does not finish its request headers within `header_read_timeout` is disconnected;
-//! headers larger than `max_header_bytes` get 431 and a closed connection; every
-//! connection is closed after `connection_lifetime`; beyond `max_connections` new
-//! connections are closed at once. None of it can panic the server or stop it serving.
+//! `GET /metrics` with the registry in Prometheus text format, `HEAD /metrics` with the
+//! same headers and no body, any other method on `/metrics` with 405 (and
+//! `Allow: GET, HEAD`), and any other path with 404.
+//!
+//! Limits, none of which can panic the server or stop it serving:
+//! - a client that does not finish its request headers within `header_read_timeout`
+//!   is disconnected; headers larger than `max_header_bytes` get 431 and a closed
+//!   connection; every connection is closed after `connection_lifetime`;
+//! - at most `max_connections` are served at once. A new connection at the limit
+//!   takes the place of the connection that has been idle longest (one with no
+//!   request being answered: a keep-alive connection between requests, or one that
+//!   has not sent a complete request yet), which is closed. Only when every
+//!   connection is in the middle of a request does the newcomer get
+//!   `503 Service Unavailable` with `Retry-After: 1`. So idle sockets, however many,
+//!   cannot keep a scraper out.
+//!
+//! The registry is rendered on a blocking thread (`spawn_blocking`, at most one), so a
+//! slow collector delays only the requests waiting for it, never the accept loop.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Notify, Semaphore, oneshot};
 
 /// The smallest header buffer hyper accepts.
 pub const MIN_HEADER_BYTES: usize = 8 * 1024;
@@ -37,7 +50,8 @@ pub struct ServerOptions {
     pub max_header_bytes: usize,
     /// Any connection, even a busy keep-alive one, is closed after this long.
     pub connection_lifetime: Duration,
-    /// Connections served at once; more are closed on accept.
+    /// Connections served at once. At the limit a newcomer replaces the longest-idle
+    /// connection, or gets 503 when none is idle.
     pub max_connections: usize,
 }
 
@@ -88,7 +102,7 @@ pub enum ServerError {
 /// let mut response = String::new();
 /// client.read_to_string(&mut response)?;
 /// assert!(response.starts_with("HTTP/1.1 200 OK"));
-/// assert!(response.contains("pools_memory_bytes"));
+/// assert!(response.contains("trading_all_pools_memory_bytes"));
 /// server.shutdown();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -133,6 +147,10 @@ impl MetricsServer {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
+            // One thread renders; it exits after 10 s without a scrape.
+            .max_blocking_threads(1)
+            .thread_keep_alive(Duration::from_secs(10))
+            .thread_name("metrics-render")
             .build()
             .map_err(ServerError::Start)?;
         let (stop, stopped) = oneshot::channel();
@@ -176,6 +194,38 @@ impl Drop for MetricsServer {
     }
 }
 
+/// One served connection, as the accept loop sees it.
+#[derive(Debug)]
+struct Connection {
+    /// A request is being answered (from its head read until the response is built).
+    busy: AtomicBool,
+    /// When it last became idle, in nanoseconds since the server started.
+    idle_since_ns: AtomicU64,
+    /// Its task has ended.
+    done: AtomicBool,
+    /// Tells its task to close it.
+    evict: Notify,
+}
+
+impl Connection {
+    fn new(now_ns: u64) -> Self {
+        Connection {
+            busy: AtomicBool::new(false),
+            idle_since_ns: AtomicU64::new(now_ns),
+            done: AtomicBool::new(false),
+            evict: Notify::new(),
+        }
+    }
+}
+
+/// Nanoseconds since `start`.
+fn since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// How long a 503 connection may take to send its request before it is closed.
+const REJECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 async fn serve(
     listener: StdListener,
     registry: Arc<Registry>,
@@ -189,7 +239,12 @@ async fn serve(
             return;
         }
     };
-    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let start = Instant::now();
+    // The accept loop's view of every served connection; the runtime has one thread,
+    // so only its tasks touch these.
+    let mut connections: Vec<Arc<Connection>> = Vec::with_capacity(options.max_connections);
+    // Connections being answered 503: as many as served ones at most, the rest closed.
+    let rejecting = Arc::new(Semaphore::new(options.max_connections));
     loop {
         let accepted = tokio::select! {
             _ = &mut stopped => break,
@@ -204,27 +259,89 @@ async fn serve(
                 continue;
             }
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::debug!(%peer, "metrics connection refused: at max_connections");
-            drop(stream);
-            continue;
-        };
+        connections.retain(|c| !c.done.load(Ordering::Relaxed));
+        if connections.len() >= options.max_connections {
+            let idlest = connections
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| !c.busy.load(Ordering::Relaxed))
+                .min_by_key(|(_, c)| c.idle_since_ns.load(Ordering::Relaxed))
+                .map(|(i, _)| i);
+            match idlest {
+                Some(i) => {
+                    let evicted = connections.swap_remove(i);
+                    evicted.evict.notify_one();
+                    tracing::debug!(%peer, "metrics connection limit: closed the longest-idle connection");
+                }
+                None => {
+                    if let Ok(permit) = Arc::clone(&rejecting).try_acquire_owned() {
+                        tokio::spawn(async move {
+                            let _permit = permit;
+                            reject(stream, options).await;
+                        });
+                    }
+                    tracing::debug!(%peer, "metrics connection limit: every connection busy, 503");
+                    continue;
+                }
+            }
+        }
+        let connection = Arc::new(Connection::new(since(start)));
+        connections.push(Arc::clone(&connection));
         let registry = Arc::clone(&registry);
         tokio::spawn(async move {
-            let _slot = slot;
-            let service = service_fn(move |request| respond(request, Arc::clone(&registry)));
-            let connection = http1::Builder::new()
+            let state = Arc::clone(&connection);
+            let service = service_fn(move |request| {
+                let state = Arc::clone(&state);
+                let registry = Arc::clone(&registry);
+                async move {
+                    state.busy.store(true, Ordering::Relaxed);
+                    let response = respond(request, registry).await;
+                    state.idle_since_ns.store(since(start), Ordering::Relaxed);
+                    state.busy.store(false, Ordering::Relaxed);
+                    response
+                }
+            });
+            let served = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(options.header_read_timeout)
                 .max_buf_size(options.max_header_bytes)
                 .serve_connection(TokioIo::new(stream), service);
-            match tokio::time::timeout(options.connection_lifetime, connection).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::debug!(%peer, %error, "metrics connection ended"),
-                Err(_) => tracing::debug!(%peer, "metrics connection closed at its lifetime"),
+            tokio::select! {
+                ended = tokio::time::timeout(options.connection_lifetime, served) => match ended {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::debug!(%peer, %error, "metrics connection ended"),
+                    Err(_) => tracing::debug!(%peer, "metrics connection closed at its lifetime"),
+                },
+                () = connection.evict.notified() => {
+                    tracing::debug!(%peer, "metrics connection evicted while idle");
+                }
             }
+            connection.done.store(true, Ordering::Relaxed);
         });
     }
+}
+
+/// Answers one request on `stream` with 503 and closes it. The request is read first
+/// (hyper does it), so the client sees the answer rather than a reset.
+async fn reject(stream: tokio::net::TcpStream, options: ServerOptions) {
+    let service = service_fn(|_request: Request<Incoming>| async {
+        let mut response = reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "too many connections in use; retry\n".into(),
+        );
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        Ok::<_, Infallible>(response)
+    });
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(REJECT_TIMEOUT.min(options.header_read_timeout))
+        .max_buf_size(options.max_header_bytes)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(REJECT_TIMEOUT * 2, served).await;
 }
 
 async fn respond(
@@ -232,23 +349,28 @@ async fn respond(
     registry: Arc<Registry>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let response = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => match crate::render(&registry) {
-            Ok(text) => reply(StatusCode::OK, crate::CONTENT_TYPE, text),
-            Err(_) => reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain; charset=utf-8",
-                "encoding the metrics failed\n".into(),
-            ),
-        },
+        // HEAD renders too, so its Content-Length is the body GET would send; hyper
+        // sends no body for HEAD.
+        (&Method::GET | &Method::HEAD, "/metrics") => {
+            let rendered = tokio::task::spawn_blocking(move || crate::render(&registry)).await;
+            match rendered {
+                Ok(Ok(text)) => reply(StatusCode::OK, crate::CONTENT_TYPE, text),
+                Ok(Err(_)) | Err(_) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain; charset=utf-8",
+                    "encoding the metrics failed\n".into(),
+                ),
+            }
+        }
         (_, "/metrics") => {
             let mut response = reply(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "text/plain; charset=utf-8",
-                "only GET is allowed on /metrics\n".into(),
+                "only GET and HEAD are allowed on /metrics\n".into(),
             );
             response
                 .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET"));
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             response
         }
         _ => reply(

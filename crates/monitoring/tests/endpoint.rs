@@ -66,7 +66,8 @@ impl Poolable for Buffer {
 
 #[test]
 fn metrics_cover_every_exported_pool_with_help_and_units() {
-    let mine = Pool::<Order>::new(PoolConfig::new("endpoint_test_orders").exported(true)).unwrap();
+    // A label value is any text: a name with a dash and a space.
+    let mine = Pool::<Order>::new(PoolConfig::new("endpoint-test orders").exported(true)).unwrap();
     let hidden = Pool::<Order>::new(PoolConfig::new("endpoint_test_hidden")).unwrap();
     drop((mine.acquire(), hidden.acquire()));
     let buffers =
@@ -84,7 +85,7 @@ fn metrics_cover_every_exported_pool_with_help_and_units() {
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
     assert!(response.contains("content-type: text/plain; version=0.0.4; charset=utf-8"));
     let text = body(&response);
-    for family in [
+    let ours = [
         "pool_acquired_total",
         "pool_released_total",
         "pool_hits_total",
@@ -100,6 +101,7 @@ fn metrics_cover_every_exported_pool_with_help_and_units() {
         "pool_reserved_total",
         "pool_discarded_total",
         "pool_panicked_total",
+        "pool_waiters",
         "pool_live_objects",
         "pool_idle_objects",
         "pool_depot_objects",
@@ -111,11 +113,24 @@ fn metrics_cover_every_exported_pool_with_help_and_units() {
         "pool_retained_memory_bytes",
         "pool_overhead_memory_bytes",
         "pool_object_size_bytes",
-        "pools_memory_bytes",
-        "pools_memory_peak_bytes",
-        "pools_retained_memory_bytes",
-        "pools_overhead_memory_bytes",
-    ] {
+        "all_pools_memory_bytes",
+        "all_pools_memory_peak_bytes",
+        "all_pools_retained_memory_bytes",
+        "all_pools_overhead_memory_bytes",
+        "build_info",
+    ]
+    .map(|name| format!("{}_{name}", monitoring::NAMESPACE));
+    let process = [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_threads",
+        "process_start_time_seconds",
+    ]
+    .map(str::to_owned);
+    for family in ours.iter().chain(&process) {
         assert!(
             text.contains(&format!("# HELP {family} ")),
             "no help for {family}"
@@ -125,9 +140,37 @@ fn metrics_cover_every_exported_pool_with_help_and_units() {
             "no type for {family}"
         );
     }
-    for pool in ["tick", "signal", "order", "endpoint_test_orders"] {
+    // One namespace: every family but the standard process ones carries it.
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = &line["# TYPE ".len()..];
         assert!(
-            text.contains(&format!("pool_acquired_total{{pool=\"{pool}\"}} ")),
+            name.starts_with("trading_") || name.starts_with("process_"),
+            "{line}"
+        );
+    }
+    // The process figures are this process's: it started in the past hour, it has
+    // resident memory and open files.
+    let value = |name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = value("process_start_time_seconds");
+    assert!(
+        started <= now + 1.0 && started > now - 3_600.0,
+        "{started} vs {now}"
+    );
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_open_fds") >= 3.0);
+    for pool in ["tick", "signal", "order", "endpoint-test orders"] {
+        assert!(
+            text.contains(&format!("trading_pool_acquired_total{{pool=\"{pool}\"}} ")),
             "no {pool} in\n{text}"
         );
     }
@@ -136,17 +179,17 @@ fn metrics_cover_every_exported_pool_with_help_and_units() {
         "only exported pools are listed"
     );
     // An idle object's retained heap is exported with its value.
-    let retained = "pool_retained_memory_bytes{pool=\"endpoint_test_buffers\"} 4096";
+    let retained = "trading_pool_retained_memory_bytes{pool=\"endpoint_test_buffers\"} 4096";
     assert!(text.contains(retained), "{retained} not in\n{text}");
     // Its idle bytes: the object itself and that heap.
     let idle = format!(
-        "pool_idle_memory_bytes{{pool=\"endpoint_test_buffers\"}} {}",
+        "trading_pool_idle_memory_bytes{{pool=\"endpoint_test_buffers\"}} {}",
         std::mem::size_of::<Buffer>() + 4096
     );
     assert!(text.contains(&idle), "{idle} not in\n{text}");
     // The value is the pool's own count.
     let line = format!(
-        "pool_acquired_total{{pool=\"endpoint_test_orders\"}} {}",
+        "trading_pool_acquired_total{{pool=\"endpoint-test orders\"}} {}",
         mine.stats().acquired
     );
     assert!(text.contains(&line), "{line} not in\n{text}");
@@ -189,7 +232,7 @@ fn promtool_finds_nothing_to_lint() {
 fn wrong_methods_and_paths_get_405_and_404() {
     let server = start(ServerOptions::default());
     let addr = server.local_addr();
-    for method in ["POST", "PUT", "DELETE", "HEAD", "OPTIONS"] {
+    for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
         let response = exchange(
             addr,
             format!("{method} /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -200,7 +243,7 @@ fn wrong_methods_and_paths_get_405_and_404() {
             "{method}: {response}"
         );
         assert!(
-            response.to_lowercase().contains("allow: get"),
+            response.to_lowercase().contains("allow: get, head"),
             "{method}: {response}"
         );
     }
@@ -266,32 +309,175 @@ fn a_client_that_never_finishes_is_cut_off_without_stalling_others() {
     assert!(get(addr, "/metrics").starts_with("HTTP/1.1 200 "));
 }
 
+/// Sockets that connect and send nothing, as many as the server serves at once.
+fn idle_sockets(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|_| {
+            let socket = TcpStream::connect(addr).unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            socket
+        })
+        .collect()
+}
+
+/// Whether the server has closed `socket` (a read sees the end, or a reset).
+fn closed(socket: &mut TcpStream) -> bool {
+    let mut byte = [0; 1];
+    match socket.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// The starvation case: idle sockets fill every place, and a scrape must still get
+/// through, at once, round after round of fresh idle sockets. The header timeout is a
+/// minute, so the old behaviour (wait for an idle socket to time out, or be refused)
+/// cannot pass.
 #[test]
-fn connections_beyond_the_limit_are_closed_and_the_slots_come_back() {
+fn idle_connections_cannot_keep_a_scraper_out() {
     let options = ServerOptions {
-        max_connections: 2,
-        header_read_timeout: Duration::from_millis(500),
+        header_read_timeout: Duration::from_secs(60),
         ..ServerOptions::default()
     };
     let server = start(options);
     let addr = server.local_addr();
-    let idle: Vec<_> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(100));
+    let mut held = Vec::new();
+    for round in 0..3 {
+        let mut sockets = idle_sockets(addr, options.max_connections);
+        std::thread::sleep(Duration::from_millis(100));
+        let response = get(addr, "/metrics");
+        assert!(
+            response.starts_with("HTTP/1.1 200 "),
+            "round {round}: the scrape was kept out: {response:?}"
+        );
+        // The place it took was the longest-idle socket's: of this round's, the first.
+        assert!(
+            closed(&mut sockets[0]),
+            "round {round}: nothing was evicted"
+        );
+        assert!(!closed(&mut sockets[options.max_connections - 1]));
+        held.push(sockets);
+    }
+}
+
+/// A registry whose render blocks until the test opens a gate: it keeps requests
+/// "in flight" for as long as the test needs.
+fn gated_registry() -> (
+    monitoring::Registry,
+    Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+) {
+    let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let mut registry = monitoring::pool_registry();
+    let wait = Arc::clone(&gate);
+    monitoring::register_fn(
+        &mut registry,
+        "gate",
+        "Blocks rendering until the test opens it.",
+        monitoring::Kind::Gauge,
+        move || {
+            let (open, changed) = &*wait;
+            let mut open = open.lock().unwrap();
+            while !*open {
+                open = changed.wait(open).unwrap();
+            }
+            1
+        },
+    );
+    (registry, gate)
+}
+
+#[test]
+fn a_newcomer_gets_503_when_every_connection_is_in_a_request() {
+    let (registry, gate) = gated_registry();
+    let options = ServerOptions {
+        max_connections: 2,
+        ..ServerOptions::default()
+    };
+    let server =
+        MetricsServer::start("127.0.0.1:0".parse().unwrap(), Arc::new(registry), options).unwrap();
+    let addr = server.local_addr();
+    // Two scrapes, both stuck in the render.
+    let waiting: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || get(addr, "/metrics")))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
     let refused = get(addr, "/metrics");
     assert!(
-        refused.is_empty(),
-        "a third connection is closed at once: {refused}"
+        refused.starts_with("HTTP/1.1 503 "),
+        "no place and none idle: {refused}"
     );
-    drop(idle);
-    // The idle ones time out (or are seen closed); their slots free up.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if get(addr, "/metrics").starts_with("HTTP/1.1 200 ") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "slots never came back");
-        std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        refused.to_lowercase().contains("retry-after: 1"),
+        "{refused}"
+    );
+    // Open the gate: both are answered, and the server serves again.
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    for request in waiting {
+        let response = request.join().unwrap();
+        assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+        assert!(response.contains("trading_gate 1"));
     }
+    assert!(get(addr, "/metrics").starts_with("HTTP/1.1 200 "));
+}
+
+#[test]
+fn head_gets_the_headers_of_get_and_no_body() {
+    let server = start(ServerOptions::default());
+    let response = exchange(
+        server.local_addr(),
+        b"HEAD /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        response.contains("content-type: text/plain; version=0.0.4"),
+        "{response}"
+    );
+    let length: usize = response
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .expect("a Content-Length")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(length > 1_000, "{length}");
+    assert_eq!(body(&response), "", "HEAD sends no body");
+}
+
+#[test]
+fn a_panicking_collector_gets_500_and_the_server_goes_on() {
+    let mut registry = monitoring::pool_registry();
+    let first = std::sync::atomic::AtomicBool::new(true);
+    monitoring::register_fn(
+        &mut registry,
+        "flaky",
+        "Panics on its first read.",
+        monitoring::Kind::Gauge,
+        move || {
+            assert!(
+                !first.swap(false, std::sync::atomic::Ordering::Relaxed),
+                "a collector's bug"
+            );
+            1
+        },
+    );
+    let server = MetricsServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(registry),
+        ServerOptions::default(),
+    )
+    .unwrap();
+    let addr = server.local_addr();
+    assert!(get(addr, "/metrics").starts_with("HTTP/1.1 500 "));
+    let second = get(addr, "/metrics");
+    assert!(second.starts_with("HTTP/1.1 200 "), "{second}");
+    assert!(second.contains("trading_flaky 1"));
 }
 
 #[test]

@@ -1,18 +1,27 @@
 //! `cargo run --release -p pipeline`: replays 10M generated ticks through every layer
 //! and prints the report. `--help` lists the flags.
+//!
+//! Exit status: 0 when every invariant holds; 2 when one is broken; 130 (SIGINT) or
+//! 143 (SIGTERM) when a signal stopped the run early (after the report of what was
+//! processed); 1 on an error (bad flags, an unreadable input). A second signal during
+//! the drain ends the process at once with the same status. A closed standard output
+//! (`pipeline | head -1`) is not an error: the report is cut short, quietly.
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
+use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use infrastructure::alloc_count::CountingAllocator;
 use infrastructure::memory::PoolConfig;
-use pipeline::{Config, DEFAULT_TICKS, PROGRESS_INTERVAL, Progress, Source};
+use pipeline::{Config, DEFAULT_TICKS, PROGRESS_INTERVAL, Progress, Report, Source, StopReason};
 
 // Counts every heap allocation, so the report can show the steady state makes none.
 #[global_allocator]
@@ -23,10 +32,12 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Ticks to generate (with --input: the most lines to replay).
-    #[arg(long)]
+    /// Ticks to generate [default: 10000000]; with --input, the most lines to replay
+    /// [default: every line].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     ticks: Option<u64>,
-    /// Replay recorded Binance JSON lines from FILE instead of generating a market.
+    /// Replay recorded Binance JSON lines from FILE instead of generating a market;
+    /// `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
     /// Seed of the generated market.
@@ -45,15 +56,15 @@ struct Args {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
-    /// Serve Prometheus metrics at /metrics while running, on ADDR (default
-    /// 127.0.0.1:9898, loopback only; port 0 picks a free one). The bound address is
-    /// printed on stderr.
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9898")]
-    metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve Prometheus metrics at /metrics while running, on ADDR: HOST:PORT, where
+    /// HOST is an IP address or a name such as localhost (default 127.0.0.1:9898,
+    /// loopback only; port 0 picks a free one). The bound address is printed on stderr.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9898", value_parser = resolve)]
+    metrics_addr: Option<Addresses>,
     /// With --metrics-addr: keep serving this many seconds after the report, so a
-    /// scraper sees the final values.
-    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
-    linger: u64,
+    /// scraper sees the final values (a signal ends it early).
+    #[arg(long, value_name = "SECONDS", requires = "metrics_addr")]
+    linger: Option<u64>,
     /// Do not reserve the pools' working set up front (shows the pools growing into it).
     #[arg(long)]
     no_reserve: bool,
@@ -63,31 +74,106 @@ struct Args {
     fault_allocate_every: u64,
 }
 
+/// The addresses a `--metrics-addr` resolved to, in the resolver's order.
+#[derive(Clone, Debug)]
+struct Addresses {
+    given: String,
+    resolved: Vec<SocketAddr>,
+}
+
+fn resolve(given: &str) -> Result<Addresses, String> {
+    let resolved: Vec<SocketAddr> = given
+        .to_socket_addrs()
+        .map_err(|error| format!("{given:?} is not HOST:PORT or does not resolve: {error}"))?
+        .collect();
+    if resolved.is_empty() {
+        return Err(format!("{given:?} resolves to no address"));
+    }
+    Ok(Addresses {
+        given: given.to_owned(),
+        resolved,
+    })
+}
+
+/// A line on stderr; a closed stderr is ignored rather than a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
+    // Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
     match run(Args::parse()) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            say!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
 }
 
+/// SIGINT and SIGTERM, as flags the main thread polls.
+struct Signals {
+    interrupt: Arc<AtomicBool>,
+    terminate: Arc<AtomicBool>,
+}
+
+impl Signals {
+    /// Registers both. The first signal only sets its flag; a second one, of either
+    /// kind, while the first is handled ends the process at once with its status.
+    fn register() -> Result<Self> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let stopping = Arc::new(AtomicBool::new(false));
+        let signals = Signals {
+            interrupt: Arc::new(AtomicBool::new(false)),
+            terminate: Arc::new(AtomicBool::new(false)),
+        };
+        for (signal, flag, reason) in [
+            (SIGINT, &signals.interrupt, StopReason::Interrupt),
+            (SIGTERM, &signals.terminate, StopReason::Terminate),
+        ] {
+            let status = i32::from(reason.exit_status());
+            signal_hook::flag::register_conditional_shutdown(signal, status, Arc::clone(&stopping))
+                .context("registering a signal handler")?;
+            signal_hook::flag::register(signal, Arc::clone(&stopping))
+                .context("registering a signal handler")?;
+            signal_hook::flag::register(signal, Arc::clone(flag))
+                .context("registering a signal handler")?;
+        }
+        Ok(signals)
+    }
+
+    fn received(&self) -> Option<StopReason> {
+        if self.interrupt.load(Ordering::Relaxed) {
+            Some(StopReason::Interrupt)
+        } else if self.terminate.load(Ordering::Relaxed) {
+            Some(StopReason::Terminate)
+        } else {
+            None
+        }
+    }
+}
+
 fn run(args: Args) -> Result<ExitCode> {
+    let signals = Signals::register()?;
     // The static pools' settings (`POOL_<NAME>_*`), before anything builds them.
     let configured = infrastructure::memory::safe_pools::configure_from_env()
         .context("the static pools' settings from the environment")?;
     if !configured.is_empty() {
-        eprintln!("pools configured from the environment: {configured:?}");
+        say!("pools configured from the environment: {configured:?}");
     }
     let source = match args.input {
+        Some(path) if path.as_os_str() == "-" => Source::Stdin { limit: args.ticks },
         Some(path) => Source::File {
             path,
             limit: args.ticks,
@@ -97,10 +183,7 @@ fn run(args: Args) -> Result<ExitCode> {
             ticks: args.ticks.unwrap_or(DEFAULT_TICKS),
         },
     };
-    let total = match source {
-        Source::Generated { ticks, .. } => Some(ticks),
-        Source::File { limit, .. } => limit,
-    };
+    let total = source.limit();
     let config = Config {
         source,
         window: args.window,
@@ -114,78 +197,126 @@ fn run(args: Args) -> Result<ExitCode> {
         ..Config::default()
     };
     let progress = Arc::new(Progress::default());
-    let server = match args.metrics_addr {
-        Some(addr) => {
-            let registry = pipeline::metrics_registry(&progress);
-            let server = monitoring::MetricsServer::start(
-                addr,
-                Arc::new(registry),
-                monitoring::ServerOptions::default(),
-            )?;
-            eprintln!("metrics: http://{}/metrics", server.local_addr());
-            Some(server)
-        }
+    let server = match &args.metrics_addr {
+        Some(addresses) => Some(serve(addresses, &progress)?),
         None => None,
     };
     let report = std::thread::scope(|scope| {
         let runner = scope.spawn(|| pipeline::run(&config, &progress));
         // This thread drives reclamation for pools set to `Reclaim::Driven`
-        // (`POOL_<NAME>_RECLAIM=driven`): once a second, while the run lasts.
-        let mut next_reclaim = std::time::Instant::now();
-        let mut drive = || {
-            if std::time::Instant::now() >= next_reclaim {
+        // (`POOL_<NAME>_RECLAIM=driven`) once a second while the run lasts, and
+        // passes a signal on to the run.
+        let mut next_reclaim = Instant::now();
+        let mut told = false;
+        let mut tend = || {
+            if Instant::now() >= next_reclaim {
                 infrastructure::memory::reclaim_driven();
                 next_reclaim += PoolConfig::DEFAULT_RECLAIM_INTERVAL;
             }
+            if let Some(reason) = signals.received()
+                && !told
+            {
+                told = true;
+                progress.request_stop(reason);
+                say!(
+                    "{}: stopping the feed and draining the stages (a second signal quits at once)",
+                    reason.name()
+                );
+            }
         };
         // A progress bar on a terminal only; nothing when output is piped or in CI.
-        if std::io::stderr().is_terminal() {
-            let bar = match total {
-                Some(n) => ProgressBar::new(n),
-                None => ProgressBar::no_length(),
-            };
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = total.map_or_else(ProgressBar::no_length, ProgressBar::new);
             bar.set_style(
                 ProgressStyle::with_template(
                     "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} ticks ({per_sec}) {msg}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            while !runner.is_finished() {
+            bar
+        });
+        while !runner.is_finished() {
+            if let Some(bar) = &bar {
                 bar.set_position(progress.ticks());
                 if progress.malformed() > 0 {
                     bar.set_message(format!("{} malformed", progress.malformed()));
                 }
-                drive();
-                std::thread::sleep(PROGRESS_INTERVAL);
             }
+            tend();
+            std::thread::sleep(PROGRESS_INTERVAL);
+        }
+        if let Some(bar) = bar {
             bar.finish_and_clear();
-        } else {
-            while !runner.is_finished() {
-                drive();
-                std::thread::sleep(PROGRESS_INTERVAL);
-            }
         }
         runner
             .join()
             .map_err(|_| anyhow::anyhow!("the pipeline panicked"))?
     })?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{report}");
+    print_report(&report, args.json)?;
+    for warning in &report.warnings {
+        say!("warning: {warning}");
     }
-    std::io::Write::flush(&mut std::io::stdout())?;
     if let Some(server) = server {
-        std::thread::sleep(std::time::Duration::from_secs(args.linger));
+        // Serve the final values a while; a signal ends the wait.
+        let until = Instant::now() + Duration::from_secs(args.linger.unwrap_or(0));
+        while Instant::now() < until && signals.received().is_none() {
+            std::thread::sleep(
+                PROGRESS_INTERVAL.min(until.saturating_duration_since(Instant::now())),
+            );
+        }
         server.shutdown();
     }
     let broken = report.broken_invariants();
-    Ok(if broken.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        for b in &broken {
-            eprintln!("invariant broken: {b}");
-        }
+    for b in &broken {
+        say!("invariant broken: {b}");
+    }
+    Ok(if !broken.is_empty() {
         ExitCode::from(2)
+    } else if let Some(reason) = report.stopped {
+        ExitCode::from(reason.exit_status())
+    } else {
+        ExitCode::SUCCESS
     })
+}
+
+/// Starts the metrics endpoint on the first of `addresses` that can be bound.
+fn serve(addresses: &Addresses, progress: &Arc<Progress>) -> Result<monitoring::MetricsServer> {
+    let registry = Arc::new(pipeline::metrics_registry(progress));
+    let mut last_error = None;
+    for &addr in &addresses.resolved {
+        match monitoring::MetricsServer::start(
+            addr,
+            Arc::clone(&registry),
+            monitoring::ServerOptions::default(),
+        ) {
+            Ok(server) => {
+                say!("metrics: http://{}/metrics", server.local_addr());
+                return Ok(server);
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(anyhow::anyhow!(
+        "cannot serve metrics on {}: {}",
+        addresses.given,
+        last_error.map_or_else(|| "no address".to_owned(), |e| e.to_string())
+    ))
+}
+
+/// Prints the report on stdout; a reader that has gone (a closed pipe) ends the
+/// output quietly, any other write error is an error.
+fn print_report(report: &Report, json: bool) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let written = if json {
+        serde_json::to_writer_pretty(&mut stdout, report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(stdout))
+    } else {
+        write!(stdout, "{report}")
+    }
+    .and_then(|()| stdout.flush());
+    match written {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing the report"),
+    }
 }

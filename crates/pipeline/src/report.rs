@@ -1,135 +1,83 @@
-//! The run report: built once at the end, printed as text or JSON.
+//! The run report: built once at the end from the stages' figures, printed as text
+//! (tables by `comfy-table`) or JSON.
 
 use std::fmt;
 use std::time::Duration;
 
-use analysis::{Latencies, LatencySummary, SignalCounts, Stage, SymbolReport};
+use analysis::{LatencySummary, SignalCounts, Stage, SymbolReport};
+use comfy_table::{CellAlignment, Table, presets};
 use exchange::VenueCounts;
 use infrastructure::memory::{MemoryUsage, PoolStats};
 use risk::RiskCounts;
 use serde::Serialize;
 
-use crate::stages::{AnalysisSummary, FeedSummary, TradingSummary};
-use crate::{Config, Source};
-
-/// An input line that did not parse.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct MalformedLine {
-    /// 1-based line number in the input.
-    pub line: u64,
-    /// What was wrong, with the byte offset.
-    pub error: String,
-}
-
-/// One report window (normally 1M ticks).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct WindowRow {
-    /// 1-based window number.
-    pub index: u64,
-    /// Ticks processed by the end of the window.
-    pub ticks_total: u64,
-    /// Ticks in this window.
-    pub ticks: u64,
-    /// Wall time of the window.
-    pub seconds: f64,
-    /// Ticks per second in the window.
-    pub ticks_per_second: f64,
-    /// End-to-end latency in the window.
-    pub end_to_end: LatencySummary,
-    /// `MEMORY_STATS.current_usage` at the end of the window.
-    pub pool_bytes: usize,
-    /// `MEMORY_STATS.peak_usage` since the start, at the end of the window.
-    pub pool_peak_bytes: usize,
-    /// Live heap bytes at the end of the window (when the counting allocator is installed).
-    pub heap_bytes: Option<isize>,
-    /// Heap allocations by the stage threads (the hot path) during the window
-    /// (counting allocator only).
-    pub allocations: Option<u64>,
-    /// Heap allocations by every thread of the process during the window (adds the
-    /// pool reaper and the main thread).
-    pub process_allocations: Option<u64>,
-}
-
-impl WindowRow {
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one constructor call, in stages.rs"
-    )]
-    pub(crate) fn new(
-        index: u64,
-        ticks_total: u64,
-        ticks: u64,
-        nanos: u64,
-        latencies: &Latencies,
-        memory: MemoryUsage,
-        heap_bytes: Option<isize>,
-        allocations: Option<u64>,
-        process_allocations: Option<u64>,
-    ) -> Self {
-        let seconds = Duration::from_nanos(nanos).as_secs_f64();
-        WindowRow {
-            index,
-            ticks_total,
-            ticks,
-            seconds,
-            ticks_per_second: per_second(ticks, seconds),
-            end_to_end: latencies.window(Stage::EndToEnd),
-            pool_bytes: memory.current_usage,
-            pool_peak_bytes: memory.peak_usage,
-            heap_bytes,
-            allocations,
-            process_allocations,
-        }
-    }
-}
-
-#[allow(clippy::cast_precision_loss, reason = "a rate for the report")]
-fn per_second(count: u64, seconds: f64) -> f64 {
-    if seconds > 0.0 {
-        count as f64 / seconds
-    } else {
-        0.0
-    }
-}
+use crate::stages::analysis::{per_second, summary};
+use crate::stages::{AnalysisFigures, FeedFigures, MalformedLine, TradingFigures, WindowRow};
+use crate::{Config, Source, StopReason};
 
 /// Latency percentiles of one stage over the whole run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StageLatency {
     /// The stage.
     pub stage: &'static str,
-    /// Its percentiles.
-    #[serde(flatten)]
-    pub latency: LatencySummary,
+    /// Its percentiles (`None`: no sample, e.g. no signal was emitted).
+    pub latency: Option<LatencySummary>,
 }
 
-/// One pool's statistics at the end of the run.
+/// One pool's work during the run, and its state at the end.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PoolReport {
     /// Pool name.
     pub name: String,
-    /// Objects handed out.
+    /// Objects handed out during the run (priming the channels is not counted).
     pub acquired: u64,
-    /// Served from idle objects.
+    /// Of those, served from idle objects.
     pub hits: u64,
-    /// Had to create an object.
+    /// Of those, created.
     pub misses: u64,
-    /// hits / acquired.
+    /// hits / acquired during the run (0 without acquisitions).
     pub hit_rate: f64,
-    /// Idle objects freed by reclamation.
+    /// Idle objects freed by reclamation during the run.
     pub reclaimed: u64,
     /// Objects in use at the end (0 when everything came back).
     pub live: u64,
-    /// Idle objects kept.
+    /// Idle objects kept at the end.
     pub idle: u64,
-    /// Bytes the pool holds.
+    /// Bytes the pool holds at the end.
     pub bytes: u64,
-    /// Objects created up front by `Pool::reserve` (0 without the reserve).
+    /// Objects the run created up front (`reserve_pools`; 0 without the reserve).
     pub reserved: u64,
-    /// Times a thread took the pool's depot lock (its slow paths), over the run and
-    /// whatever ran before it in the process.
+    /// Times a thread took the pool's depot lock (its slow paths) during the run.
     pub depot_locks: u64,
     /// Of those, times another thread held it at that moment.
     pub depot_contended: u64,
+}
+
+impl PoolReport {
+    fn of(before: Option<&PoolStats>, end: PoolStats, reserved: u64) -> Self {
+        let since = |read: fn(&PoolStats) -> u64| read(&end).saturating_sub(before.map_or(0, read));
+        let (acquired, hits) = (since(|s| s.acquired), since(|s| s.hits));
+        #[allow(clippy::cast_precision_loss, reason = "a ratio for the report")]
+        let hit_rate = if acquired == 0 {
+            0.0
+        } else {
+            hits as f64 / acquired as f64
+        };
+        PoolReport {
+            acquired,
+            hits,
+            misses: since(|s| s.misses),
+            hit_rate,
+            reclaimed: since(|s| s.reclaimed),
+            live: end.live,
+            idle: end.idle,
+            bytes: end.bytes,
+            reserved,
+            depot_locks: since(|s| s.depot_locks),
+            depot_contended: since(|s| s.depot_contended),
+            name: end.name,
+        }
+    }
 }
 
 /// Heap allocations during the run.
@@ -141,7 +89,7 @@ pub struct Allocations {
     /// first (warm-up). The target is 0.
     pub steady_state: Option<u64>,
     /// Allocations by every thread in the steady state (adds the pool reaper freeing
-    /// idle objects, and the main thread).
+    /// idle objects, and the main thread). Never less than `steady_state`.
     pub process_steady_state: Option<u64>,
     /// Ticks in those windows.
     pub steady_state_ticks: u64,
@@ -214,6 +162,16 @@ fn serialize_venue<S: serde::Serializer>(v: &VenueCounts, s: S) -> Result<S::Ok,
     map.end()
 }
 
+/// The invariants' outcome, as [`Report::broken_invariants`] found it when the report
+/// was built.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Invariants {
+    /// Whether every invariant holds.
+    pub hold: bool,
+    /// One line per broken invariant.
+    pub broken: Vec<String>,
+}
+
 /// The report of a run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
@@ -225,17 +183,21 @@ pub struct Report {
     pub ticks: u64,
     /// Lines that failed to parse.
     pub malformed: u64,
-    /// The first of them, with their errors.
+    /// The first of them ([`crate::MALFORMED_SAMPLES`] at most), with their errors.
     pub malformed_samples: Vec<MalformedLine>,
-    /// Wall time of the run.
+    /// Why the run stopped before the end of its source, if it did.
+    pub stopped: Option<StopReason>,
+    /// Wall time of the run, start-up (reserve, priming, threads) included.
     pub seconds: f64,
-    /// Ticks per second end to end.
+    /// From the first tick received to the last tick analysed.
+    pub processing_seconds: f64,
+    /// Ticks per second over `processing_seconds`.
     pub ticks_per_second: f64,
     /// Latency per stage over the run.
     pub latency: Vec<StageLatency>,
     /// One row per window.
     pub windows: Vec<WindowRow>,
-    /// Pool statistics at the end.
+    /// The pools' work during the run.
     pub pools: Vec<PoolReport>,
     /// Pool memory.
     pub memory: Memory,
@@ -245,15 +207,22 @@ pub struct Report {
     pub trading: Trading,
     /// Per-symbol analysis.
     pub symbols: Vec<SymbolReport>,
+    /// What an operator should know that is not an invariant: no tick at all, a run
+    /// stopped early.
+    pub warnings: Vec<String>,
+    /// The invariants' outcome when the report was built.
+    pub invariants: Invariants,
 }
 
 pub(crate) struct Parts<'a> {
     pub(crate) config: &'a Config,
     pub(crate) elapsed: Duration,
-    pub(crate) feed: FeedSummary,
-    pub(crate) trading: TradingSummary,
-    pub(crate) analysis: AnalysisSummary,
+    pub(crate) feed: FeedFigures,
+    pub(crate) trading: TradingFigures,
+    pub(crate) analysis: AnalysisFigures,
+    pub(crate) pools_before: Vec<PoolStats>,
     pub(crate) pools: Vec<PoolStats>,
+    pub(crate) reserved: [usize; 3],
     pub(crate) memory: MemoryUsage,
     pub(crate) memory_at_start: usize,
     pub(crate) memory_bound: usize,
@@ -267,7 +236,9 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
         feed,
         trading,
         analysis,
+        pools_before,
         pools,
+        reserved,
         memory,
         memory_at_start,
         memory_bound,
@@ -278,34 +249,24 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
             format!("generated market, seed {seed}, {ticks} messages")
         }
         Source::File { path, .. } => format!("file {}", path.display()),
+        Source::Stdin { .. } => "standard input".to_owned(),
     };
     let source = match config.rate {
         Some(rate) => format!("{source}, paced at {rate} messages/s"),
         None => source,
     };
-    let seconds = elapsed.as_secs_f64();
     let latencies = analysis.analysis.latencies();
     let steady: Vec<&WindowRow> = analysis.windows.iter().skip(1).collect();
     let steady_state_ticks = steady.iter().map(|w| w.ticks).sum();
-    let steady_state = if counting && !steady.is_empty() {
-        Some(steady.iter().filter_map(|w| w.allocations).sum::<u64>())
-    } else {
-        None
+    let counted_sum = |read: fn(&WindowRow) -> Option<u64>| {
+        (counting && !steady.is_empty()).then(|| steady.iter().filter_map(|w| read(w)).sum())
     };
-    let process_steady_state = if counting && !steady.is_empty() {
-        Some(
-            steady
-                .iter()
-                .filter_map(|w| w.process_allocations)
-                .sum::<u64>(),
-        )
-    } else {
-        None
-    };
+    let steady_state = counted_sum(|w| w.allocations);
+    let process_steady_state = counted_sum(|w| w.process_allocations);
     #[allow(clippy::cast_precision_loss, reason = "a rate for the report")]
     let per_tick = steady_state
         .filter(|_| steady_state_ticks > 0)
-        .map(|n| n as f64 / steady_state_ticks as f64);
+        .map(|n: u64| n as f64 / steady_state_ticks as f64);
     let first_peak = analysis.windows.first().map_or(0, |w| w.pool_peak_bytes);
     #[allow(clippy::cast_precision_loss, reason = "a ratio for the report")]
     let peak_growth = if first_peak == 0 {
@@ -313,37 +274,51 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
     } else {
         memory.peak_usage as f64 / first_peak as f64
     };
-    Report {
+    let processing_seconds = Duration::from_nanos(analysis.processing_ns).as_secs_f64();
+    let reserved_of = |name: &str| match name {
+        "tick" => reserved[0],
+        "signal" => reserved[1],
+        "order" => reserved[2],
+        _ => 0,
+    } as u64;
+    let mut warnings = Vec::new();
+    if let Some(reason) = feed.stopped {
+        warnings.push(format!(
+            "stopped by {} after {} lines: the report covers what was processed until then",
+            reason.name(),
+            feed.lines
+        ));
+    }
+    if analysis.ticks == 0 {
+        warnings.push(format!(
+            "no tick was processed ({} lines read, {} malformed): the invariants hold only vacuously",
+            feed.lines, feed.malformed
+        ));
+    }
+    let mut report = Report {
         source,
         lines: feed.lines,
         ticks: analysis.ticks,
         malformed: feed.malformed,
         malformed_samples: feed.samples,
-        seconds,
-        ticks_per_second: per_second(analysis.ticks, seconds),
+        stopped: feed.stopped,
+        seconds: elapsed.as_secs_f64(),
+        processing_seconds,
+        ticks_per_second: per_second(analysis.ticks, processing_seconds),
         latency: Stage::ALL
             .iter()
             .map(|&stage| StageLatency {
                 stage: stage.name(),
-                latency: latencies.total(stage),
+                latency: summary(latencies.total(stage)),
             })
             .collect(),
         windows: analysis.windows,
         pools: pools
             .into_iter()
-            .map(|p| PoolReport {
-                name: p.name,
-                acquired: p.acquired,
-                hits: p.hits,
-                misses: p.misses,
-                hit_rate: p.hit_rate,
-                reclaimed: p.reclaimed,
-                live: p.live,
-                idle: p.idle,
-                bytes: p.bytes,
-                reserved: p.reserved,
-                depot_locks: p.depot_locks,
-                depot_contended: p.depot_contended,
+            .map(|end| {
+                let before = pools_before.iter().find(|p| p.name == end.name);
+                let reserved = reserved_of(&end.name);
+                PoolReport::of(before, end, reserved)
             })
             .collect(),
         memory: Memory {
@@ -372,7 +347,18 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
             open_at_close: trading.open_at_close,
         },
         symbols: analysis.analysis.symbol_reports(),
-    }
+        warnings,
+        invariants: Invariants {
+            hold: true,
+            broken: Vec::new(),
+        },
+    };
+    let broken = report.broken_invariants();
+    report.invariants = Invariants {
+        hold: broken.is_empty(),
+        broken,
+    };
+    report
 }
 
 impl Report {
@@ -432,64 +418,116 @@ impl Report {
     }
 }
 
-fn micros(ns: u64) -> f64 {
-    Duration::from_nanos(ns).as_secs_f64() * 1e6
+fn micros(ns: u64) -> String {
+    format!("{:.2}", Duration::from_nanos(ns).as_secs_f64() * 1e6)
 }
 
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Pipeline report: {}", self.source)?;
-        writeln!(
-            f,
-            "  {} ticks in {:.2} s: {:.0} ticks/s end to end; {} malformed lines",
-            self.ticks, self.seconds, self.ticks_per_second, self.malformed
-        )?;
-        for m in &self.malformed_samples {
-            writeln!(f, "    line {}: {}", m.line, m.error)?;
-        }
-        writeln!(
-            f,
-            "\nLatency (µs)        count        p50      p99    p99.9        max"
-        )?;
+fn kib(bytes: impl TryInto<u64>) -> String {
+    #[allow(clippy::cast_precision_loss, reason = "a size for reading")]
+    let kib = bytes.try_into().map_or(0.0, |b: u64| b as f64 / 1024.0);
+    format!("{kib:.1}")
+}
+
+/// A table in the report's style: Markdown-compatible ASCII, numbers right-aligned.
+fn table(header: &[&str], left_columns: usize) -> Table {
+    let mut table = Table::new();
+    table.load_style(presets::ASCII_MARKDOWN).set_header(header);
+    for (i, column) in table.column_iter_mut().enumerate() {
+        column.set_cell_alignment(if i < left_columns {
+            CellAlignment::Left
+        } else {
+            CellAlignment::Right
+        });
+    }
+    table
+}
+
+/// A figure with its unit when the unit is known.
+fn with_unit(value: String, unit: Option<&String>) -> String {
+    match unit {
+        Some(unit) => format!("{value} {unit}"),
+        None => value,
+    }
+}
+
+impl Report {
+    fn latency_table(&self) -> Table {
+        let mut t = table(&["latency (µs)", "count", "p50", "p99", "p99.9", "max"], 1);
         for s in &self.latency {
-            let l = s.latency;
-            writeln!(
-                f,
-                "  {:<15} {:>10} {:>9.2} {:>8.2} {:>8.2} {:>10.2}",
-                s.stage,
-                l.count,
-                micros(l.p50_ns),
-                micros(l.p99_ns),
-                micros(l.p999_ns),
-                micros(l.max_ns)
-            )?;
+            let row: Vec<String> = match s.latency {
+                Some(l) => vec![
+                    s.stage.to_owned(),
+                    l.count.to_string(),
+                    micros(l.p50_ns),
+                    micros(l.p99_ns),
+                    micros(l.p999_ns),
+                    micros(l.max_ns),
+                ],
+                None => [s.stage, "0", "-", "-", "-", "-"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            };
+            t.add_row(row);
         }
-        writeln!(
-            f,
-            "\nWindows    ticks   ticks/s  e2e p50 µs  p99 µs  p99.9 µs  pool KiB  peak KiB  heap KiB  allocs (stages/all)"
-        )?;
+        t
+    }
+
+    fn window_table(&self) -> Table {
+        let mut t = table(
+            &[
+                "window",
+                "ticks",
+                "ticks/s",
+                "e2e p50 µs",
+                "p99 µs",
+                "p99.9 µs",
+                "pool KiB",
+                "peak KiB",
+                "heap KiB",
+                "allocs: stages",
+                "all threads",
+            ],
+            0,
+        );
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
         for w in &self.windows {
-            let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
-            writeln!(
-                f,
-                "  {:>3} {:>9} {:>9.0} {:>11.2} {:>7.2} {:>9.2} {:>9.1} {:>9.1} {:>9} {:>7}/{}",
-                w.index,
-                w.ticks_total,
-                w.ticks_per_second,
-                micros(w.end_to_end.p50_ns),
-                micros(w.end_to_end.p99_ns),
-                micros(w.end_to_end.p999_ns),
-                w.pool_bytes as f64 / 1024.0,
-                w.pool_peak_bytes as f64 / 1024.0,
-                opt(w.heap_bytes.map(|b| format!("{:.1}", b as f64 / 1024.0))),
+            let e2e = |read: fn(&LatencySummary) -> u64| {
+                opt(w.end_to_end.as_ref().map(|l| micros(read(l))))
+            };
+            t.add_row(vec![
+                w.index.to_string(),
+                w.ticks_total.to_string(),
+                format!("{:.0}", w.ticks_per_second),
+                e2e(|l| l.p50_ns),
+                e2e(|l| l.p99_ns),
+                e2e(|l| l.p999_ns),
+                kib(w.pool_bytes),
+                kib(w.pool_peak_bytes),
+                opt(w.heap_bytes.map(kib)),
                 opt(w.allocations.map(|a| a.to_string())),
                 opt(w.process_allocations.map(|a| a.to_string())),
-            )?;
+            ]);
         }
-        writeln!(
-            f,
-            "\nPools      acquired   hit rate  reserved   misses  reclaimed   live   idle   KiB  depot locks (contended) per 1M"
-        )?;
+        t
+    }
+
+    fn pool_table(&self) -> Table {
+        let mut t = table(
+            &[
+                "pool",
+                "acquired",
+                "hit rate",
+                "reserved",
+                "misses",
+                "reclaimed",
+                "live",
+                "idle",
+                "KiB",
+                "depot locks per 1M",
+                "contended per 1M",
+            ],
+            1,
+        );
         for p in &self.pools {
             #[allow(
                 clippy::cast_precision_loss,
@@ -497,48 +535,116 @@ impl fmt::Display for Report {
             )]
             let per_million = |n: u64| {
                 if p.acquired == 0 {
-                    0.0
+                    "-".to_owned()
                 } else {
-                    n as f64 * 1e6 / p.acquired as f64
+                    format!("{:.0}", n as f64 * 1e6 / p.acquired as f64)
                 }
             };
+            let hit_rate = if p.acquired == 0 {
+                "-".to_owned()
+            } else {
+                format!("{:.4}%", p.hit_rate * 100.0)
+            };
+            t.add_row(vec![
+                p.name.clone(),
+                p.acquired.to_string(),
+                hit_rate,
+                p.reserved.to_string(),
+                p.misses.to_string(),
+                p.reclaimed.to_string(),
+                p.live.to_string(),
+                p.idle.to_string(),
+                kib(p.bytes),
+                per_million(p.depot_locks),
+                per_million(p.depot_contended),
+            ]);
+        }
+        t
+    }
+
+    fn symbol_table(&self) -> Table {
+        let mut t = table(
+            &[
+                "symbol",
+                "market VWAP",
+                "market volume",
+                "position",
+                "PnL",
+                "fills",
+                "fill ratio",
+            ],
+            1,
+        );
+        for s in &self.symbols {
+            let (base, quote) = (s.base.as_ref(), s.quote.as_ref());
+            // Without a known quote asset, the unit is named generically.
+            let generic = |unit: &'static str| (base.is_none()).then(|| unit.to_owned());
+            let base = base.cloned().or_else(|| generic("base"));
+            let quote = quote.cloned().or_else(|| generic("quote"));
+            t.add_row(vec![
+                s.symbol.clone(),
+                s.market_vwap.map_or_else(
+                    || "-".to_owned(),
+                    |v| with_unit(v.to_string(), quote.as_ref()),
+                ),
+                with_unit(format!("{:.1}", s.market_volume.to_f64()), base.as_ref()),
+                with_unit(s.position.to_string(), base.as_ref()),
+                with_unit(s.pnl.to_string(), quote.as_ref()),
+                s.fills.to_string(),
+                format!("{:.3}", s.fill_ratio),
+            ]);
+        }
+        t
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Pipeline report: {}", self.source)?;
+        writeln!(
+            f,
+            "  {} ticks in {:.2} s of processing: {:.0} ticks/s end to end ({:.2} s with start-up)",
+            self.ticks, self.processing_seconds, self.ticks_per_second, self.seconds
+        )?;
+        if self.malformed == 0 {
+            writeln!(f, "  {} lines read, none malformed", self.lines)?;
+        } else {
             writeln!(
                 f,
-                "  {:<7} {:>11} {:>9.4}% {:>9} {:>8} {:>10} {:>6} {:>6} {:>6.1} {:>19.0} ({:.0})",
-                p.name,
-                p.acquired,
-                p.hit_rate * 100.0,
-                p.reserved,
-                p.misses,
-                p.reclaimed,
-                p.live,
-                p.idle,
-                p.bytes as f64 / 1024.0,
-                per_million(p.depot_locks),
-                per_million(p.depot_contended)
+                "  {} lines read, {} malformed (the first {} of {} listed):",
+                self.lines,
+                self.malformed,
+                self.malformed_samples.len(),
+                self.malformed
             )?;
+            for m in &self.malformed_samples {
+                writeln!(f, "    line {}: {}", m.line, m.error)?;
+            }
         }
+        writeln!(f, "\n{}", self.latency_table())?;
+        writeln!(f, "\n{}", self.window_table())?;
+        writeln!(f, "\n{}", self.pool_table())?;
         let m = &self.memory;
         writeln!(
             f,
-            "\nMEMORY_STATS: current {:.1} KiB, peak {:.1} KiB (bound {:.1} KiB, {:.1} KiB before the run); peak after window 1 {:.1} KiB (×{:.3})",
-            m.current_bytes as f64 / 1024.0,
-            m.peak_bytes as f64 / 1024.0,
-            m.bound_bytes as f64 / 1024.0,
-            m.start_bytes as f64 / 1024.0,
-            m.peak_after_first_window as f64 / 1024.0,
+            "\nMEMORY_STATS: current {} KiB, peak {} KiB (bound {} KiB, {} KiB before the run); peak after window 1 {} KiB (×{:.3})",
+            kib(m.current_bytes),
+            kib(m.peak_bytes),
+            kib(m.bound_bytes),
+            kib(m.start_bytes),
+            kib(m.peak_after_first_window),
             m.peak_growth
         )?;
         let a = &self.allocations;
         match (a.steady_state, a.per_tick) {
             (Some(n), Some(per_tick)) => writeln!(
                 f,
-                "Heap allocations in the steady state (windows 2..): {n} on the stage threads over {} ticks ({per_tick:.6} per tick); {} process-wide",
+                "Heap allocations in the steady state (windows 2..): {n} on the stage threads over {} ticks ({per_tick:.6} per tick); {} by all threads",
                 a.steady_state_ticks,
                 a.process_steady_state.unwrap_or(0)
             )?,
             _ if !a.counted => {
-                writeln!(f, "Heap allocations: not counted (no counting allocator)")?
+                writeln!(f, "Heap allocations: not counted (no counting allocator)")?;
             }
             _ => writeln!(
                 f,
@@ -570,23 +676,11 @@ impl fmt::Display for Report {
             t.open_at_close,
             t.orders_closed
         )?;
-        writeln!(
-            f,
-            "\nSymbol        market VWAP      volume    position          PnL  fills  fill ratio"
-        )?;
-        for s in &self.symbols {
-            writeln!(
-                f,
-                "  {:<10} {:>14} {:>11.1} {:>11} {:>12} {:>6} {:>10.3}",
-                s.symbol,
-                s.market_vwap
-                    .map_or_else(|| "-".to_owned(), |v| v.to_string()),
-                s.market_volume.to_f64(),
-                s.position.to_string(),
-                s.pnl.to_string(),
-                s.fills,
-                s.fill_ratio
-            )?;
+        if !self.symbols.is_empty() {
+            writeln!(f, "\n{}", self.symbol_table())?;
+        }
+        for warning in &self.warnings {
+            writeln!(f, "\nWarning: {warning}")?;
         }
         let broken = self.broken_invariants();
         if broken.is_empty() {

@@ -1,8 +1,9 @@
 //! End to end with a real Prometheus: the pipeline serves `/metrics`, a Prometheus
-//! server started here scrapes it every second, and its query API must return the
-//! values the pipeline reports. Skipped (with a note) where Prometheus is not installed,
-//! unless `REQUIRE_PROMETHEUS` is set, as `cargo xtask ci` does (it stops without them unless
-//! `XTASK_ALLOW_SKIP=prometheus`).
+//! server started here scrapes it every second; every query of the Grafana dashboard
+//! (`docs/grafana/trading-pools.json`) must return data while the pipeline runs, and
+//! the query API must return the values the pipeline reports. Skipped (with a note)
+//! where Prometheus is not installed, unless `REQUIRE_PROMETHEUS` is set, as
+//! `cargo xtask ci` does (it stops without them unless `XTASK_ALLOW_SKIP=prometheus`).
 
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
@@ -42,10 +43,14 @@ fn prometheus_scrapes_what_the_pipeline_reports() {
         dir: dir.clone(),
     };
 
-    // 1. The pipeline, on a free loopback port, lingering after its report.
+    // 1. The pipeline, on a free loopback port, paced so that it is still running
+    //    while Prometheus scrapes it (1.2M ticks at 200,000/s: 6 s), then lingering.
     let mut pipeline = Command::new(env!("CARGO_BIN_EXE_pipeline"))
-        .args(["--ticks", "200000", "--window", "100000", "--json"])
-        .args(["--metrics-addr", "127.0.0.1:0", "--linger", "120"])
+        .args([
+            "--ticks", "1200000", "--rate", "200000", "--window", "400000",
+        ])
+        .args(["--json", "--metrics-addr", "127.0.0.1:0", "--linger", "120"])
+        .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -62,26 +67,6 @@ fn prometheus_scrapes_what_the_pipeline_reports() {
         .and_then(|rest| rest.strip_suffix("/metrics"))
         .unwrap_or_else(|| panic!("unexpected first stderr line: {line:?}"))
         .to_owned();
-    // The JSON report (pretty-printed, it ends with a lone `}`) comes when the run ends.
-    let mut json = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let end = line == "}";
-        json.push_str(&line);
-        if end {
-            break;
-        }
-    }
-    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let tick_pool = report["pools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "tick")
-        .unwrap();
-    let acquired = tick_pool["acquired"].as_u64().unwrap();
-    // Every tick, plus the few the run acquires to prime its channels.
-    assert!((200_000..200_000 + 1_000).contains(&acquired), "{acquired}");
 
     // 2. A Prometheus of our own: its config, a temporary TSDB, a loopback port.
     let web = free_port();
@@ -108,7 +93,7 @@ fn prometheus_scrapes_what_the_pipeline_reports() {
     cleanup.children.push(server);
     let base = format!("http://127.0.0.1:{web}");
 
-    // 3. Ready, target up, and the scraped values equal the report's.
+    // 3. Ready, target up, a few samples of the running pipeline.
     wait_for("Prometheus ready", Duration::from_secs(60), || {
         http_get(&format!("{base}/-/ready")).is_some()
     });
@@ -116,23 +101,116 @@ fn prometheus_scrapes_what_the_pipeline_reports() {
         query(&base, "up{job=\"pipeline\"}") == Some(1.0)
     });
     wait_for(
-        "pool_acquired_total of the tick pool",
+        "three samples of a moving tick count",
         Duration::from_secs(30),
-        || query(&base, "pool_acquired_total{pool=\"tick\"}") == Some(acquired as f64),
+        || {
+            query(&base, "count_over_time(trading_pipeline_ticks_total[1m])")
+                .is_some_and(|n| n >= 3.0)
+                && query(&base, "rate(trading_pipeline_ticks_total[1m])").is_some_and(|r| r > 0.0)
+        },
+    );
+
+    // 4. Every query of the Grafana dashboard returns data (a finite value), with the
+    //    dashboard's variables as Grafana would fill them.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/grafana/trading-pools.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut expressions = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            expressions.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(expressions.len() >= 13, "{expressions:?}");
+    for expr in &expressions {
+        let promql = expr
+            .replace("$__rate_interval", "30s")
+            .replace("$job", "pipeline");
+        wait_for(
+            &format!("data for {promql}"),
+            Duration::from_secs(20),
+            || finite_values(&base, &promql) > 0,
+        );
+    }
+
+    // 5. The JSON report (pretty-printed, it ends with a lone `}`), at the end of the
+    //    run; the scraped values equal it.
+    let mut json = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let end = line == "}";
+        json.push_str(&line);
+        if end {
+            break;
+        }
+    }
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["invariants"]["hold"], true, "{json}");
+    let tick_pool = report["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "tick")
+        .unwrap();
+    // The report counts the run's work: every tick, once.
+    assert_eq!(tick_pool["acquired"], 1_200_000);
+    let ticks = report["ticks"].as_f64().unwrap();
+    wait_for("the final tick count", Duration::from_secs(30), || {
+        query(&base, "trading_pipeline_ticks_total") == Some(ticks)
+    });
+    // The counter is the pool's lifetime: the ticks and the few that primed the
+    // channels (at most two channels' worth).
+    let lifetime = query(&base, "trading_pool_acquired_total{pool=\"tick\"}").unwrap();
+    assert!((1_200_000.0..1_201_000.0).contains(&lifetime), "{lifetime}");
+    assert_eq!(
+        query(
+            &base,
+            "trading_pipeline_stage_latency_seconds_count{stage=\"end_to_end\"}"
+        ),
+        Some(ticks)
     );
     assert_eq!(
-        query(&base, "pipeline_ticks_total"),
-        Some(report["ticks"].as_f64().unwrap())
+        query(&base, "trading_pool_live_objects{pool=\"tick\"}"),
+        Some(0.0)
     );
-    assert_eq!(query(&base, "pool_live_objects{pool=\"tick\"}"), Some(0.0));
     // The current bytes may already have fallen (the reaper frees idle objects above
     // the reserve once the run is over); the peak cannot have moved.
     let peak = report["memory"]["peak_bytes"].as_f64().unwrap();
-    assert_eq!(query(&base, "pools_memory_peak_bytes"), Some(peak));
-    let current = query(&base, "pools_memory_bytes").unwrap();
+    assert_eq!(
+        query(&base, "trading_all_pools_memory_peak_bytes"),
+        Some(peak)
+    );
+    let current = query(&base, "trading_all_pools_memory_bytes").unwrap();
     assert!(current > 0.0 && current <= peak, "{current} > {peak}");
     drop(cleanup);
     assert!(!dir.exists(), "temporary files removed");
+}
+
+/// How many series of an instant query have a finite value.
+fn finite_values(base: &str, promql: &str) -> usize {
+    let url = format!("{base}/api/v1/query?query={}", encode(promql));
+    let Some(body) = http_get(&url) else {
+        return 0;
+    };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(&body) else {
+        return 0;
+    };
+    value["data"]["result"].as_array().map_or(0, |result| {
+        result
+            .iter()
+            .filter(|series| {
+                series["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .is_some_and(f64::is_finite)
+            })
+            .count()
+    })
 }
 
 /// The single value of an instant query, if there is exactly one series.

@@ -107,9 +107,11 @@ pub const MAX_NAME_LEN: usize = 64;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// The name is empty, too long, or not `[A-Za-z_][A-Za-z0-9_]*`.
+    /// The name is empty, longer than [`MAX_NAME_LEN`] bytes, has a control character,
+    /// or starts or ends with white space. Anything else is a valid name: it is a
+    /// metric label value, which may be any text (`order-book`, `λ pool`).
     #[error(
-        "pool name {0:?} must be 1 to {MAX_NAME_LEN} characters of [A-Za-z0-9_], not starting with a digit"
+        "pool name {0:?} must be 1 to {MAX_NAME_LEN} bytes of text without control characters or surrounding white space"
     )]
     InvalidName(String),
     /// `magazine_size` is outside `1..=MAX_MAGAZINE_SIZE`.
@@ -286,11 +288,8 @@ impl PoolConfig {
     pub(crate) fn validate(&self, object_size: usize) -> Result<(), ConfigError> {
         let name_ok = !self.name.is_empty()
             && self.name.len() <= MAX_NAME_LEN
-            && !self.name.starts_with(|c: char| c.is_ascii_digit())
-            && self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            && self.name.trim() == self.name
+            && !self.name.chars().any(char::is_control);
         if !name_ok {
             return Err(ConfigError::InvalidName(self.name.clone()));
         }
@@ -357,12 +356,12 @@ mod tests {
             (base().max_live(Some(0)), ConfigError::MaxLive),
             (PoolConfig::new(""), ConfigError::InvalidName(String::new())),
             (
-                PoolConfig::new("9lives"),
-                ConfigError::InvalidName("9lives".into()),
+                PoolConfig::new(" padded"),
+                ConfigError::InvalidName(" padded".into()),
             ),
             (
-                PoolConfig::new("has space"),
-                ConfigError::InvalidName("has space".into()),
+                PoolConfig::new("line\nbreak"),
+                ConfigError::InvalidName("line\nbreak".into()),
             ),
             (
                 PoolConfig::new("x".repeat(65)),
@@ -371,6 +370,10 @@ mod tests {
         ];
         for (config, expected) in cases {
             assert_eq!(config.validate(128), Err(expected), "{config:?}");
+        }
+        // Label values are any text.
+        for name in ["order-book", "9lives", "has space", "λ", "a.b/c"] {
+            assert_eq!(PoolConfig::new(name).validate(128), Ok(()), "{name}");
         }
     }
 

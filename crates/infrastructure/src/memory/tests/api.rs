@@ -52,7 +52,7 @@ fn setting_a_too_long_symbol_is_an_error_and_changes_nothing() {
 fn invalid_configs_are_refused_not_panicked() {
     let err = Pool::<Order>::new(PoolConfig::new("zero").magazine_size(0)).unwrap_err();
     assert_eq!(err, ConfigError::MagazineSize(0));
-    assert!(Pool::<Order>::new(PoolConfig::new("bad name")).is_err());
+    assert!(Pool::<Order>::new(PoolConfig::new("bad\tname")).is_err());
     assert!(Pool::<Order>::new(PoolConfig::new("cap").max_live(Some(0))).is_err());
 }
 

@@ -146,7 +146,10 @@ fn attach_of_a_faulty_or_oversized_object() {
 #[test]
 fn an_owned_guard_waits_for_a_slot_under_the_cap() {
     let pool = Arc::new(pool::<Order>(
-        PoolConfig::new("owned_wait").max_live(Some(1)),
+        // No reclaim interval: a reaper thread would outlive Miri's main thread.
+        PoolConfig::new("owned_wait")
+            .max_live(Some(1))
+            .reclaim_interval(None),
     ));
     let held = pool
         .acquire_owned_timeout(Duration::from_secs(1))

@@ -1,0 +1,244 @@
+//! A run's settings, and the pool memory they bound.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use exchange::VenueConfig;
+use execution::ExecutionConfig;
+use infrastructure::memory::PoolConfig;
+use infrastructure::memory::safe_pools::{ORDER_POOL, SIGNAL_POOL, TICK_POOL};
+use infrastructure::types::{Decimal, Order, Signal, Tick};
+use risk::RiskLimits;
+use strategy::CrossoverConfig;
+
+/// The default run length: 10 million ticks.
+pub const DEFAULT_TICKS: u64 = 10_000_000;
+
+/// Ticks per report window.
+pub const DEFAULT_WINDOW: u64 = 1_000_000;
+
+/// Malformed input lines kept with their error for the report (all are counted).
+pub const MALFORMED_SAMPLES: usize = 20;
+
+/// Where the messages come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The seeded market generator, for this many messages.
+    Generated {
+        /// Seed of the generator.
+        seed: u64,
+        /// Messages to generate.
+        ticks: u64,
+    },
+    /// Recorded JSON lines, one message per line, replayed to the end (or `limit`).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Stop after this many lines, if set.
+        limit: Option<u64>,
+    },
+    /// JSON lines on standard input, to its end (or `limit`).
+    Stdin {
+        /// Stop after this many lines, if set.
+        limit: Option<u64>,
+    },
+}
+
+impl Source {
+    /// The most messages this source delivers, when that is known up front.
+    pub fn limit(&self) -> Option<u64> {
+        match *self {
+            Source::Generated { ticks, .. } => Some(ticks),
+            Source::File { limit, .. } | Source::Stdin { limit } => limit,
+        }
+    }
+}
+
+/// Settings of the trading layers.
+#[derive(Clone, Debug)]
+pub struct TradingSettings {
+    /// The strategy.
+    pub strategy: CrossoverConfig,
+    /// Pre-trade limits.
+    pub limits: RiskLimits,
+    /// Order creation.
+    pub execution: ExecutionConfig,
+    /// The simulated venue.
+    pub venue: VenueConfig,
+}
+
+impl Default for TradingSettings {
+    fn default() -> Self {
+        let d = |s: &str| s.parse::<Decimal>().unwrap_or(Decimal::ONE);
+        TradingSettings {
+            strategy: CrossoverConfig::default(),
+            limits: RiskLimits {
+                max_position_notional: d("5000"),
+                max_order_notional: d("2000"),
+                max_orders: 20,
+                rate_window_ns: 1_000_000_000,
+            },
+            execution: ExecutionConfig::default(),
+            // Risk keeps far fewer open (position / order notional per side and
+            // symbol); this caps what the order pool must reserve.
+            venue: VenueConfig {
+                max_open_orders: 512,
+                ..VenueConfig::default()
+            },
+        }
+    }
+}
+
+/// A run's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The messages.
+    pub source: Source,
+    /// Ticks per report window.
+    pub window: u64,
+    /// Capacity of each channel between stages.
+    pub channel_capacity: usize,
+    /// Strategy, risk, execution and venue settings.
+    pub trading: TradingSettings,
+    /// Reserve each pool's working set before the first tick ([`reserve_pools`]).
+    pub reserve: bool,
+    /// Feed at most this many messages per second (`None`: as fast as the stages go).
+    pub rate: Option<u64>,
+    /// Faults injected on purpose, to see the report's invariants break (all off by
+    /// default; the binary can set only `allocate_every`, through a hidden flag, for
+    /// the test of its exit status).
+    pub faults: Faults,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: Source::Generated {
+                seed: 42,
+                ticks: DEFAULT_TICKS,
+            },
+            window: DEFAULT_WINDOW,
+            channel_capacity: 256,
+            trading: TradingSettings::default(),
+            reserve: true,
+            rate: None,
+            faults: Faults::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks what the layers do not check themselves.
+    ///
+    /// # Errors
+    /// A window, channel capacity, rate or tick count of 0.
+    pub fn validate(&self) -> Result<()> {
+        if self.window == 0 {
+            bail!("the report window must be at least 1 tick");
+        }
+        if self.channel_capacity == 0 {
+            bail!("channel capacity must be at least 1");
+        }
+        if self.rate == Some(0) {
+            bail!("a paced feed needs a rate of at least 1 message per second");
+        }
+        if self.source.limit() == Some(0) {
+            bail!("a run needs at least 1 tick");
+        }
+        Ok(())
+    }
+}
+
+/// Faults a run can inject on purpose, each breaking one invariant of the report: how
+/// its tests prove the checker sees what it claims to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// The analysis stage keeps this many ticks until its end instead of dropping them:
+    /// pool memory beyond what the configuration bounds.
+    pub hold_ticks: usize,
+    /// The analysis stage keeps this many closed orders until the report is built:
+    /// objects still live.
+    pub keep_orders: usize,
+    /// The analysis stage drops this many closed orders without counting them: orders
+    /// that never came back.
+    pub lose_orders: u64,
+    /// The trading stage allocates once every this many ticks (0: never): heap
+    /// allocations on the hot path.
+    pub allocate_every: u64,
+}
+
+/// Threads that use the pools during a run: main, the short-lived priming thread and
+/// the three stages.
+const POOL_THREADS: usize = 5;
+
+/// Thread ids a run's threads may hold: the bucket allowance covers slots up to here.
+const MAX_THREAD_ID: usize = 64;
+
+/// The most pool memory a run of `config` can add to what the pools held before it
+/// started, from the configuration alone.
+///
+/// Per pool: its
+/// [`PoolConfig::memory_bound`](infrastructure::memory::PoolConfig::memory_bound),
+/// with the static pool's magazine size (the default unless `POOL_<NAME>_*` set it),
+/// for the objects the run can have in use at once (channels, stages' hands, open
+/// orders) and the run's threads, plus the slot buckets of thread ids up to 64 (256
+/// bytes a slot). The reserve [`reserve_pools`] makes (the objects in use plus the
+/// stages' caches) is within it. The pool's fixed part exists before the run (`run`
+/// creates the static pools first), so it is in what the run starts from.
+#[must_use]
+pub fn pool_memory_bound(config: &Config) -> usize {
+    let [ticks, signals, orders] = in_use(config);
+    let buckets = (MAX_THREAD_ID - 16) * 256;
+    let pool = |in_use: usize, object_size: usize, magazine: usize| {
+        PoolConfig::new("bound")
+            .magazine_size(magazine)
+            .memory_bound(object_size, in_use, POOL_THREADS)
+            + buckets
+    };
+    pool(ticks, size_of::<Tick>(), TICK_POOL.magazine_size())
+        + pool(signals, size_of::<Signal>(), SIGNAL_POOL.magazine_size())
+        + pool(orders, size_of::<Order>(), ORDER_POOL.magazine_size())
+}
+
+/// The most `[tick, signal, order]` objects the pipeline can have in use at once: in
+/// a channel (at most its capacity), in a stage's hands, or open at the venue.
+fn in_use(config: &Config) -> [usize; 3] {
+    let channels = 2 * config.channel_capacity + 3;
+    [
+        channels,
+        config.channel_capacity + 3,
+        config.channel_capacity + config.trading.venue.max_open_orders + 3,
+    ]
+}
+
+/// The most `[tick, signal, order]` objects the pipeline can hold at once: those in
+/// use, and what the stages' caches hold (see [`reserve_pools`]).
+fn working_set(config: &Config) -> [usize; 3] {
+    let caches = |magazine: usize| (2 * 3 + 1) * magazine;
+    let [ticks, signals, orders] = in_use(config);
+    [
+        ticks + caches(TICK_POOL.magazine_size()),
+        signals + caches(SIGNAL_POOL.magazine_size()),
+        orders + caches(ORDER_POOL.magazine_size()),
+    ]
+}
+
+/// Reserves in each static pool the most objects this pipeline can hold at once, so
+/// the run creates none after start-up: `[tick, signal, order]` objects created.
+///
+/// An object is either in a channel (at most its capacity), in a stage's hands (one
+/// per stage), open at the venue (orders, at most `max_open_orders`), or idle in a
+/// thread cache (at most two magazines for each of the 3 stage threads) or in the
+/// depot; one more magazine in the depot lets a refill always find a full one.
+///
+/// # Errors
+/// A bound beyond what a pool's depot can hold.
+pub fn reserve_pools(config: &Config) -> Result<[usize; 3]> {
+    use anyhow::Context as _;
+    let [ticks, signals, orders] = working_set(config);
+    Ok([
+        TICK_POOL.reserve(ticks).context("reserving ticks")?,
+        SIGNAL_POOL.reserve(signals).context("reserving signals")?,
+        ORDER_POOL.reserve(orders).context("reserving orders")?,
+    ])
+}

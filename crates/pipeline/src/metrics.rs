@@ -1,0 +1,80 @@
+//! The Prometheus registry of a run: the pools' metrics and the pipeline's own.
+
+use std::sync::Arc;
+
+use analysis::Stage;
+use monitoring::{LatencyHistogram, LatencyRecorder, Registry};
+
+use crate::Progress;
+
+/// One live histogram per [`Stage`], in [`Stage::ALL`] order: the analysis stage
+/// records into them as it records into the report's, and a scrape reads them.
+#[derive(Debug)]
+pub(crate) struct StageHistograms([Arc<LatencyHistogram>; Stage::ALL.len()]);
+
+impl Default for StageHistograms {
+    fn default() -> Self {
+        StageHistograms(std::array::from_fn(|_| LatencyHistogram::new()))
+    }
+}
+
+impl StageHistograms {
+    /// The recorders, or `None` if another run holds them (runs sharing one
+    /// `Progress` at once: only the first one's latencies are exported).
+    pub(crate) fn recorders(&self) -> Option<StageRecorders> {
+        let mut recorders = Vec::with_capacity(self.0.len());
+        for histogram in &self.0 {
+            recorders.push(histogram.recorder()?);
+        }
+        Some(StageRecorders(recorders))
+    }
+}
+
+/// The analysis stage's writers of [`StageHistograms`].
+#[derive(Debug)]
+pub(crate) struct StageRecorders(Vec<LatencyRecorder>);
+
+impl StageRecorders {
+    pub(crate) fn record(&mut self, stage: Stage, nanos: u64) {
+        self.0[stage as usize].record(nanos);
+    }
+}
+
+/// The metrics of [`monitoring::pool_registry`] plus the pipeline's own, read from
+/// `progress`: `trading_pipeline_ticks_total`, `trading_pipeline_malformed_lines_total`,
+/// and `trading_pipeline_stage_latency_seconds{stage}`, a histogram per stage.
+pub fn metrics_registry(progress: &Arc<Progress>) -> Registry {
+    let mut registry = monitoring::pool_registry();
+    let ticks = Arc::clone(progress);
+    monitoring::register_fn(
+        &mut registry,
+        "pipeline_ticks",
+        "Ticks through every stage of the pipeline.",
+        monitoring::Kind::Counter,
+        move || ticks.ticks(),
+    );
+    let malformed = Arc::clone(progress);
+    monitoring::register_fn(
+        &mut registry,
+        "pipeline_malformed_lines",
+        "Input lines that failed to parse (counted, reported, skipped).",
+        monitoring::Kind::Counter,
+        move || malformed.malformed(),
+    );
+    monitoring::register_latency(
+        &mut registry,
+        "pipeline_stage_latency",
+        "Latency per pipeline stage (feed, trading, handoff, end_to_end, tick_to_signal, tick_to_order), as the report measures it.",
+        "stage",
+        Stage::ALL
+            .iter()
+            .map(|&stage| {
+                (
+                    stage.name(),
+                    Arc::clone(&progress.latency.0[stage as usize]),
+                )
+            })
+            .collect(),
+    );
+    registry
+}

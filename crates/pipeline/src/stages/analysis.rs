@@ -1,0 +1,253 @@
+//! The analysis stage: consumes every event, drops every pooled object, and closes a
+//! report window every `window` ticks.
+
+use std::time::Duration;
+
+use analysis::{Analysis, LatencySummary, Stage};
+use crossbeam_channel::Receiver;
+use exchange::ReportKind;
+use infrastructure::alloc_count::{AllocationCounts, CountingAllocator};
+use infrastructure::memory::{MEMORY_STATS, PoolGuard};
+use infrastructure::types::Order;
+use serde::Serialize;
+
+use super::{Clock, Event};
+use crate::{Faults, Progress};
+
+/// One report window (normally 1M ticks).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WindowRow {
+    /// 1-based window number.
+    pub index: u64,
+    /// Ticks processed by the end of the window.
+    pub ticks_total: u64,
+    /// Ticks in this window.
+    pub ticks: u64,
+    /// Wall time of the window (the first starts when the first tick is received).
+    pub seconds: f64,
+    /// Ticks per second in the window.
+    pub ticks_per_second: f64,
+    /// End-to-end latency in the window (`None`: no tick in it).
+    pub end_to_end: Option<LatencySummary>,
+    /// `MEMORY_STATS.current_usage` at the end of the window.
+    pub pool_bytes: usize,
+    /// `MEMORY_STATS.peak_usage` since the start, at the end of the window.
+    pub pool_peak_bytes: usize,
+    /// Live heap bytes at the end of the window (when the counting allocator is installed).
+    pub heap_bytes: Option<isize>,
+    /// Heap allocations by the three stage threads (the hot path) during the window
+    /// (counting allocator only).
+    pub allocations: Option<u64>,
+    /// Heap allocations by every thread of the process during the window: the stages'
+    /// and the rest (the pool reaper, the main thread, a metrics server). Never less
+    /// than `allocations`.
+    pub process_allocations: Option<u64>,
+}
+
+/// A summary, or `None` for a histogram with no sample.
+pub(crate) fn summary(latency: LatencySummary) -> Option<LatencySummary> {
+    (latency.count > 0).then_some(latency)
+}
+
+/// Ticks per second over `seconds` (0 for no time).
+#[allow(clippy::cast_precision_loss, reason = "a rate for the report")]
+pub(crate) fn per_second(count: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// What the analysis stage collected.
+#[derive(Debug)]
+pub struct AnalysisFigures {
+    /// The analysis layer's state at the end: latencies, signals, symbols.
+    pub analysis: Analysis,
+    /// Ticks seen.
+    pub ticks: u64,
+    /// The windows, in order.
+    pub windows: Vec<WindowRow>,
+    /// Orders that came back closed.
+    pub orders_closed: u64,
+    /// Of those, not in a terminal state (must be 0).
+    pub orders_not_terminal: u64,
+    /// Nanoseconds (on the run's clock) from the first tick received to the last tick
+    /// analysed: the time the stages were processing (0 without ticks).
+    pub processing_ns: u64,
+}
+
+/// How the analysis stage cuts the run into windows.
+#[derive(Debug)]
+pub(crate) struct WindowSettings {
+    /// Ticks per window.
+    pub(crate) window: u64,
+    /// Windows to reserve room for.
+    pub(crate) expected_windows: u64,
+    /// Whether the counting allocator is installed.
+    pub(crate) counting: bool,
+    /// The faults this stage injects (`hold_ticks`, `keep_orders`, `lose_orders`).
+    pub(crate) faults: Faults,
+}
+
+/// The windows as they close.
+struct Windows {
+    rows: Vec<WindowRow>,
+    counting: bool,
+    start_ns: u64,
+    allocations: AllocationCounts,
+}
+
+impl Windows {
+    fn close(&mut self, analysis: &mut Analysis, ticks_total: u64, now_ns: u64) {
+        let allocations = CountingAllocator::counts();
+        let made = allocations.since(self.allocations);
+        let memory = MEMORY_STATS.load();
+        let ticks = ticks_total - self.rows.last().map_or(0, |w| w.ticks_total);
+        let seconds = Duration::from_nanos(now_ns.saturating_sub(self.start_ns)).as_secs_f64();
+        self.rows.push(WindowRow {
+            index: self.rows.len() as u64 + 1,
+            ticks_total,
+            ticks,
+            seconds,
+            ticks_per_second: per_second(ticks, seconds),
+            end_to_end: summary(analysis.latencies().window(Stage::EndToEnd)),
+            pool_bytes: memory.current_usage,
+            pool_peak_bytes: memory.peak_usage,
+            heap_bytes: self.counting.then(CountingAllocator::live_bytes),
+            allocations: self.counting.then_some(made.tracked),
+            process_allocations: self.counting.then_some(made.all),
+        });
+        analysis.end_window();
+        self.start_ns = now_ns;
+        self.allocations = allocations;
+    }
+}
+
+/// The analysis stage. Returns the closed orders
+/// [`Faults::keep_orders`](crate::Faults::keep_orders) kept (none normally).
+pub(crate) fn analyse(
+    clock: Clock,
+    settings: &WindowSettings,
+    events: &Receiver<Event>,
+    progress: &Progress,
+) -> (AnalysisFigures, Vec<PoolGuard<'static, Order>>) {
+    super::start_stage_thread();
+    let WindowSettings {
+        window,
+        expected_windows,
+        counting,
+        ref faults,
+    } = *settings;
+    // Room for the faults' objects up front, so holding them never allocates.
+    let mut held_ticks = Vec::with_capacity(faults.hold_ticks);
+    let mut kept_orders = Vec::with_capacity(faults.keep_orders);
+    let mut lost_orders = 0;
+    let mut analysis = Analysis::new();
+    let mut windows = Windows {
+        rows: Vec::with_capacity(usize::try_from(expected_windows).unwrap_or(64)),
+        counting,
+        start_ns: clock.now_ns(),
+        allocations: CountingAllocator::counts(),
+    };
+    let mut ticks = 0;
+    let (mut orders_closed, mut orders_not_terminal) = (0, 0);
+    let (mut first_received_ns, mut last_done_ns) = (None, 0);
+    // The live histograms a metrics scrape reads, beside the report's.
+    let mut exported = progress.latency.recorders();
+    let mut export = |stage: Stage, nanos: u64| {
+        if let Some(exported) = &mut exported {
+            exported.record(stage, nanos);
+        }
+    };
+    for event in events {
+        match event {
+            Event::Tick {
+                tick,
+                trading_in_ns,
+                trading_out_ns,
+            } => {
+                let now = clock.now_ns();
+                let received = tick.local_ts_ns;
+                if first_received_ns.is_none() {
+                    // The first window, and the run's processing time, start here.
+                    first_received_ns = Some(received);
+                    windows.start_ns = received;
+                }
+                last_done_ns = now;
+                analysis.on_tick(&tick);
+                if held_ticks.len() < faults.hold_ticks {
+                    held_ticks.push(tick);
+                } else {
+                    drop(tick);
+                }
+                for (stage, nanos) in [
+                    (Stage::Feed, trading_in_ns.saturating_sub(received)),
+                    (Stage::Trading, trading_out_ns.saturating_sub(trading_in_ns)),
+                    (Stage::Handoff, now.saturating_sub(trading_out_ns)),
+                    (Stage::EndToEnd, now.saturating_sub(received)),
+                ] {
+                    analysis.record_latency(stage, nanos);
+                    export(stage, nanos);
+                }
+                ticks += 1;
+                if ticks % 1_024 == 0 {
+                    progress.set_ticks(ticks);
+                }
+                if ticks % window == 0 {
+                    windows.close(&mut analysis, ticks, now);
+                }
+            }
+            Event::Signal { signal, order_ns } => {
+                // The analysis layer records these two itself, from the same fields.
+                let origin = signal.tick_local_ts_ns;
+                export(
+                    Stage::TickToSignal,
+                    signal.created_ts_ns.saturating_sub(origin),
+                );
+                if let Some(created) = order_ns {
+                    export(Stage::TickToOrder, created.saturating_sub(origin));
+                }
+                analysis.on_signal(&signal, order_ns);
+            }
+            Event::Report(report) => {
+                if let (ReportKind::Fill { price, quantity }, Some(side)) =
+                    (report.kind, report.side)
+                {
+                    analysis.on_fill(&report.symbol, side, price, quantity);
+                }
+            }
+            Event::Closed(order) => {
+                if lost_orders < faults.lose_orders {
+                    lost_orders += 1;
+                    continue;
+                }
+                orders_closed += 1;
+                orders_not_terminal += u64::from(!order.status.is_terminal());
+                analysis.on_order_closed(&order);
+                if kept_orders.len() < faults.keep_orders {
+                    kept_orders.push(order);
+                }
+            }
+        }
+    }
+    if ticks % window != 0 || windows.rows.is_empty() {
+        let now = if ticks == 0 {
+            clock.now_ns()
+        } else {
+            last_done_ns
+        };
+        windows.close(&mut analysis, ticks, now);
+    }
+    progress.set_ticks(ticks);
+    drop(held_ticks);
+    let figures = AnalysisFigures {
+        analysis,
+        ticks,
+        windows: windows.rows,
+        orders_closed,
+        orders_not_terminal,
+        processing_ns: first_received_ns.map_or(0, |first| last_done_ns.saturating_sub(first)),
+    };
+    (figures, kept_orders)
+}

@@ -1,0 +1,146 @@
+//! The trading stage: strategy → risk → execution → venue, per tick.
+
+use anyhow::{Context as _, Result};
+use crossbeam_channel::{Receiver, Sender};
+use exchange::{ReportKind, Venue, VenueCounts, VenueOutput};
+use execution::Executor;
+use infrastructure::memory::PoolGuard;
+use infrastructure::types::{RiskDecision, Tick};
+use risk::{KillSwitch, RiskCounts, RiskEngine};
+use strategy::Crossover;
+
+use super::{Clock, Event};
+use crate::config::TradingSettings;
+
+/// The trading layers, built (and validated) before any thread starts.
+#[derive(Debug)]
+pub(crate) struct Layers {
+    strategy: Crossover,
+    risk: RiskEngine,
+    executor: Executor,
+    venue: Venue,
+}
+
+impl Layers {
+    pub(crate) fn new(settings: &TradingSettings) -> Result<Self> {
+        Ok(Layers {
+            strategy: Crossover::new(settings.strategy.clone()).context("strategy settings")?,
+            risk: RiskEngine::new(settings.limits, KillSwitch::default()).context("risk limits")?,
+            executor: Executor::new(settings.execution.clone()).context("execution settings")?,
+            venue: Venue::new(settings.venue).context("venue settings")?,
+        })
+    }
+}
+
+/// What the trading stage did.
+#[derive(Debug, Default)]
+pub struct TradingFigures {
+    /// Signals the strategy emitted.
+    pub signals: u64,
+    /// Risk verdicts by reason.
+    pub risk: RiskCounts,
+    /// Orders created by execution.
+    pub orders_created: u64,
+    /// Approved signals that did not become orders.
+    pub execution_errors: u64,
+    /// Venue totals.
+    pub venue: VenueCounts,
+    /// Orders still open at the end of the replay, then canceled by the venue.
+    pub open_at_close: u64,
+}
+
+/// The trading stage. `allocate_every`:
+/// [`Faults::allocate_every`](crate::Faults::allocate_every).
+pub(crate) fn trading(
+    mut layers: Layers,
+    clock: Clock,
+    ticks: &Receiver<PoolGuard<'static, Tick>>,
+    events: &Sender<Event>,
+    allocate_every: u64,
+) -> TradingFigures {
+    super::start_stage_thread();
+    let mut out = VenueOutput::with_capacity(1_024, 1_024);
+    let mut figures = TradingFigures::default();
+    // The market's own clock (trade timestamps; quotes carry none) drives the venue
+    // and the rate limits, so a replay makes the same decisions at any speed.
+    let mut market_ns = 0;
+    let mut seen = 0_u64;
+    for tick in ticks {
+        let trading_in_ns = clock.now_ns();
+        seen += 1;
+        if allocate_every != 0 && seen.is_multiple_of(allocate_every) {
+            drop(std::hint::black_box(Box::new(seen)));
+        }
+        market_ns = market_ns.max(tick.exchange_ts_ns);
+        layers.venue.on_tick(&tick, market_ns, &mut out);
+        if let Some(mut signal) = layers.strategy.on_tick(&tick, clock.now_ns()) {
+            let mut order_ns = None;
+            if layers.risk.check(&mut signal, market_ns) == RiskDecision::Approved {
+                match layers.executor.on_signal(&signal, clock.now_ns()) {
+                    Ok(order) => {
+                        order_ns = Some(order.local_ts_ns);
+                        layers.venue.submit(order, market_ns, &mut out);
+                    }
+                    Err(error) => {
+                        figures.execution_errors += 1;
+                        // Risk counted the approval as working quantity: no order will
+                        // fill or close it, so give it back now.
+                        if let Some(side) = signal.side {
+                            layers
+                                .risk
+                                .on_order_closed(signal.symbol_key(), side, signal.quantity);
+                        }
+                        tracing::warn!(%error, "approved signal without an order");
+                    }
+                }
+            }
+            if events.send(Event::Signal { signal, order_ns }).is_err() {
+                break;
+            }
+        }
+        if !drain(&mut layers, &mut out, events) {
+            break;
+        }
+        let trading_out_ns = clock.now_ns();
+        let tick = Event::Tick {
+            tick,
+            trading_in_ns,
+            trading_out_ns,
+        };
+        if events.send(tick).is_err() {
+            break;
+        }
+    }
+    // End of session: the venue cancels what is still open.
+    figures.open_at_close = layers.venue.open_orders() as u64;
+    layers.venue.cancel_all(market_ns, &mut out);
+    drain(&mut layers, &mut out, events);
+    figures.signals = layers.strategy.signals_emitted();
+    figures.risk = layers.risk.counts();
+    figures.orders_created = layers.executor.orders_created();
+    figures.venue = layers.venue.counts();
+    figures
+}
+
+/// Feeds the venue's output back to risk and on to analysis; false if analysis has gone.
+fn drain(layers: &mut Layers, out: &mut VenueOutput, events: &Sender<Event>) -> bool {
+    for report in out.reports.drain(..) {
+        if let (ReportKind::Fill { quantity, .. }, Some(side)) = (report.kind, report.side) {
+            layers.risk.on_fill(&report.symbol, side, quantity);
+        }
+        if events.send(Event::Report(report)).is_err() {
+            return false;
+        }
+    }
+    for order in out.closed.drain(..) {
+        if let (Some(side), Some(unfilled)) = (order.side, order.remaining_quantity()) {
+            layers
+                .risk
+                .on_order_closed(order.symbol_key(), side, unfilled);
+        }
+        if events.send(Event::Closed(order)).is_err() {
+            return false;
+        }
+    }
+    true
+}
