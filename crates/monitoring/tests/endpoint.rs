@@ -366,13 +366,23 @@ fn idle_connections_cannot_keep_a_scraper_out() {
     }
 }
 
+type Gate = Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>;
+
+/// Opens the gate when dropped: on the test's success, and on a failed assertion
+/// too, so the blocked renders end and the test fails instead of hanging.
+struct OpenOnDrop(Gate);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        *self.0.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        self.0.1.notify_all();
+    }
+}
+
 /// A registry whose render blocks until the test opens a gate: it keeps requests
 /// "in flight" for as long as the test needs.
-fn gated_registry() -> (
-    monitoring::Registry,
-    Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
-) {
-    let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+fn gated_registry() -> (monitoring::Registry, Gate) {
+    let gate: Gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
     let mut registry = monitoring::pool_registry();
     let wait = Arc::clone(&gate);
     monitoring::register_fn(
@@ -402,6 +412,7 @@ fn a_newcomer_gets_503_when_every_connection_is_in_a_request() {
     let server =
         MetricsServer::start("127.0.0.1:0".parse().unwrap(), Arc::new(registry), options).unwrap();
     let addr = server.local_addr();
+    let open = OpenOnDrop(gate);
     // Two scrapes, both stuck in the render.
     let waiting: Vec<_> = (0..2)
         .map(|_| std::thread::spawn(move || get(addr, "/metrics")))
@@ -417,8 +428,7 @@ fn a_newcomer_gets_503_when_every_connection_is_in_a_request() {
         "{refused}"
     );
     // Open the gate: both are answered, and the server serves again.
-    *gate.0.lock().unwrap() = true;
-    gate.1.notify_all();
+    drop(open);
     for request in waiting {
         let response = request.join().unwrap();
         assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
