@@ -374,7 +374,11 @@ struct OpenOnDrop(Gate);
 
 impl Drop for OpenOnDrop {
     fn drop(&mut self) {
-        *self.0.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        *self
+            .0
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
         self.0.1.notify_all();
     }
 }

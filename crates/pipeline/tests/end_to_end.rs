@@ -460,6 +460,19 @@ fn the_report_counts_the_run_and_not_its_start_up() {
     assert!((report.ticks_per_second - rate).abs() < 1e-6 * rate);
     // Units beside money and quantities.
     let text = report.to_string();
+    // Every table's rows line up: within a table, every line has the same width.
+    for table in text.split("\n\n") {
+        let widths: Vec<usize> = table
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .map(|l| l.chars().count())
+            .collect();
+        assert!(
+            widths.windows(2).all(|w| w[0] == w[1]),
+            "misaligned:\n{table}"
+        );
+    }
+    assert!(text.matches("|--").count() >= 4, "{text}");
     assert!(text.contains(" USDT"), "{text}");
     assert!(text.contains(" BTC"), "{text}");
     let btc = report
