@@ -156,7 +156,12 @@ impl MetricsServer {
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("metrics".into())
-            .spawn(move || runtime.block_on(serve(listener, registry, options, stopped)))
+            .spawn(move || {
+                runtime.block_on(serve(listener, registry, options, stopped));
+                // Dropping the runtime would wait for a render still running (a
+                // collector that blocks): give it a moment, then leave it behind.
+                runtime.shutdown_timeout(SHUTDOWN_GRACE);
+            })
             .map_err(ServerError::Start)?;
         tracing::info!(%bound, "serving Prometheus metrics on /metrics");
         Ok(MetricsServer {
@@ -171,7 +176,9 @@ impl MetricsServer {
         self.addr
     }
 
-    /// Stops accepting, closes every connection and joins the server thread.
+    /// Stops accepting, closes every connection and joins the server thread. A render
+    /// still running (a collector that blocks) is waited for 1 s, then left to finish
+    /// on its own thread.
     pub fn shutdown(mut self) {
         self.stop_and_join();
     }
@@ -222,6 +229,9 @@ impl Connection {
 fn since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
+
+/// How long [`MetricsServer::shutdown`] waits for a render still running.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// How long a 503 connection may take to send its request before it is closed.
 const REJECT_TIMEOUT: Duration = Duration::from_secs(1);

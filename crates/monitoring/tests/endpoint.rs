@@ -515,3 +515,29 @@ fn start_errors_are_errors() {
     assert!(matches!(result, Err(ServerError::Options(_))), "{result:?}");
     server.shutdown();
 }
+
+/// A collector that never returns cannot make shutdown hang: the render is left
+/// behind after a grace period.
+#[test]
+fn shutdown_does_not_wait_for_ever_on_a_blocked_render() {
+    let (registry, gate) = gated_registry();
+    let server = MetricsServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(registry),
+        ServerOptions::default(),
+    )
+    .unwrap();
+    let addr = server.local_addr();
+    let stuck = std::thread::spawn(move || get(addr, "/metrics"));
+    std::thread::sleep(Duration::from_millis(300));
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        server.shutdown();
+        let _ = done_tx.send(());
+    });
+    let finished = done_rx.recv_timeout(Duration::from_secs(20));
+    // Let the render go, whatever happened, so no thread is left blocked.
+    drop(OpenOnDrop(gate));
+    assert!(finished.is_ok(), "shutdown waited on the blocked render");
+    let _ = stuck.join();
+}
