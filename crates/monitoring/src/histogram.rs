@@ -6,9 +6,11 @@
 //! ticks a second would take four million locks a second, and contend with every
 //! scrape. Here the one writer ([`LatencyRecorder`], at most one per histogram) does a
 //! relaxed load and store per counter (no read-modify-write, no lock); a scrape reads
-//! the counters with relaxed loads. A scrape can see a sample in its bucket before it
-//! sees it in the sum (the sum is behind by at most one sample); `_count` is the sum of
-//! the buckets, so it always agrees with them.
+//! the counters with relaxed loads, the buckets first and the sum last. So a scrape
+//! taken while samples are being recorded can see a sum that includes samples its
+//! buckets missed, or misses one whose bucket it saw: `_sum` is off by the samples
+//! recorded during the scrape, and converges at the next. `_count` is the sum of the
+//! buckets read, so it always agrees with them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

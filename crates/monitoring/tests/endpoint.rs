@@ -541,3 +541,20 @@ fn shutdown_does_not_wait_for_ever_on_a_blocked_render() {
     assert!(finished.is_ok(), "shutdown waited on the blocked render");
     let _ = stuck.join();
 }
+
+/// Two exported pools of one name are two series, not one duplicated.
+#[test]
+fn exported_pools_sharing_a_name_get_distinct_labels() {
+    let first = Pool::<Order>::new(PoolConfig::new("shared name").exported(true)).unwrap();
+    let second = Pool::<Order>::new(PoolConfig::new("shared name").exported(true)).unwrap();
+    drop((first.acquire(), second.acquire(), second.acquire()));
+    let text = monitoring::render(&monitoring::pool_registry()).unwrap();
+    assert!(
+        text.contains("trading_pool_acquired_total{pool=\"shared name\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("trading_pool_acquired_total{pool=\"shared name#2\"} 2\n"),
+        "{text}"
+    );
+}

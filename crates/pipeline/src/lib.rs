@@ -39,6 +39,8 @@ pub use config::{
 };
 pub use metrics::metrics_registry;
 pub use report::{Allocations, Memory, PoolReport, Report, StageLatency, Trading};
+pub use stages::analysis::{KEPT_WINDOWS, SteadyState};
+pub use stages::feed::MAX_LINE_BYTES;
 pub use stages::{AnalysisFigures, FeedFigures, MalformedLine, TradingFigures, WindowRow};
 
 /// Why a run stopped before the end of its source.
@@ -176,9 +178,11 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     })?;
     // The pools' counters from here on are the run's work; priming's are not.
     let pools_before = exported_pool_stats();
-    // Room for every window row up front, so closing a window never allocates.
-    let expected_windows =
-        (most_messages.unwrap_or(STDIN_WINDOWS * config.window) / config.window + 2).min(1 << 20);
+    // Room for the window rows kept, up front, so closing a window never allocates:
+    // as many as the source can fill, or all that are kept when its length is unknown.
+    let expected_windows = most_messages.map_or(stages::analysis::KEPT_WINDOWS as u64, |most| {
+        most / config.window + 2
+    });
     // Set by the analysis stage after its last window (or if it panics): the other
     // stages wait for it before they exit, so their thread teardown (cache flushes,
     // freed buffers) happens after the last window and is not counted in it.
@@ -252,10 +256,6 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     drop(kept_orders); // `Faults::keep_orders`: live until the report was built
     Ok(report)
 }
-
-/// Windows reserved for a source of unknown length (standard input without a limit):
-/// past them, the window list grows, and that allocation is counted like any other.
-const STDIN_WINDOWS: u64 = 4_096;
 
 fn join<T>(handle: std::thread::JoinHandle<T>, stage: &str) -> Result<T> {
     handle

@@ -3,9 +3,12 @@
 //!
 //! Exit status: 0 when every invariant holds; 2 when one is broken; 130 (SIGINT) or
 //! 143 (SIGTERM) when a signal stopped the run early (after the report of what was
-//! processed); 1 on an error (bad flags, an unreadable input). A second signal during
-//! the drain ends the process at once with the same status. A closed standard output
-//! (`pipeline | head -1`) is not an error: the report is cut short, quietly.
+//! processed); 64 for a command line that is not valid (`EX_USAGE`); 1 on any other
+//! error (an unreadable input). A second signal during the drain ends the process at
+//! once with that signal's status. A signal during `--linger` ends the linger; the
+//! status is then the run's. A closed standard output (`pipeline | head -1`) is not an
+//! error: the report is cut short, quietly; a closed standard error loses the log lines
+//! and nothing else.
 #![forbid(unsafe_code)]
 
 use std::io::{IsTerminal as _, Write as _};
@@ -74,6 +77,9 @@ struct Args {
     fault_allocate_every: u64,
 }
 
+/// The exit status of a command line that is not valid (`EX_USAGE` of sysexits.h).
+const USAGE: u8 = 64;
+
 /// The addresses a `--metrics-addr` resolved to, in the resolver's order.
 #[derive(Clone, Debug)]
 struct Addresses {
@@ -111,9 +117,25 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_ansi(ansi)
+        // A closed stderr loses log lines; tracing-subscriber's report of that failure
+        // would be an `eprintln!` to the same closed stderr, which panics.
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .init();
-    match run(Args::parse()) {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // `--help` and `--version` print to stdout and succeed; a bad command line is
+        // `EX_USAGE`, apart from a broken invariant's 2.
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(args) {
         Ok(code) => code,
         Err(error) => {
             say!("error: {error:#}");
@@ -257,12 +279,14 @@ fn run(args: Args) -> Result<ExitCode> {
         say!("warning: {warning}");
     }
     if let Some(server) = server {
-        // Serve the final values a while; a signal ends the wait.
-        let until = Instant::now() + Duration::from_secs(args.linger.unwrap_or(0));
-        while Instant::now() < until && signals.received().is_none() {
-            std::thread::sleep(
-                PROGRESS_INTERVAL.min(until.saturating_duration_since(Instant::now())),
-            );
+        // Serve the final values a while; a signal ends the wait. A linger too long
+        // for the clock waits until a signal.
+        let until = Instant::now().checked_add(Duration::from_secs(args.linger.unwrap_or(0)));
+        while until.is_none_or(|until| Instant::now() < until) && signals.received().is_none() {
+            let left = until.map_or(PROGRESS_INTERVAL, |until| {
+                until.saturating_duration_since(Instant::now())
+            });
+            std::thread::sleep(PROGRESS_INTERVAL.min(left));
         }
         server.shutdown();
     }

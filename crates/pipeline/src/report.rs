@@ -191,12 +191,15 @@ pub struct Report {
     pub seconds: f64,
     /// From the first tick received to the last tick analysed.
     pub processing_seconds: f64,
-    /// Ticks per second over `processing_seconds`.
-    pub ticks_per_second: f64,
+    /// Ticks per second over `processing_seconds` (`None` below 2 ticks, where it
+    /// would be one tick's latency, not a rate).
+    pub ticks_per_second: Option<f64>,
     /// Latency per stage over the run.
     pub latency: Vec<StageLatency>,
-    /// One row per window.
+    /// The windows kept: the first and the latest ([`crate::KEPT_WINDOWS`] in all).
     pub windows: Vec<WindowRow>,
+    /// Windows closed, kept or not.
+    pub windows_closed: u64,
     /// The pools' work during the run.
     pub pools: Vec<PoolReport>,
     /// Pool memory.
@@ -256,18 +259,15 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
         None => source,
     };
     let latencies = analysis.analysis.latencies();
-    let steady: Vec<&WindowRow> = analysis.windows.iter().skip(1).collect();
-    let steady_state_ticks = steady.iter().map(|w| w.ticks).sum();
-    let counted_sum = |read: fn(&WindowRow) -> Option<u64>| {
-        (counting && !steady.is_empty()).then(|| steady.iter().filter_map(|w| read(w)).sum())
-    };
-    let steady_state = counted_sum(|w| w.allocations);
-    let process_steady_state = counted_sum(|w| w.process_allocations);
+    let steady_counted = counting && analysis.windows_closed > 1;
+    let steady_state_ticks = analysis.steady.ticks;
+    let steady_state = steady_counted.then_some(analysis.steady.allocations);
+    let process_steady_state = steady_counted.then_some(analysis.steady.process_allocations);
     #[allow(clippy::cast_precision_loss, reason = "a rate for the report")]
     let per_tick = steady_state
         .filter(|_| steady_state_ticks > 0)
         .map(|n: u64| n as f64 / steady_state_ticks as f64);
-    let first_peak = analysis.windows.first().map_or(0, |w| w.pool_peak_bytes);
+    let first_peak = analysis.first_window_peak_bytes;
     #[allow(clippy::cast_precision_loss, reason = "a ratio for the report")]
     let peak_growth = if first_peak == 0 {
         0.0
@@ -304,7 +304,8 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
         stopped: feed.stopped,
         seconds: elapsed.as_secs_f64(),
         processing_seconds,
-        ticks_per_second: per_second(analysis.ticks, processing_seconds),
+        ticks_per_second: (analysis.ticks >= 2 && processing_seconds > 0.0)
+            .then(|| per_second(analysis.ticks, processing_seconds)),
         latency: Stage::ALL
             .iter()
             .map(|&stage| StageLatency {
@@ -313,14 +314,23 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
             })
             .collect(),
         windows: analysis.windows,
-        pools: pools
-            .into_iter()
-            .map(|end| {
-                let before = pools_before.iter().find(|p| p.name == end.name);
-                let reserved = reserved_of(&end.name);
-                PoolReport::of(before, end, reserved)
-            })
-            .collect(),
+        windows_closed: analysis.windows_closed,
+        pools: {
+            // Paired by name and, for pools sharing a name, by registration order.
+            let mut seen: Vec<&str> = Vec::new();
+            let names: Vec<String> = pools.iter().map(|p| p.name.clone()).collect();
+            pools
+                .into_iter()
+                .zip(&names)
+                .map(|(end, name)| {
+                    let nth = seen.iter().filter(|n| **n == name.as_str()).count();
+                    seen.push(name);
+                    let before = pools_before.iter().filter(|p| p.name == *name).nth(nth);
+                    let reserved = if nth == 0 { reserved_of(name) } else { 0 };
+                    PoolReport::of(before, end, reserved)
+                })
+                .collect()
+        },
         memory: Memory {
             current_bytes: memory.current_usage,
             start_bytes: memory_at_start,
@@ -403,7 +413,7 @@ impl Report {
                 self.memory.peak_bytes, self.memory.bound_bytes, self.memory.start_bytes
             ));
         }
-        if self.windows.len() > 1 && self.memory.peak_growth > 1.10 {
+        if self.windows_closed > 1 && self.memory.peak_growth > 1.10 {
             broken.push(format!(
                 "pool memory peak grew {:.1}% after the first window",
                 (self.memory.peak_growth - 1.0) * 100.0
@@ -476,7 +486,7 @@ impl Report {
         let mut t = table(
             &[
                 "window",
-                "ticks",
+                "ticks (total)",
                 "ticks/s",
                 "e2e p50 µs",
                 "p99 µs",
@@ -601,10 +611,13 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Pipeline report: {}", self.source)?;
+        let rate = self
+            .ticks_per_second
+            .map_or_else(|| "-".to_owned(), |r| format!("{r:.0}"));
         writeln!(
             f,
-            "  {} ticks in {:.2} s of processing: {:.0} ticks/s end to end ({:.2} s with start-up)",
-            self.ticks, self.processing_seconds, self.ticks_per_second, self.seconds
+            "  {} ticks in {:.2} s of processing: {rate} ticks/s end to end ({:.2} s with start-up)",
+            self.ticks, self.processing_seconds, self.seconds
         )?;
         if self.malformed == 0 {
             writeln!(f, "  {} lines read, none malformed", self.lines)?;
@@ -623,6 +636,15 @@ impl fmt::Display for Report {
         }
         writeln!(f, "\n{}", self.latency_table())?;
         writeln!(f, "\n{}", self.window_table())?;
+        let listed = self.windows.len() as u64;
+        if self.windows_closed > listed {
+            writeln!(
+                f,
+                "  ({} windows closed; windows 2 to {} are not kept, their totals are in the steady state below)",
+                self.windows_closed,
+                self.windows_closed - listed + 1
+            )?;
+        }
         writeln!(f, "\n{}", self.pool_table())?;
         let m = &self.memory;
         writeln!(

@@ -429,7 +429,7 @@ fn an_empty_input_warns_and_counts_no_work() {
         "{:?}",
         report.latency
     );
-    assert_eq!(report.ticks_per_second, 0.0);
+    assert_eq!(report.ticks_per_second, None);
     assert!(
         report
             .warnings
@@ -457,7 +457,7 @@ fn the_report_counts_the_run_and_not_its_start_up() {
     assert!(report.processing_seconds <= report.seconds);
     #[allow(clippy::cast_precision_loss, reason = "test arithmetic")]
     let rate = report.ticks as f64 / report.processing_seconds;
-    assert!((report.ticks_per_second - rate).abs() < 1e-6 * rate);
+    assert!((report.ticks_per_second.unwrap() - rate).abs() < 1e-6 * rate);
     // Units beside money and quantities.
     let text = report.to_string();
     // Every table's rows line up: within a table, every line has the same width.
@@ -574,4 +574,44 @@ fn a_stop_request_drains_the_stages_and_reports_what_ran() {
 fn a_zero_tick_run_is_refused() {
     let error = pipeline::run(&generated(1, 0, 10), &Arc::new(Progress::default())).unwrap_err();
     assert!(error.to_string().contains("at least 1 tick"), "{error}");
+}
+
+/// A run keeps the first window and the latest ones, however many it closes; the
+/// steady-state totals still cover every window. (That closing a window never
+/// allocates is the unit test `stages::analysis::tests`: with windows this short, the
+/// layers' own warm-up, maps growing to the open orders' high-water mark, falls after
+/// the first window.)
+#[test]
+fn a_run_of_many_windows_keeps_a_bounded_list() {
+    let _serial = serial();
+    let report = run(&generated(12, 150_000, 50));
+    assert_eq!(report.windows_closed, 3_000);
+    assert_eq!(report.windows.len(), pipeline::KEPT_WINDOWS);
+    assert_eq!(report.windows[0].index, 1);
+    assert_eq!(report.windows[1].index, 3_000 - 1_022);
+    assert_eq!(report.windows.last().unwrap().index, 3_000);
+    assert_eq!(report.allocations.steady_state_ticks, 149_950);
+    assert_eq!(
+        report.windows.iter().map(|w| w.ticks).sum::<u64>(),
+        50 * 1_024,
+        "the kept rows are whole windows"
+    );
+    assert!(
+        report
+            .to_string()
+            .contains("3000 windows closed; windows 2 to 1977 are not kept"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_single_tick_has_no_rate() {
+    let _serial = serial();
+    let report = run(&generated(2, 1, 10));
+    assert_eq!(report.ticks, 1);
+    assert_eq!(
+        report.ticks_per_second, None,
+        "one tick's latency is not a rate"
+    );
+    assert!(report.to_string().contains(": - ticks/s"), "{report}");
 }

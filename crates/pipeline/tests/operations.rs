@@ -29,7 +29,7 @@ fn wait(child: &mut Child, limit: Duration) -> ExitStatus {
 /// Starts `command` with `RUST_LOG=pipeline=debug` and returns once the run is under
 /// way (its "pools reserved" line, logged after the signal handlers are installed),
 /// with the rest of stderr collected by a thread.
-fn start(mut command: Command) -> (Child, std::thread::JoinHandle<String>) {
+fn start(mut command: Command) -> (Child, Stderr) {
     let mut child = command
         .env("RUST_LOG", "pipeline=debug")
         .stdout(Stdio::piped())
@@ -47,12 +47,48 @@ fn start(mut command: Command) -> (Child, std::thread::JoinHandle<String>) {
         }
         seen.push_str(&line);
     }
+    let head = seen.clone();
     let rest = std::thread::spawn(move || {
         let mut rest = String::new();
         let _ = stderr.read_to_string(&mut rest);
         seen + &rest
     });
-    (child, rest)
+    (child, Stderr { head, rest })
+}
+
+/// A child's stderr: what came before the run started, and a thread collecting all.
+struct Stderr {
+    head: String,
+    rest: std::thread::JoinHandle<String>,
+}
+
+impl Stderr {
+    fn join(self) -> String {
+        self.rest.join().unwrap()
+    }
+}
+
+/// The `HOST:PORT` of the metrics endpoint a child printed before its run started.
+fn metrics_addr(stderr: &Stderr) -> String {
+    stderr
+        .head
+        .lines()
+        .find_map(|l| l.strip_prefix("metrics: http://"))
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics line in {}", stderr.head))
+        .to_owned()
+}
+
+/// One GET /metrics, the whole response.
+fn scrape(addr: &str) -> String {
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out);
+    out
 }
 
 fn signal(child: &Child, name: &str) {
@@ -84,7 +120,7 @@ fn ctrl_c_stops_the_feed_drains_and_prints_the_report() {
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "INT");
     let (status, stdout) = finish(&mut child, Duration::from_secs(30));
-    let stderr = stderr.join().unwrap();
+    let stderr = stderr.join();
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("SIGINT: stopping the feed"), "{stderr}");
     assert!(
@@ -102,7 +138,7 @@ fn sigterm_gives_the_json_report_and_its_own_status() {
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "TERM");
     let (status, stdout) = finish(&mut child, Duration::from_secs(30));
-    let stderr = stderr.join().unwrap();
+    let stderr = stderr.join();
     assert_eq!(status.code(), Some(143), "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["stopped"], "Terminate");
@@ -135,7 +171,7 @@ fn a_signal_stops_a_run_waiting_on_a_silent_standard_input() {
     signal(&child, "TERM");
     let (status, stdout) = finish(&mut child, Duration::from_secs(30));
     drop(stdin);
-    let stderr = stderr.join().unwrap();
+    let stderr = stderr.join();
     assert_eq!(status.code(), Some(143), "{stderr}");
     assert!(stdout.contains("standard input"), "{stdout}");
     assert!(stdout.contains("1000 ticks in"), "{stdout}");
@@ -209,7 +245,7 @@ fn flags_that_cannot_work_are_refused() {
     let refused = |args: &[&str], says: &str| {
         let output = pipeline().args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(64), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     };
     refused(&["--linger", "5"], "--metrics-addr");
@@ -218,6 +254,7 @@ fn flags_that_cannot_work_are_refused() {
     refused(&["--metrics-addr", "127.0.0.1"], "--metrics-addr");
 
     let help = pipeline().arg("--help").output().unwrap();
+    assert!(help.status.success());
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("[default: 10000000]"), "{help}");
 }
@@ -237,4 +274,175 @@ fn a_host_name_serves_metrics_and_logs_carry_no_colour_when_redirected() {
         !stderr.contains('\x1b'),
         "colour codes in redirected logs: {stderr:?}"
     );
+}
+
+/// A FIFO given as `--input` is read on a thread of its own, as standard input is: a
+/// signal stops the run while its writer is silent, and the window rows do not depend
+/// on a file length it does not have.
+#[test]
+fn a_fifo_as_input_is_stopped_by_a_signal_and_keeps_the_invariants() {
+    const LINES: u64 = 5 * 1_024;
+    let dir = std::env::temp_dir().join(format!("pipeline-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("feed");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut out = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            let mut market = data::generate::MarketGenerator::new(5);
+            let mut message = Vec::new();
+            for _ in 0..LINES {
+                market.next_message(&mut message);
+                out.write_all(&message).unwrap();
+                out.write_all(b"\n").unwrap();
+            }
+            out.flush().unwrap();
+            // Silent, the pipe still open, until the reader has gone.
+            let _ = out.write_all(b"");
+            std::thread::sleep(Duration::from_secs(3));
+        })
+    };
+    let mut command = pipeline();
+    command.args([
+        "--input",
+        fifo.to_str().unwrap(),
+        "--window",
+        "1000",
+        "--json",
+    ]);
+    command.args(["--metrics-addr", "127.0.0.1:0"]);
+    let (mut child, stderr) = start(command);
+    // Every line processed (the tick count is published every 1,024 ticks), then the
+    // writer is silent and only the signal can end the run.
+    let addr = metrics_addr(&stderr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !scrape(&addr).contains(&format!("trading_pipeline_ticks_total {LINES}\n")) {
+        assert!(Instant::now() < deadline, "the lines were not processed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&child, "TERM");
+    let (status, stdout) = finish(&mut child, Duration::from_secs(30));
+    let stderr = stderr.join();
+    writer.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(status.code(), Some(143), "{stderr}\n{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["ticks"], LINES, "{stdout}");
+    assert_eq!(report["invariants"]["hold"], true, "{stdout}");
+}
+
+/// Lines longer than the limit are counted malformed and skipped without growing the
+/// line buffer; a line under it, however padded, allocates nothing; a stream with no
+/// newline at all is one malformed line, not an abort.
+#[test]
+fn long_lines_are_skipped_and_never_grow_memory() {
+    let mut child = pipeline()
+        .args(["--input", "-", "--window", "1000", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut market = data::generate::MarketGenerator::new(9);
+    let mut message = Vec::new();
+    // Line 1, in the warm-up window: over the limit (its error is formatted there).
+    stdin
+        .write_all(&vec![b' '; pipeline::MAX_LINE_BYTES + 10])
+        .unwrap();
+    stdin.write_all(b"\n").unwrap();
+    for line in 2..=5_000 {
+        market.next_message(&mut message);
+        if line == 4_000 {
+            // Far beyond the 512 bytes the buffer once started with, under the limit.
+            stdin.write_all(&[b' '; 10_000]).unwrap();
+        }
+        stdin.write_all(&message).unwrap();
+        stdin.write_all(b"\n").unwrap();
+    }
+    drop(stdin);
+    let (status, stdout) = finish(&mut child, Duration::from_secs(30));
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(status.success(), "{stdout}");
+    assert_eq!(report["malformed"], 1);
+    assert_eq!(report["ticks"], 4_999);
+    assert!(
+        report["malformed_samples"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("65536-byte limit"),
+        "{stdout}"
+    );
+    assert_eq!(report["allocations"]["steady_state"], 0, "{stdout}");
+
+    // 64 MiB without a newline: one malformed line, the run ends normally.
+    let mut child = pipeline()
+        .args(["--input", "-", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let block = vec![b'x'; 1 << 20];
+        for _ in 0..64 {
+            if stdin.write_all(&block).is_err() {
+                break;
+            }
+        }
+    });
+    let (status, stdout) = finish(&mut child, Duration::from_secs(30));
+    feeder.join().unwrap();
+    assert!(status.success(), "{status:?}: {stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (report["lines"].as_u64(), report["malformed"].as_u64()),
+        (Some(1), Some(1))
+    );
+}
+
+/// With both standard output and standard error closed, logging and all, the run
+/// completes and exits with its own status: no panic on a write.
+#[test]
+fn closed_stdout_and_stderr_do_not_panic_the_run() {
+    let mut child = pipeline()
+        .args(["--ticks", "20000", "--metrics-addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop((child.stdout.take(), child.stderr.take()));
+    let status = wait(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// A linger beyond what the clock can add waits for a signal, and the signal ends it.
+#[test]
+fn an_endless_linger_ends_on_a_signal() {
+    let mut command = pipeline();
+    command.args(["--ticks", "1000", "--metrics-addr", "127.0.0.1:0"]);
+    command.args(["--linger", &u64::MAX.to_string()]);
+    let (mut child, stderr) = start(command);
+    // The report comes before the linger.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut report = String::new();
+    while !report.contains("Invariants:") {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "{report}");
+        report.push_str(&line);
+    }
+    signal(&child, "TERM");
+    let status = wait(&mut child, Duration::from_secs(30));
+    let stderr = stderr.join();
+    assert_eq!(status.code(), Some(0), "the run itself completed: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -1,6 +1,7 @@
 //! The analysis stage: consumes every event, drops every pooled object, and closes a
 //! report window every `window` ticks.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use analysis::{Analysis, LatencySummary, Stage};
@@ -59,6 +60,22 @@ pub(crate) fn per_second(count: u64, seconds: f64) -> f64 {
     }
 }
 
+/// Window rows a run keeps: the first (warm-up) and the latest `KEPT_WINDOWS - 1`. A
+/// run of any length keeps this many at most (made up front, so closing a window
+/// never allocates); the steady-state totals cover every window.
+pub const KEPT_WINDOWS: usize = 1_024;
+
+/// Sums over every window after the first (the steady state), kept or not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SteadyState {
+    /// Ticks in those windows.
+    pub ticks: u64,
+    /// Heap allocations by the stage threads in them (counting allocator only).
+    pub allocations: u64,
+    /// Heap allocations by every thread in them (counting allocator only).
+    pub process_allocations: u64,
+}
+
 /// What the analysis stage collected.
 #[derive(Debug)]
 pub struct AnalysisFigures {
@@ -66,8 +83,14 @@ pub struct AnalysisFigures {
     pub analysis: Analysis,
     /// Ticks seen.
     pub ticks: u64,
-    /// The windows, in order.
+    /// The windows kept, in order: the first and the latest ([`KEPT_WINDOWS`] in all).
     pub windows: Vec<WindowRow>,
+    /// Windows closed, kept or not.
+    pub windows_closed: u64,
+    /// The first window's pool memory peak (0 without a window).
+    pub first_window_peak_bytes: usize,
+    /// Totals over every window after the first.
+    pub steady: SteadyState,
     /// Orders that came back closed.
     pub orders_closed: u64,
     /// Of those, not in a terminal state (must be 0).
@@ -92,21 +115,41 @@ pub(crate) struct WindowSettings {
 
 /// The windows as they close.
 struct Windows {
-    rows: Vec<WindowRow>,
+    first: Option<WindowRow>,
+    /// The latest, at most `KEPT_WINDOWS - 1`: room made up front.
+    recent: VecDeque<WindowRow>,
+    closed: u64,
+    steady: SteadyState,
+    ticks_total: u64,
     counting: bool,
     start_ns: u64,
     allocations: AllocationCounts,
 }
 
 impl Windows {
+    fn new(expected: u64, counting: bool, start_ns: u64) -> Self {
+        let room = usize::try_from(expected).map_or(KEPT_WINDOWS, |n| n.min(KEPT_WINDOWS)) - 1;
+        Windows {
+            first: None,
+            recent: VecDeque::with_capacity(room.max(1)),
+            closed: 0,
+            steady: SteadyState::default(),
+            ticks_total: 0,
+            counting,
+            start_ns,
+            allocations: CountingAllocator::counts(),
+        }
+    }
+
     fn close(&mut self, analysis: &mut Analysis, ticks_total: u64, now_ns: u64) {
         let allocations = CountingAllocator::counts();
         let made = allocations.since(self.allocations);
         let memory = MEMORY_STATS.load();
-        let ticks = ticks_total - self.rows.last().map_or(0, |w| w.ticks_total);
+        let ticks = ticks_total - self.ticks_total;
         let seconds = Duration::from_nanos(now_ns.saturating_sub(self.start_ns)).as_secs_f64();
-        self.rows.push(WindowRow {
-            index: self.rows.len() as u64 + 1,
+        self.closed += 1;
+        let row = WindowRow {
+            index: self.closed,
             ticks_total,
             ticks,
             seconds,
@@ -117,8 +160,23 @@ impl Windows {
             heap_bytes: self.counting.then(CountingAllocator::live_bytes),
             allocations: self.counting.then_some(made.tracked),
             process_allocations: self.counting.then_some(made.all),
-        });
+        };
+        if self.first.is_none() {
+            self.first = Some(row);
+        } else {
+            self.steady.ticks += ticks;
+            self.steady.allocations += made.tracked;
+            self.steady.process_allocations += made.all;
+            if self.recent.len() == KEPT_WINDOWS - 1 {
+                self.recent.pop_front();
+            }
+            // Within the room made up front: `expected` bounds the windows a source of
+            // known length can close, and a source of unknown length gets the most
+            // this list ever holds.
+            self.recent.push_back(row);
+        }
         analysis.end_window();
+        self.ticks_total = ticks_total;
         self.start_ns = now_ns;
         self.allocations = allocations;
     }
@@ -144,12 +202,7 @@ pub(crate) fn analyse(
     let mut kept_orders = Vec::with_capacity(faults.keep_orders);
     let mut lost_orders = 0;
     let mut analysis = Analysis::new();
-    let mut windows = Windows {
-        rows: Vec::with_capacity(usize::try_from(expected_windows).unwrap_or(64)),
-        counting,
-        start_ns: clock.now_ns(),
-        allocations: CountingAllocator::counts(),
-    };
+    let mut windows = Windows::new(expected_windows, counting, clock.now_ns());
     let mut ticks = 0;
     let (mut orders_closed, mut orders_not_terminal) = (0, 0);
     let (mut first_received_ns, mut last_done_ns) = (None, 0);
@@ -231,7 +284,7 @@ pub(crate) fn analyse(
             }
         }
     }
-    if ticks % window != 0 || windows.rows.is_empty() {
+    if ticks % window != 0 || windows.closed == 0 {
         let now = if ticks == 0 {
             clock.now_ns()
         } else {
@@ -241,13 +294,52 @@ pub(crate) fn analyse(
     }
     progress.set_ticks(ticks);
     drop(held_ticks);
+    let first_window_peak_bytes = windows.first.as_ref().map_or(0, |w| w.pool_peak_bytes);
     let figures = AnalysisFigures {
         analysis,
         ticks,
-        windows: windows.rows,
+        windows_closed: windows.closed,
+        first_window_peak_bytes,
+        steady: windows.steady,
+        windows: windows.first.into_iter().chain(windows.recent).collect(),
         orders_closed,
         orders_not_terminal,
         processing_ns: first_received_ns.map_or(0, |first| last_done_ns.saturating_sub(first)),
     };
     (figures, kept_orders)
+}
+
+#[cfg(test)]
+mod tests {
+    use infrastructure::alloc_count::CountingAllocator;
+
+    use super::*;
+
+    #[global_allocator]
+    static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+    /// Three times more windows than are kept, of a source of unknown length: the
+    /// list stays at its bound and closing a window allocates nothing.
+    #[test]
+    fn closing_windows_never_allocates_and_keeps_the_first_and_the_latest() {
+        let mut analysis = Analysis::new();
+        let mut windows = Windows::new(KEPT_WINDOWS as u64, true, 0);
+        let before = CountingAllocator::thread_allocations();
+        for i in 1..=3 * KEPT_WINDOWS as u64 {
+            windows.close(&mut analysis, i * 10, i);
+        }
+        assert_eq!(CountingAllocator::thread_allocations() - before, 0);
+        assert_eq!(windows.closed, 3 * KEPT_WINDOWS as u64);
+        assert_eq!(windows.recent.len(), KEPT_WINDOWS - 1);
+        assert_eq!(windows.first.as_ref().map(|w| w.index), Some(1));
+        assert_eq!(
+            windows.recent.front().map(|w| w.index),
+            Some(2 * KEPT_WINDOWS as u64 + 2)
+        );
+        assert_eq!(windows.steady.ticks, (3 * KEPT_WINDOWS as u64 - 1) * 10);
+
+        // A source of known length gets room for what it can close, no more.
+        let small = Windows::new(5, true, 0);
+        assert!(small.recent.capacity() < 64, "{}", small.recent.capacity());
+    }
 }

@@ -46,7 +46,7 @@ pub struct FeedFigures {
 }
 
 impl FeedFigures {
-    fn malformed(&mut self, line: u64, error: &data::parse::ParseError, progress: &Progress) {
+    fn malformed(&mut self, line: u64, error: &dyn std::fmt::Display, progress: &Progress) {
         self.malformed += 1;
         progress.count_malformed();
         tracing::debug!(line, %error, "malformed market-data line");
@@ -104,22 +104,44 @@ impl Input {
             Source::File { path, limit } => {
                 let file =
                     File::open(path).with_context(|| format!("opening {}", path.display()))?;
-                let bytes = file.metadata().map_or(u64::MAX, |m| m.len());
-                let most = bytes / MIN_MESSAGE_BYTES + 1;
+                let name = path.display().to_string();
+                let metadata = file
+                    .metadata()
+                    .with_context(|| format!("reading the metadata of {name}"))?;
+                if metadata.is_dir() {
+                    anyhow::bail!("{name} is a directory, not a file of messages");
+                }
+                // A regular file is read on the feed thread: a read never waits for
+                // long. Anything else (a pipe, a FIFO, `/dev/stdin`, a device) may block
+                // for ever, so it gets a reader thread, as standard input does.
+                let reader: Box<dyn BufRead + Send> = if metadata.is_file() {
+                    Box::new(BufReader::with_capacity(CHUNK, file))
+                } else {
+                    Box::new(BufReader::with_capacity(
+                        CHUNK,
+                        ThreadedReader::start(file, Arc::clone(progress))?,
+                    ))
+                };
+                let most = metadata
+                    .is_file()
+                    .then(|| metadata.len() / MIN_MESSAGE_BYTES + 1);
                 (
                     Input::Lines {
-                        reader: Box::new(BufReader::with_capacity(1 << 16, file)),
-                        name: path.display().to_string(),
+                        reader,
+                        name,
                         limit: *limit,
                     },
-                    Some(limit.map_or(most, |limit| limit.min(most))),
+                    match (most, limit) {
+                        (Some(most), Some(limit)) => Some(most.min(*limit)),
+                        (most, limit) => most.or(*limit),
+                    },
                 )
             }
             Source::Stdin { limit } => (
                 Input::Lines {
                     reader: Box::new(BufReader::with_capacity(
-                        STDIN_CHUNK,
-                        StdinReader::start(Arc::clone(progress))?,
+                        CHUNK,
+                        ThreadedReader::start(std::io::stdin(), Arc::clone(progress))?,
                     )),
                     name: "standard input".to_owned(),
                     limit: *limit,
@@ -130,22 +152,28 @@ impl Input {
     }
 }
 
-/// Bytes read from standard input at once.
-const STDIN_CHUNK: usize = 1 << 16;
+/// Bytes read from the input at once.
+const CHUNK: usize = 1 << 16;
 
-/// Chunks of standard input in flight between its reader thread and the feed.
-const STDIN_CHUNKS: usize = 4;
+/// Chunks in flight between a [`ThreadedReader`]'s thread and the feed.
+const CHUNKS: usize = 4;
 
-/// How often a feed waiting for standard input looks whether it was told to stop.
+/// The longest input line accepted (after it, the line is counted malformed and the
+/// rest of it skipped): the line buffer never grows past this, so a line without an
+/// end (`/dev/zero`) costs no memory and allocates nothing.
+pub const MAX_LINE_BYTES: usize = 1 << 16;
+
+/// How often a feed waiting for input looks whether it was told to stop.
 const STOP_POLL: Duration = Duration::from_millis(50);
 
-/// Standard input, read on a thread of its own (`stdin`), so that a feed told to stop
-/// is never stuck in a read of a pipe whose writer is silent: the feed waits on a
-/// channel, with a timeout, and looks at the stop flag between waits. The chunks go
-/// round between the two threads ([`STDIN_CHUNKS`] of [`STDIN_CHUNK`] bytes, made
-/// once), so reading allocates nothing after start-up. A reader thread blocked in a
-/// read when the run ends stays blocked until input comes or the process exits.
-struct StdinReader {
+/// An input that may block for ever (standard input, a pipe, a FIFO), read on a
+/// thread of its own (`input`), so that a feed told to stop is never stuck in a read
+/// whose writer is silent: the feed waits on a channel, with a timeout, and looks at
+/// the stop flag between waits. The chunks go round between the two threads
+/// ([`CHUNKS`] of [`CHUNK`] bytes, made once), so reading allocates nothing after
+/// start-up. A reader thread blocked in a read when the run ends stays blocked until
+/// input comes or the process exits.
+struct ThreadedReader {
     full: Receiver<std::io::Result<(Vec<u8>, usize)>>,
     empty: Sender<Vec<u8>>,
     chunk: Vec<u8>,
@@ -155,24 +183,25 @@ struct StdinReader {
     ended: bool,
 }
 
-impl StdinReader {
-    fn start(progress: Arc<Progress>) -> Result<Self> {
-        let (full_tx, full) = crossbeam_channel::bounded(STDIN_CHUNKS);
-        let (empty, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(STDIN_CHUNKS);
-        for _ in 0..STDIN_CHUNKS {
-            let _ = empty.send(vec![0; STDIN_CHUNK]);
+impl ThreadedReader {
+    fn start(mut source: impl Read + Send + 'static, progress: Arc<Progress>) -> Result<Self> {
+        let (full_tx, full) = crossbeam_channel::bounded(CHUNKS);
+        let (empty, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(CHUNKS);
+        for _ in 0..CHUNKS {
+            let _ = empty.send(vec![0; CHUNK]);
         }
         // Crossbeam allocates a channel's wait list the first time a receiver waits on
-        // it: wait once here, so the feed's first wait for input (at whatever moment of
-        // the run) allocates nothing.
-        let _ = full.recv_timeout(Duration::from_millis(1));
+        // it: make it here (the reader thread is not started yet, so the channel is
+        // empty), so the feed's first wait for input allocates nothing.
+        super::until_registered(|wait| {
+            let _ = full.recv_timeout(wait);
+        });
         std::thread::Builder::new()
-            .name("stdin".into())
+            .name("input".into())
             .spawn(move || {
-                let mut stdin = std::io::stdin().lock();
                 for mut chunk in empty_rx {
                     let read = loop {
-                        match stdin.read(&mut chunk) {
+                        match source.read(&mut chunk) {
                             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
                             other => break other,
                         }
@@ -183,8 +212,8 @@ impl StdinReader {
                     }
                 }
             })
-            .context("starting the standard input reader")?;
-        Ok(StdinReader {
+            .context("starting the input reader thread")?;
+        Ok(ThreadedReader {
             full,
             empty,
             chunk: Vec::new(),
@@ -196,7 +225,7 @@ impl StdinReader {
     }
 }
 
-impl Read for StdinReader {
+impl Read for ThreadedReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.at == self.filled {
             if self.ended {
@@ -234,6 +263,71 @@ impl Read for StdinReader {
     }
 }
 
+/// What [`read_line`] read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Line {
+    /// A whole line, in the buffer (its newline included, if it had one).
+    Complete,
+    /// A line of this many bytes, over [`MAX_LINE_BYTES`]: skipped, the buffer empty.
+    TooLong(usize),
+}
+
+/// An input line over [`MAX_LINE_BYTES`].
+#[derive(Clone, Copy, Debug)]
+struct LineTooLong(usize);
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a line of {} bytes is longer than the {MAX_LINE_BYTES}-byte limit; skipped",
+            self.0
+        )
+    }
+}
+
+/// Reads the next line into `buffer` without growing it past [`MAX_LINE_BYTES`]: a
+/// longer line is read to its end and dropped. `None` at the end of the input.
+fn read_line(reader: &mut dyn BufRead, buffer: &mut Vec<u8>) -> std::io::Result<Option<Line>> {
+    buffer.clear();
+    let (mut total, mut too_long) = (0_usize, false);
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if available.is_empty() {
+            return Ok((total > 0).then_some(if too_long {
+                Line::TooLong(total)
+            } else {
+                Line::Complete
+            }));
+        }
+        let (taken, ended) = match memchr::memchr(b'\n', available) {
+            Some(newline) => (newline + 1, true),
+            None => (available.len(), false),
+        };
+        if !too_long {
+            if buffer.len() + taken <= MAX_LINE_BYTES {
+                buffer.extend_from_slice(&available[..taken]);
+            } else {
+                too_long = true;
+                buffer.clear();
+            }
+        }
+        total = total.saturating_add(taken);
+        reader.consume(taken);
+        if ended {
+            return Ok(Some(if too_long {
+                Line::TooLong(total)
+            } else {
+                Line::Complete
+            }));
+        }
+    }
+}
+
 /// The feed stage: messages in, parsed ticks out. Stops at the end of the source, when
 /// the trading stage has gone, or when told to ([`Progress::request_stop`]).
 pub(crate) fn feed(
@@ -245,7 +339,11 @@ pub(crate) fn feed(
 ) -> Result<FeedFigures> {
     super::start_stage_thread();
     let mut figures = FeedFigures::default();
-    let mut buffer = Vec::with_capacity(512);
+    // Room for the longest line accepted, made once: reading never grows it.
+    let mut buffer = Vec::with_capacity(match input {
+        Input::Generated { .. } => 512,
+        Input::Lines { .. } => MAX_LINE_BYTES,
+    });
     let pace = Pace::new(rate, clock);
     // False when the feed must stop: trading has gone, or a stop was asked for.
     let forward = |figures: &mut FeedFigures, message: &[u8], line: u64| {
@@ -289,19 +387,21 @@ pub(crate) fn feed(
         } => {
             let mut line = 0;
             while limit.is_none_or(|limit| line < limit) {
-                buffer.clear();
-                let read = reader
-                    .read_until(b'\n', &mut buffer)
+                let read = read_line(&mut *reader, &mut buffer)
                     .with_context(|| format!("reading {name} after line {line}"))?;
-                if read == 0 {
+                let Some(read) = read else {
                     // The end of the input, or a stop while waiting for it.
                     figures.stopped = progress.stop_requested();
                     break;
-                }
+                };
                 line += 1;
-                let message = buffer.trim_ascii();
-                if !message.is_empty() && !forward(&mut figures, message, line) {
-                    break;
+                if let Line::TooLong(bytes) = read {
+                    figures.malformed(line, &LineTooLong(bytes), progress);
+                } else {
+                    let message = buffer.trim_ascii();
+                    if !message.is_empty() && !forward(&mut figures, message, line) {
+                        break;
+                    }
                 }
                 figures.lines += 1;
             }

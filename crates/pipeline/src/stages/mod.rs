@@ -89,27 +89,75 @@ impl Drop for SetOnDrop<'_> {
     }
 }
 
-/// Blocks once on each side of a channel, so the wait lists crossbeam allocates the
-/// first time a thread has to wait exist before the run. Otherwise the first full or
-/// empty queue allocates (96 bytes, once), at whatever moment of the run it happens.
+/// Blocks on each side of a channel until crossbeam has made its wait list for that
+/// side, so that list exists before the run. Otherwise the first full or empty queue
+/// allocates (96 bytes, once), at whatever moment of the run it happens.
+///
+/// One blocking wait with a timeout is not always enough: crossbeam spins first, and
+/// a thread descheduled past the deadline while spinning gives up without registering
+/// (seen under load: the allocation then landed on a stage thread mid-run). So each
+/// side waits again, with a longer timeout, until a wait allocated on this thread,
+/// as the counting allocator sees it (without it, each side waits once).
 pub(crate) fn prime<T>(tx: &Sender<T>, rx: &Receiver<T>, mut make: impl FnMut() -> T) {
-    // Empty: the receiver spins, then registers to wait until the deadline.
-    let _ = rx.recv_timeout(PRIME_WAIT);
-    // Full: the sender does the same.
+    // The calling thread's own crossbeam context first, so the waits below allocate
+    // only their side's wait list.
+    start_waiting_thread();
+    // Empty: the receiver registers.
+    until_registered(|wait| {
+        let _ = rx.recv_timeout(wait);
+    });
+    // Full: the sender registers. The item is made (and given back on a timeout)
+    // outside the measured wait, so a pool's own allocation is not mistaken for it.
     while tx.try_send(make()).is_ok() {}
-    let _ = tx.send_timeout(make(), PRIME_WAIT);
+    let mut item = Some(make());
+    until_registered(|wait| {
+        if let Some(value) = item.take() {
+            match tx.send_timeout(value, wait) {
+                Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => item = Some(back),
+                Ok(()) | Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {}
+            }
+        }
+    });
+    drop(item);
     while rx.try_recv().is_ok() {}
 }
 
-/// How long [`prime`] waits on each side: long enough to get past crossbeam's spinning.
+/// Repeats `wait` (one blocking wait on a channel, with the timeout it is given) until
+/// a call allocated on this thread, up to 8 times with a timeout doubling from
+/// [`PRIME_WAIT`]. Without the counting allocator, once.
+pub(crate) fn until_registered(mut wait: impl FnMut(Duration)) {
+    use infrastructure::alloc_count::CountingAllocator;
+    if !CountingAllocator::is_installed() {
+        wait(PRIME_WAIT);
+        return;
+    }
+    for attempt in 0..8 {
+        let before = CountingAllocator::thread_allocations();
+        wait(PRIME_WAIT * (1 << attempt));
+        if CountingAllocator::thread_allocations() > before {
+            return;
+        }
+    }
+    tracing::debug!("a channel's wait list was not seen allocated while priming");
+}
+
+/// How long [`prime`] first waits on each side: long enough to get past crossbeam's
+/// spinning on an idle machine.
 const PRIME_WAIT: Duration = Duration::from_millis(2);
 
+/// Makes crossbeam create the calling thread's wait context, which it allocates on
+/// the thread's first blocking wait.
+fn start_waiting_thread() {
+    let (_keep_open, rx) = crossbeam_channel::bounded::<()>(0);
+    until_registered(|wait| {
+        let _ = rx.recv_timeout(wait);
+    });
+}
+
 /// Starts a stage thread: its allocations count as the stages' from now on
-/// (`CountingAllocator::track_thread`), and crossbeam creates its wait context, which
-/// it allocates on the thread's first blocking wait, now rather than in whichever
-/// window first has to wait.
+/// (`CountingAllocator::track_thread`), and crossbeam creates its wait context now
+/// rather than in whichever window first has to wait.
 fn start_stage_thread() {
     infrastructure::alloc_count::CountingAllocator::track_thread();
-    let (_keep_open, rx) = crossbeam_channel::bounded::<()>(0);
-    let _ = rx.recv_timeout(Duration::from_micros(50));
+    start_waiting_thread();
 }
