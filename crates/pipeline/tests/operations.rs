@@ -292,6 +292,8 @@ fn a_fifo_as_input_is_stopped_by_a_signal_and_keeps_the_invariants() {
             .unwrap()
             .success()
     );
+    // The writer holds the FIFO open, silent, until the test is done with the run.
+    let (done_tx, done) = std::sync::mpsc::channel::<()>();
     let writer = {
         let fifo = fifo.clone();
         std::thread::spawn(move || {
@@ -304,9 +306,7 @@ fn a_fifo_as_input_is_stopped_by_a_signal_and_keeps_the_invariants() {
                 out.write_all(b"\n").unwrap();
             }
             out.flush().unwrap();
-            // Silent, the pipe still open, until the reader has gone.
-            let _ = out.write_all(b"");
-            std::thread::sleep(Duration::from_secs(3));
+            let _ = done.recv_timeout(Duration::from_secs(60));
         })
     };
     let mut command = pipeline();
@@ -329,6 +329,7 @@ fn a_fifo_as_input_is_stopped_by_a_signal_and_keeps_the_invariants() {
     }
     signal(&child, "TERM");
     let (status, stdout) = finish(&mut child, Duration::from_secs(30));
+    let _ = done_tx.send(());
     let stderr = stderr.join();
     writer.join().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
