@@ -233,8 +233,7 @@ pub struct PoolCollector;
 impl Collector for PoolCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         // One consistent snapshot per scrape.
-        let mut pools = exported_pool_stats();
-        disambiguate(&mut pools);
+        let pools = exported_pool_stats();
         for (name, help, read) in POOL_COUNTERS {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             for stats in &pools {
@@ -286,25 +285,6 @@ impl Collector for PoolCollector {
             }
         }
         Ok(())
-    }
-}
-
-/// Two exported pools with one name would be two series with the same labels, and
-/// Prometheus would drop one as a duplicate. The second and later of a name are
-/// labelled `name#2`, `name#3`, … in registration order, and the first scrape that
-/// sees it warns once.
-fn disambiguate(pools: &mut [PoolStats]) {
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    for i in 1..pools.len() {
-        let (before, rest) = pools.split_at_mut(i);
-        let name = &mut rest[0].name;
-        let same = before.iter().filter(|p| p.name == *name).count();
-        if same > 0 {
-            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                tracing::warn!(pool = %name, "two exported pools share a name; the later ones are labelled name#2, name#3, ...");
-            }
-            *name = format!("{name}#{}", same + 1);
-        }
     }
 }
 

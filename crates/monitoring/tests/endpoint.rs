@@ -542,19 +542,27 @@ fn shutdown_does_not_wait_for_ever_on_a_blocked_render() {
     let _ = stuck.join();
 }
 
-/// Two exported pools of one name are two series, not one duplicated.
+/// Two exported pools of one name would be one series: the second is refused, and
+/// so is a static pool's name; once the first is dropped, the name is free again.
 #[test]
-fn exported_pools_sharing_a_name_get_distinct_labels() {
+fn an_exported_name_in_use_is_refused() {
+    use infrastructure::memory::ConfigError;
     let first = Pool::<Order>::new(PoolConfig::new("shared name").exported(true)).unwrap();
-    let second = Pool::<Order>::new(PoolConfig::new("shared name").exported(true)).unwrap();
-    drop((first.acquire(), second.acquire(), second.acquire()));
-    let text = monitoring::render(&monitoring::pool_registry()).unwrap();
-    assert!(
-        text.contains("trading_pool_acquired_total{pool=\"shared name\"} 1\n"),
-        "{text}"
+    let second = Pool::<Order>::new(PoolConfig::new("shared name").exported(true));
+    assert_eq!(
+        second.unwrap_err(),
+        ConfigError::DuplicateName("shared name".into())
     );
-    assert!(
-        text.contains("trading_pool_acquired_total{pool=\"shared name#2\"} 2\n"),
-        "{text}"
+    let not_exported = Pool::<Order>::new(PoolConfig::new("shared name")).unwrap();
+    let stat = Pool::<Order>::new(PoolConfig::new("tick").exported(true));
+    assert_eq!(stat.unwrap_err(), ConfigError::DuplicateName("tick".into()));
+    drop((first, not_exported));
+    let again = Pool::<Order>::new(PoolConfig::new("shared name").exported(true)).unwrap();
+    drop(again.acquire());
+    let text = monitoring::render(&monitoring::pool_registry()).unwrap();
+    assert_eq!(
+        text.matches("trading_pool_acquired_total{pool=\"shared name\"}")
+            .count(),
+        1
     );
 }

@@ -80,25 +80,26 @@ struct Args {
 /// The exit status of a command line that is not valid (`EX_USAGE` of sysexits.h).
 const USAGE: u8 = 64;
 
-/// The addresses a `--metrics-addr` resolved to, in the resolver's order.
+/// A `--metrics-addr` of the form `HOST:PORT`, resolved when the server starts.
 #[derive(Clone, Debug)]
 struct Addresses {
     given: String,
-    resolved: Vec<SocketAddr>,
 }
 
+/// Checks the form `HOST:PORT` (the flag's syntax: a usage error); the name is
+/// resolved when the server starts, so a resolver failure is a run error (1), not a
+/// usage one.
 fn resolve(given: &str) -> Result<Addresses, String> {
-    let resolved: Vec<SocketAddr> = given
-        .to_socket_addrs()
-        .map_err(|error| format!("{given:?} is not HOST:PORT or does not resolve: {error}"))?
-        .collect();
-    if resolved.is_empty() {
-        return Err(format!("{given:?} resolves to no address"));
+    let port = given
+        .rsplit_once(':')
+        .filter(|(host, _)| !host.is_empty())
+        .map(|(_, port)| port);
+    match port.map(str::parse::<u16>) {
+        Some(Ok(_)) => Ok(Addresses {
+            given: given.to_owned(),
+        }),
+        _ => Err(format!("{given:?} is not HOST:PORT (a port of 0 to 65535)")),
     }
-    Ok(Addresses {
-        given: given.to_owned(),
-        resolved,
-    })
 }
 
 /// A line on stderr; a closed stderr is ignored rather than a panic.
@@ -306,8 +307,13 @@ fn run(args: Args) -> Result<ExitCode> {
 /// Starts the metrics endpoint on the first of `addresses` that can be bound.
 fn serve(addresses: &Addresses, progress: &Arc<Progress>) -> Result<monitoring::MetricsServer> {
     let registry = Arc::new(pipeline::metrics_registry(progress));
+    let resolved: Vec<SocketAddr> = addresses
+        .given
+        .to_socket_addrs()
+        .with_context(|| format!("resolving --metrics-addr {}", addresses.given))?
+        .collect();
     let mut last_error = None;
-    for &addr in &addresses.resolved {
+    for &addr in &resolved {
         match monitoring::MetricsServer::start(
             addr,
             Arc::clone(&registry),

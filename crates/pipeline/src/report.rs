@@ -315,22 +315,15 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
             .collect(),
         windows: analysis.windows,
         windows_closed: analysis.windows_closed,
-        pools: {
-            // Paired by name and, for pools sharing a name, by registration order.
-            let mut seen: Vec<&str> = Vec::new();
-            let names: Vec<String> = pools.iter().map(|p| p.name.clone()).collect();
-            pools
-                .into_iter()
-                .zip(&names)
-                .map(|(end, name)| {
-                    let nth = seen.iter().filter(|n| **n == name.as_str()).count();
-                    seen.push(name);
-                    let before = pools_before.iter().filter(|p| p.name == *name).nth(nth);
-                    let reserved = if nth == 0 { reserved_of(name) } else { 0 };
-                    PoolReport::of(before, end, reserved)
-                })
-                .collect()
-        },
+        pools: pools
+            .into_iter()
+            .map(|end| {
+                // Exported names are unique (`ConfigError::DuplicateName`).
+                let before = pools_before.iter().find(|p| p.name == end.name);
+                let reserved = reserved_of(&end.name);
+                PoolReport::of(before, end, reserved)
+            })
+            .collect(),
         memory: Memory {
             current_bytes: memory.current_usage,
             start_bytes: memory_at_start,

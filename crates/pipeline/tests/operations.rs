@@ -318,7 +318,8 @@ fn a_fifo_as_input_is_stopped_by_a_signal_and_keeps_the_invariants() {
         "--json",
     ]);
     command.args(["--metrics-addr", "127.0.0.1:0"]);
-    let (mut child, stderr) = start(command);
+    let (child, stderr) = start(command);
+    let mut child = KillOnDrop(child);
     // Every line processed (the tick count is published every 1,024 ticks), then the
     // writer is silent and only the signal can end the run.
     let addr = metrics_addr(&stderr);
@@ -327,8 +328,8 @@ fn a_fifo_as_input_is_stopped_by_a_signal_and_keeps_the_invariants() {
         assert!(Instant::now() < deadline, "the lines were not processed");
         std::thread::sleep(Duration::from_millis(50));
     }
-    signal(&child, "TERM");
-    let (status, stdout) = finish(&mut child, Duration::from_secs(30));
+    signal(&child.0, "TERM");
+    let (status, stdout) = finish(&mut child.0, Duration::from_secs(30));
     let _ = done_tx.send(());
     let stderr = stderr.join();
     writer.join().unwrap();
@@ -446,4 +447,47 @@ fn an_endless_linger_ends_on_a_signal() {
     let stderr = stderr.join();
     assert_eq!(status.code(), Some(0), "the run itself completed: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Kills the child when dropped: a failed assertion leaves no pipeline running.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Inputs that flow for ever without a message the feed forwards: blank lines, and
+/// one endless line. A first signal stops both.
+#[test]
+fn a_signal_stops_a_feed_reading_only_blank_lines_or_an_endless_line() {
+    for input in ["blank lines", "/dev/zero"] {
+        let mut command = pipeline();
+        command.args(["--json", "--input"]);
+        if input == "/dev/zero" {
+            command.arg("/dev/zero");
+        } else {
+            command.arg("-").stdin(Stdio::piped());
+        }
+        let (child, stderr) = start(command);
+        let mut child = KillOnDrop(child);
+        let feeder = child.0.stdin.take().map(|mut stdin| {
+            std::thread::spawn(move || {
+                let blank = vec![b'\n'; 1 << 16];
+                while stdin.write_all(&blank).is_ok() {}
+            })
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        signal(&child.0, "INT");
+        let (status, stdout) = finish(&mut child.0, Duration::from_secs(30));
+        let stderr = stderr.join();
+        assert_eq!(status.code(), Some(130), "{input}: {stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["stopped"], "Interrupt", "{input}");
+        if let Some(feeder) = feeder {
+            feeder.join().unwrap();
+        }
+    }
 }

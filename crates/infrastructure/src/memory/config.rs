@@ -114,6 +114,13 @@ pub enum ConfigError {
         "pool name {0:?} must be 1 to {MAX_NAME_LEN} bytes of text without control characters or surrounding white space"
     )]
     InvalidName(String),
+    /// An exported pool of this name exists already, or the name is a static pool's
+    /// (`tick`, `signal`, `order`): exported names are metric label values, and two
+    /// pools under one label would be one series.
+    #[error(
+        "an exported pool named {0:?} exists already (or it is a static pool's name): exported pools need distinct names"
+    )]
+    DuplicateName(String),
     /// `magazine_size` is outside `1..=MAX_MAGAZINE_SIZE`.
     #[error("magazine_size {0} must be between 1 and {MAX_MAGAZINE_SIZE}")]
     MagazineSize(usize),

@@ -237,12 +237,20 @@ impl<T: Poolable> Pool<T> {
         supplier: Option<super::engine::Supplier<T>>,
     ) -> Result<Self, ConfigError> {
         config.validate(mem::size_of::<T>())?;
-        let (exported, reclaim) = (config.exported, config.reclaim);
+        let is_static = super::safe_pools::StaticPool::ALL
+            .iter()
+            .any(|pool| pool.name() == config.name());
+        if config.exported && is_static && !STATIC_BUILD.with(std::cell::Cell::get) {
+            return Err(ConfigError::DuplicateName(config.name().to_owned()));
+        }
+        let exported = config.exported.then(|| config.name().to_owned());
+        let reclaim = config.reclaim;
         let (core, inner) = arc_unsized(Inner::<T>::new(config, supplier), |arc| arc as _);
         // SAFETY: `inner` points into the allocation `core` keeps alive, for as long as
         // this `Pool` holds `core`.
         unsafe { inner.as_ref() }.opened();
-        let registration = registry::register(Arc::clone(&core), exported, reclaim);
+        // Refused: `core` drops here, undoing `opened` as a dropped pool's would.
+        let registration = registry::register(Arc::clone(&core), exported.as_deref(), reclaim)?;
         Ok(Pool {
             inner,
             core,
@@ -546,6 +554,26 @@ impl<T: Poolable> Pool<T> {
     pub fn name(&self) -> &str {
         &self.inner().name
     }
+}
+
+crate::sync::thread_local_const! {
+    /// Set while `safe_pools` builds a static pool: the one builder allowed an exported
+    /// static's name (`tick`, `signal`, `order`).
+    static STATIC_BUILD: std::cell::Cell<bool> = std::cell::Cell::new(false);
+}
+
+/// Builds a static pool under its reserved name.
+pub(super) fn build_static<T: Poolable>(config: PoolConfig) -> Result<Pool<T>, ConfigError> {
+    /// Clears the flag however the build ends (a panicking `Default` included).
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            let _ = STATIC_BUILD.try_with(|flag| flag.set(false));
+        }
+    }
+    STATIC_BUILD.with(|flag| flag.set(true));
+    let _clear = Clear;
+    Pool::new(config)
 }
 
 impl<T: Poolable> Drop for Pool<T> {

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use crate::sync::{Arc, Mutex, global, lock, thread_local_const};
 
-use super::config::Reclaim;
+use super::config::{ConfigError, Reclaim};
 use super::contain::Panics;
 use super::stats::PoolStats;
 use super::tid::{self, ThreadId};
@@ -52,7 +52,8 @@ pub(crate) trait PoolCore: Send + Sync {
 struct Entry {
     id: u64,
     pool: Arc<dyn PoolCore>,
-    exported: bool,
+    /// The name it is exported under, if it is.
+    exported: Option<Box<str>>,
     /// Ticked by `reclaim_driven` (`Reclaim::Driven`).
     driven: bool,
     #[cfg_attr(loom, allow(dead_code, reason = "loom models tick by hand; no reaper"))]
@@ -89,19 +90,34 @@ pub(crate) struct Registration {
 }
 
 /// Adds a pool.
-pub(crate) fn register(pool: Arc<dyn PoolCore>, exported: bool, reclaim: Reclaim) -> Registration {
+/// Adds a pool; for an exported one, `Err` if an exported pool of its name is in the
+/// registry already (checked and added under one lock, so two threads creating the
+/// same name cannot both succeed).
+pub(crate) fn register(
+    pool: Arc<dyn PoolCore>,
+    exported: Option<&str>,
+    reclaim: Reclaim,
+) -> Result<Registration, ConfigError> {
     let interval = match reclaim {
         Reclaim::Background(interval) => Some(interval),
         Reclaim::Driven | Reclaim::Off => None,
     };
     let id = {
         let mut registry = lock(&REGISTRY);
+        if let Some(name) = exported
+            && registry
+                .entries
+                .iter()
+                .any(|entry| entry.exported.as_deref() == Some(name))
+        {
+            return Err(ConfigError::DuplicateName(name.to_owned()));
+        }
         let id = registry.next_id;
         registry.next_id += 1;
         registry.entries.push(Entry {
             id,
             pool,
-            exported,
+            exported: exported.map(Box::from),
             driven: reclaim == Reclaim::Driven,
             interval,
             #[cfg(not(loom))]
@@ -113,7 +129,7 @@ pub(crate) fn register(pool: Arc<dyn PoolCore>, exported: bool, reclaim: Reclaim
     if interval.is_some() {
         reaper::wake();
     }
-    Registration { id }
+    Ok(Registration { id })
 }
 
 /// Removes a pool. Once this returns, no thread finds it through the registry (one that
@@ -175,7 +191,7 @@ pub fn exported_pool_stats() -> Vec<PoolStats> {
     registry
         .entries
         .iter()
-        .filter(|entry| entry.exported)
+        .filter(|entry| entry.exported.is_some())
         .map(|entry| entry.pool.stats())
         .collect()
 }

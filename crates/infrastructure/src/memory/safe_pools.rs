@@ -411,7 +411,7 @@ fn static_pool<T: Poolable>(pool: StaticPool) -> Pool<T> {
         .take()
         .flatten()
         .unwrap_or_else(|| static_config(pool.name()));
-    match Pool::new(config) {
+    match super::pool::build_static(config) {
         Ok(pool) => pool,
         // The defaults are checked by `memory::tests::api::static_configs_are_valid`;
         // a configured one was validated by `configure`.

@@ -16,11 +16,6 @@ use super::Clock;
 use crate::config::{MALFORMED_SAMPLES, Source};
 use crate::{Progress, StopReason};
 
-/// Fewer bytes than any message the parser accepts (the shortest, a bookTicker with
-/// one-character values, `{"u":1,"s":"X","b":"1","B":"1","a":"1","A":"1"}`, has 47):
-/// bounds how many ticks a file of a given size can hold.
-const MIN_MESSAGE_BYTES: u64 = 32;
-
 /// An input line that did not parse.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MalformedLine {
@@ -90,8 +85,8 @@ impl std::fmt::Debug for Input {
 
 impl Input {
     /// Opens `source`, and says how many messages it can hold at most (for the
-    /// window rows reserved up front): the limit, or one per [`MIN_MESSAGE_BYTES`] of
-    /// a file, or `None` for standard input without a limit.
+    /// window rows reserved up front): the generator's count or the `--ticks` limit;
+    /// `None` for a file or standard input without a limit (a file may grow).
     pub(crate) fn open(source: &Source, progress: &Arc<Progress>) -> Result<(Input, Option<u64>)> {
         Ok(match source {
             Source::Generated { seed, ticks } => (
@@ -122,19 +117,16 @@ impl Input {
                         ThreadedReader::start(file, Arc::clone(progress))?,
                     ))
                 };
-                let most = metadata
-                    .is_file()
-                    .then(|| metadata.len() / MIN_MESSAGE_BYTES + 1);
+                // How many messages a file holds is not known up front: it may grow
+                // while it is read (a recording still being written). Only `--ticks`
+                // bounds it.
                 (
                     Input::Lines {
                         reader,
                         name,
                         limit: *limit,
                     },
-                    match (most, limit) {
-                        (Some(most), Some(limit)) => Some(most.min(*limit)),
-                        (most, limit) => most.or(*limit),
-                    },
+                    *limit,
                 )
             }
             Source::Stdin { limit } => (
@@ -199,6 +191,8 @@ impl ThreadedReader {
         std::thread::Builder::new()
             .name("input".into())
             .spawn(move || {
+                // Its crossbeam wait context now, not at its first wait mid-run.
+                super::start_waiting_thread();
                 for mut chunk in empty_rx {
                     let read = loop {
                         match source.read(&mut chunk) {
@@ -286,12 +280,21 @@ impl std::fmt::Display for LineTooLong {
     }
 }
 
-/// Reads the next line into `buffer` without growing it past [`MAX_LINE_BYTES`]: a
-/// longer line is read to its end and dropped. `None` at the end of the input.
-fn read_line(reader: &mut dyn BufRead, buffer: &mut Vec<u8>) -> std::io::Result<Option<Line>> {
+/// Reads the next line into `buffer` without growing it past [`MAX_LINE_BYTES`]
+/// (its newline included): a longer line is read to its end and dropped. `None` at
+/// the end of the input, or when `stopped` says so between two reads (an endless line
+/// still ends on a signal).
+fn read_line(
+    reader: &mut dyn BufRead,
+    buffer: &mut Vec<u8>,
+    stopped: &dyn Fn() -> bool,
+) -> std::io::Result<Option<Line>> {
     buffer.clear();
     let (mut total, mut too_long) = (0_usize, false);
     loop {
+        if total > 0 && stopped() {
+            return Ok(None);
+        }
         let available = match reader.fill_buf() {
             Ok(available) => available,
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -386,11 +389,19 @@ pub(crate) fn feed(
             limit,
         } => {
             let mut line = 0;
+            let stopped = || progress.stop_requested().is_some();
             while limit.is_none_or(|limit| line < limit) {
-                let read = read_line(&mut *reader, &mut buffer)
+                // Every line, blank or not, looks at the stop flag: an input of blank
+                // lines never reaches `forward`.
+                if let Some(reason) = progress.stop_requested() {
+                    figures.stopped = Some(reason);
+                    break;
+                }
+                let read = read_line(&mut *reader, &mut buffer, &stopped)
                     .with_context(|| format!("reading {name} after line {line}"))?;
                 let Some(read) = read else {
-                    // The end of the input, or a stop while waiting for it.
+                    // The end of the input, or a stop while waiting for it or while
+                    // skipping an overlong line.
                     figures.stopped = progress.stop_requested();
                     break;
                 };
@@ -461,5 +472,66 @@ impl Pace {
                 std::thread::yield_now();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8], chunk: usize) -> Vec<Option<Line>> {
+        let mut reader = BufReader::with_capacity(chunk, input);
+        let mut buffer = Vec::with_capacity(MAX_LINE_BYTES);
+        let mut out = Vec::new();
+        loop {
+            let read = read_line(&mut reader, &mut buffer, &|| false).unwrap();
+            assert!(
+                buffer.capacity() == MAX_LINE_BYTES,
+                "the buffer never grows"
+            );
+            out.push(read);
+            if read.is_none() {
+                return out;
+            }
+        }
+    }
+
+    /// The limit counts a line's newline: `MAX_LINE_BYTES` bytes in all, whatever the
+    /// chunk the reader hands over.
+    #[test]
+    fn the_line_limit_holds_at_its_boundary_in_any_chunking() {
+        let at_limit = [vec![b'x'; MAX_LINE_BYTES - 1], b"\n".to_vec()].concat();
+        let over = [vec![b'x'; MAX_LINE_BYTES], b"\n".to_vec()].concat();
+        let crlf_at_limit = [vec![b'x'; MAX_LINE_BYTES - 2], b"\r\n".to_vec()].concat();
+        let input = [at_limit, over, crlf_at_limit, b"last".to_vec()].concat();
+        for chunk in [1, 7, 4096, 1 << 16, 1 << 20] {
+            assert_eq!(
+                lines(&input, chunk),
+                [
+                    Some(Line::Complete),
+                    Some(Line::TooLong(MAX_LINE_BYTES + 1)),
+                    Some(Line::Complete),
+                    Some(Line::Complete),
+                    None
+                ],
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stop_ends_an_endless_line() {
+        let endless = std::io::repeat(b'x');
+        let mut reader = BufReader::with_capacity(1024, endless);
+        let mut buffer = Vec::with_capacity(MAX_LINE_BYTES);
+        let calls = std::cell::Cell::new(0);
+        let stop_after_a_while = || {
+            calls.set(calls.get() + 1);
+            calls.get() > 1_000
+        };
+        assert_eq!(
+            read_line(&mut reader, &mut buffer, &stop_after_a_while).unwrap(),
+            None
+        );
     }
 }

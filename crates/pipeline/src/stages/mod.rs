@@ -147,7 +147,7 @@ const PRIME_WAIT: Duration = Duration::from_millis(2);
 
 /// Makes crossbeam create the calling thread's wait context, which it allocates on
 /// the thread's first blocking wait.
-fn start_waiting_thread() {
+pub(crate) fn start_waiting_thread() {
     let (_keep_open, rx) = crossbeam_channel::bounded::<()>(0);
     until_registered(|wait| {
         let _ = rx.recv_timeout(wait);

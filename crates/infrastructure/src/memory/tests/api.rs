@@ -65,3 +65,24 @@ fn guards_are_send_and_pools_sync() {
     is_sync::<Pool<Signal>>();
     is_send::<Pool<Signal>>();
 }
+
+#[test]
+fn exported_names_are_unique_and_free_again_after_a_drop() {
+    let config = || manual("api_unique_name", 4, 4).exported(true);
+    let first = pool::<Order>(config());
+    assert_eq!(
+        Pool::<Order>::new(config()).unwrap_err(),
+        ConfigError::DuplicateName("api_unique_name".into())
+    );
+    // Not exported: no label, no clash.
+    let _private = pool::<Order>(manual("api_unique_name", 4, 4));
+    // A static pool's name is its own, built or not.
+    for name in ["tick", "signal", "order"] {
+        assert_eq!(
+            Pool::<Order>::new(manual(name, 4, 4).exported(true)).unwrap_err(),
+            ConfigError::DuplicateName(name.into())
+        );
+    }
+    drop(first);
+    let _again = pool::<Order>(config());
+}
