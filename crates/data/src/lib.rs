@@ -1,8 +1,10 @@
 //! The data layer: market data in, pooled [`Tick`](infrastructure::types::Tick)s out.
 //!
-//! - [`parse`]: Binance spot stream messages (trade, bookTicker; bare or in the
-//!   combined-stream wrapper) into ticks from `TICK_POOL`, with a byte-offset
-//!   [`ParseError`](parse::ParseError) for anything malformed, never a panic.
+//! - [`parse`]: Binance spot and USDⓈ-M futures stream messages (trade, aggTrade, both
+//!   bookTickers; bare or in the combined-stream wrapper) into ticks from `TICK_POOL`;
+//!   other market streams and request replies recognised and skipped by kind; a
+//!   byte-offset [`ParseError`](parse::ParseError) with a reason for anything
+//!   malformed or impossible, never a panic.
 //! - [`generate`]: a deterministic, seeded multi-symbol market in the same wire format.
 #![forbid(unsafe_code)]
 

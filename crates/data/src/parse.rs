@@ -1,11 +1,32 @@
-//! Binance spot stream messages → pooled [`Tick`]s, without a heap allocation per
-//! message.
+//! Binance market-stream messages → pooled [`Tick`]s, or a message recognised as not a
+//! tick, or an error saying what is wrong and where.
 //!
-//! Accepted: `trade` events and `bookTicker` updates, bare or inside the
-//! combined-stream wrapper `{"stream":"btcusdt@trade","data":{...}}`. Unknown fields are
-//! ignored. Strings are borrowed from the input (serde's zero-copy `&str`), numbers are
-//! read as exact [`Decimal`]s.
+//! Accepted, bare or inside the combined-stream wrapper
+//! `{"stream":"btcusdt@trade","data":{...}}`, spot and USDⓈ-M futures alike:
+//! - `trade` (`e`, `E`, `s`, `t`, `p`, `q`, `T`, `m`; spot adds `M`, futures `X`);
+//! - `aggTrade` (`e`, `E`, `s`, `a` the aggregate id, `p`, `q`, `f`, `l`, `T`, `m`);
+//! - `bookTicker`, spot form without `e` (`u`, `s`, `b`, `B`, `a`, `A`) and futures form
+//!   with `e`, `E` and `T`.
+//!
+//! Recognised and skipped, by kind ([`SkipKind`]): the other market streams
+//! (`depthUpdate`, partial-depth snapshots, `kline`, tickers, mark prices,
+//! liquidations, average prices) and the replies to subscription requests, results and
+//! errors alike.
+//!
+//! Validated, each rejection with its reason ([`Invalid`]): a trade's price and
+//! quantity are > 0, a quote's bid and ask are > 0 with bid < ask and quantities ≥ 0,
+//! the symbol is not empty, and a timestamp the format carries is not zero.
+//! Timestamps may be in milliseconds or microseconds (Binance offers both): a value of
+//! 10^14 or more is microseconds.
+//!
+//! This is the reference path: `serde_json` underneath, fields in any order, unknown
+//! fields (nested objects and arrays included) ignored, a duplicate field malformed,
+//! `\u` escapes decoded. Strings are borrowed from the input unless they hold an escape.
+//! An error allocates (serde_json boxes its errors); a valid message does not.
 
+use std::borrow::Cow;
+
+use arrayvec::ArrayString;
 use infrastructure::memory::PoolGuard;
 use infrastructure::memory::safe_pools::TICK_POOL;
 use infrastructure::types::{Decimal, DecimalError, FieldError, Side, Tick, TickKind};
@@ -25,7 +46,7 @@ pub struct ParseError {
 /// What is wrong with a message.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseErrorKind {
-    /// Not well-formed JSON, or a field of the wrong JSON type.
+    /// Not well-formed JSON, a field of the wrong JSON type, or a field given twice.
     #[error("malformed JSON: {0}")]
     Json(String),
     /// A field the event needs is absent.
@@ -42,36 +63,262 @@ pub enum ParseErrorKind {
     /// The symbol does not fit a tick's inline buffer.
     #[error(transparent)]
     Field(FieldError),
-    /// An event type this parser does not handle.
-    #[error("unsupported event type")]
-    UnsupportedEvent,
+    /// An event type this parser does not know (its first 32 bytes).
+    #[error("unsupported event type `{0}`")]
+    UnsupportedEvent(ArrayString<32>),
+    /// Well-formed, but impossible.
+    #[error("{0}")]
+    Invalid(Invalid),
+    /// Not a tick: a message of another kind ([`parse`] only; [`parse_message`]
+    /// returns [`Message::Skipped`]).
+    #[error("not a tick: {}", .0.name())]
+    NotATick(SkipKind),
 }
 
-/// The union of the fields of both message kinds and the wrapper.
+impl ParseErrorKind {
+    /// A short, stable name of the reason, for counting rejections by reason.
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            ParseErrorKind::Json(_) => "json",
+            ParseErrorKind::MissingField(_) => "missing_field",
+            ParseErrorKind::Decimal { .. } => "decimal",
+            ParseErrorKind::Field(_) => "symbol_too_long",
+            ParseErrorKind::UnsupportedEvent(_) => "unsupported_event",
+            ParseErrorKind::Invalid(invalid) => invalid.reason(),
+            ParseErrorKind::NotATick(_) => "not_a_tick",
+        }
+    }
+}
+
+/// A well-formed message whose values cannot be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// A trade's price is zero or negative.
+    #[error("price {0} is not positive")]
+    Price(Decimal),
+    /// A trade's quantity is zero or negative.
+    #[error("quantity {0} is not positive")]
+    Quantity(Decimal),
+    /// A quote's bid or ask price is zero or negative.
+    #[error("{side} price {price} is not positive")]
+    QuotePrice {
+        /// `bid` or `ask`.
+        side: &'static str,
+        /// The price.
+        price: Decimal,
+    },
+    /// A quote's bid or ask quantity is negative.
+    #[error("{side} quantity {quantity} is negative")]
+    QuoteQuantity {
+        /// `bid` or `ask`.
+        side: &'static str,
+        /// The quantity.
+        quantity: Decimal,
+    },
+    /// The bid is at or above the ask.
+    #[error("crossed book: bid {bid} is not below ask {ask}")]
+    Crossed {
+        /// Best bid.
+        bid: Decimal,
+        /// Best ask.
+        ask: Decimal,
+    },
+    /// The symbol is empty.
+    #[error("empty symbol")]
+    EmptySymbol,
+    /// A timestamp the format carries is zero.
+    #[error("timestamp `{0}` is zero")]
+    ZeroTimestamp(&'static str),
+}
+
+impl Invalid {
+    /// A short, stable name of the reason.
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            Invalid::Price(_) => "price_not_positive",
+            Invalid::Quantity(_) => "quantity_not_positive",
+            Invalid::QuotePrice { .. } => "quote_price_not_positive",
+            Invalid::QuoteQuantity { .. } => "quote_quantity_negative",
+            Invalid::Crossed { .. } => "crossed_book",
+            Invalid::EmptySymbol => "empty_symbol",
+            Invalid::ZeroTimestamp(_) => "zero_timestamp",
+        }
+    }
+}
+
+/// Which format a tick came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TickFormat {
+    /// `trade`.
+    Trade,
+    /// `aggTrade` (the tick's `trade_id` is the aggregate id `a`).
+    AggTrade,
+    /// Spot `bookTicker` (no `e`, no timestamps).
+    BookTicker,
+    /// USDⓈ-M futures `bookTicker` (`e`, `E`, `T`).
+    FuturesBookTicker,
+}
+
+impl TickFormat {
+    /// Every format, in a fixed order (for counting by format).
+    pub const ALL: [TickFormat; 4] = [
+        TickFormat::Trade,
+        TickFormat::AggTrade,
+        TickFormat::BookTicker,
+        TickFormat::FuturesBookTicker,
+    ];
+
+    /// Its name, as in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            TickFormat::Trade => "trade",
+            TickFormat::AggTrade => "aggTrade",
+            TickFormat::BookTicker => "bookTicker",
+            TickFormat::FuturesBookTicker => "futures_bookTicker",
+        }
+    }
+}
+
+/// A message recognised as not a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SkipKind {
+    /// `depthUpdate` (diff depth), or a partial-depth snapshot (`lastUpdateId`,
+    /// `bids`, `asks`).
+    Depth,
+    /// `kline` or `continuous_kline`.
+    Kline,
+    /// `24hrTicker`, `24hrMiniTicker`, rolling-window tickers, and their arrays.
+    Ticker,
+    /// `markPriceUpdate` (futures).
+    MarkPrice,
+    /// `forceOrder` (futures liquidations).
+    Liquidation,
+    /// `avgPrice` (spot).
+    AveragePrice,
+    /// A reply to a request: `{"result":…,"id":…}`.
+    Reply,
+    /// An error reply: `{"code":…,"msg":…}` or `{"error":{…},"id":…}`.
+    ErrorReply,
+}
+
+impl SkipKind {
+    /// Every kind, in a fixed order (for counting by kind).
+    pub const ALL: [SkipKind; 8] = [
+        SkipKind::Depth,
+        SkipKind::Kline,
+        SkipKind::Ticker,
+        SkipKind::MarkPrice,
+        SkipKind::Liquidation,
+        SkipKind::AveragePrice,
+        SkipKind::Reply,
+        SkipKind::ErrorReply,
+    ];
+
+    /// Its name, as in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SkipKind::Depth => "depth",
+            SkipKind::Kline => "kline",
+            SkipKind::Ticker => "ticker",
+            SkipKind::MarkPrice => "mark_price",
+            SkipKind::Liquidation => "liquidation",
+            SkipKind::AveragePrice => "average_price",
+            SkipKind::Reply => "reply",
+            SkipKind::ErrorReply => "error_reply",
+        }
+    }
+
+    fn of_event(event: &str) -> Option<SkipKind> {
+        Some(match event {
+            "depthUpdate" => SkipKind::Depth,
+            "kline" | "continuous_kline" => SkipKind::Kline,
+            "24hrTicker" | "24hrMiniTicker" | "1hTicker" | "4hTicker" | "1dTicker" => {
+                SkipKind::Ticker
+            }
+            "markPriceUpdate" => SkipKind::MarkPrice,
+            "forceOrder" => SkipKind::Liquidation,
+            "avgPrice" => SkipKind::AveragePrice,
+            _ => return None,
+        })
+    }
+
+    /// The kind of a combined stream whose payload is an array (`!ticker@arr`, …).
+    fn of_array_stream(stream: &str) -> Option<SkipKind> {
+        if stream.contains("markPrice") {
+            Some(SkipKind::MarkPrice)
+        } else if stream.to_ascii_lowercase().contains("ticker") {
+            Some(SkipKind::Ticker)
+        } else {
+            None
+        }
+    }
+}
+
+/// What a message was.
+#[derive(Debug)]
+pub enum Message {
+    /// A tick, in the format it came in.
+    Tick(PoolGuard<'static, Tick>, TickFormat),
+    /// A message of another kind, recognised and skipped.
+    Skipped(SkipKind),
+}
+
+/// A JSON string, borrowed from the input unless it holds an escape.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// The union of the fields of every accepted message and the wrapper. The price and
+/// quantity fields are kept raw and read once the event is known: `a` is the ask price
+/// in a `bookTicker` and the aggregate id in an `aggTrade`, and in a `depthUpdate`,
+/// which must be recognised rather than refused, `b` and `a` are arrays.
 #[derive(Deserialize)]
 struct Wire<'a> {
     #[serde(borrow)]
+    stream: Option<Text<'a>>,
+    #[serde(borrow)]
     data: Option<&'a RawValue>,
-    e: Option<&'a str>,
+    #[serde(borrow)]
+    e: Option<Text<'a>>,
     #[serde(rename = "E")]
-    event_time_ms: Option<u64>,
-    s: Option<&'a str>,
+    event_time: Option<u64>,
+    #[serde(borrow)]
+    s: Option<Text<'a>>,
     t: Option<u64>,
-    p: Option<&'a str>,
-    q: Option<&'a str>,
+    #[serde(borrow)]
+    p: Option<&'a RawValue>,
+    #[serde(borrow)]
+    q: Option<&'a RawValue>,
     #[serde(rename = "T")]
-    trade_time_ms: Option<u64>,
+    time: Option<u64>,
     m: Option<bool>,
     u: Option<u64>,
-    b: Option<&'a str>,
-    #[serde(rename = "B")]
-    bid_qty: Option<&'a str>,
-    a: Option<&'a str>,
-    #[serde(rename = "A")]
-    ask_qty: Option<&'a str>,
+    #[serde(borrow)]
+    b: Option<&'a RawValue>,
+    #[serde(rename = "B", borrow)]
+    bid_qty: Option<&'a RawValue>,
+    #[serde(borrow)]
+    a: Option<&'a RawValue>,
+    #[serde(rename = "A", borrow)]
+    ask_qty: Option<&'a RawValue>,
+    // Recognised shapes that are not ticks.
+    #[serde(rename = "lastUpdateId", borrow)]
+    last_update_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    code: Option<&'a RawValue>,
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
 }
 
-/// Parses one message into a tick from [`TICK_POOL`].
+impl<'a> Wire<'a> {
+    fn event(&self) -> Option<&str> {
+        self.e.as_ref().map(|t| &*t.0)
+    }
+}
+
+/// Parses one message into a tick from [`TICK_POOL`]; a message of another kind is an
+/// error ([`ParseErrorKind::NotATick`]). [`parse_message`] tells the two apart.
 ///
 /// # Errors
 /// A [`ParseError`] saying what is wrong and at which byte.
@@ -85,92 +332,281 @@ struct Wire<'a> {
 /// # Ok::<(), data::parse::ParseError>(())
 /// ```
 pub fn parse(message: &[u8]) -> Result<PoolGuard<'static, Tick>, ParseError> {
+    match parse_message(message)? {
+        Message::Tick(tick, _) => Ok(tick),
+        Message::Skipped(kind) => Err(ParseError {
+            offset: 0,
+            kind: ParseErrorKind::NotATick(kind),
+        }),
+    }
+}
+
+/// Parses one message: a tick from [`TICK_POOL`] with its format, or the kind of
+/// message it is when it is not a tick.
+///
+/// # Errors
+/// A [`ParseError`] saying what is wrong and at which byte.
+///
+/// # Examples
+/// ```
+/// use data::parse::{Message, SkipKind, TickFormat, parse_message};
+///
+/// let agg = br#"{"e":"aggTrade","E":1672515782136,"s":"BTCUSDT","a":26129,"p":"43250.1","q":"0.5","f":100,"l":105,"T":1672515782136,"m":false,"M":true}"#;
+/// assert!(matches!(parse_message(agg)?, Message::Tick(_, TickFormat::AggTrade)));
+/// let reply = br#"{"result":null,"id":1}"#;
+/// assert!(matches!(parse_message(reply)?, Message::Skipped(SkipKind::Reply)));
+/// # Ok::<(), data::parse::ParseError>(())
+/// ```
+pub fn parse_message(message: &[u8]) -> Result<Message, ParseError> {
+    let outer = decode(message, 0)?;
+    let (wire, end) = match outer.data {
+        Some(inner) => {
+            let raw = inner.get();
+            let offset = offset_in(message, raw);
+            if raw.starts_with('[') {
+                let stream = outer.stream.as_ref().map_or("", |t| &*t.0);
+                return SkipKind::of_array_stream(stream)
+                    .map(Message::Skipped)
+                    .ok_or(ParseError {
+                        offset,
+                        kind: ParseErrorKind::Json(format!(
+                            "an array payload from stream {stream:?}, which carries no ticks"
+                        )),
+                    });
+            }
+            (decode(raw.as_bytes(), offset)?, offset + raw.len())
+        }
+        None => (outer, message.len()),
+    };
+    if let Some(kind) = not_a_tick(&wire) {
+        return Ok(Message::Skipped(kind));
+    }
     let mut tick = TICK_POOL.acquire();
-    parse_into(message, &mut tick)?;
-    Ok(tick)
+    let format = fill(message, &wire, &mut tick, end)?;
+    Ok(Message::Tick(tick, format))
 }
 
 /// Parses one message into `tick` (which should be in its default state).
 ///
 /// # Errors
-/// A [`ParseError`] saying what is wrong and at which byte; `tick` may then be partly
-/// written.
-pub fn parse_into(message: &[u8], tick: &mut Tick) -> Result<(), ParseError> {
+/// A [`ParseError`] saying what is wrong and at which byte (a message that is not a
+/// tick is [`ParseErrorKind::NotATick`]); `tick` may then be partly written.
+pub fn parse_into(message: &[u8], tick: &mut Tick) -> Result<TickFormat, ParseError> {
     let outer = decode(message, 0)?;
-    match outer.data {
+    let (wire, end) = match outer.data {
         Some(inner) => {
-            let offset = offset_in(message, inner.get());
-            let wire = decode(inner.get().as_bytes(), offset)?;
-            fill(message, &wire, tick, offset + inner.get().len())
+            let raw = inner.get();
+            let offset = offset_in(message, raw);
+            (decode(raw.as_bytes(), offset)?, offset + raw.len())
         }
-        None => fill(message, &outer, tick, message.len()),
+        None => (outer, message.len()),
+    };
+    if let Some(kind) = not_a_tick(&wire) {
+        return Err(ParseError {
+            offset: 0,
+            kind: ParseErrorKind::NotATick(kind),
+        });
     }
+    fill(message, &wire, tick, end)
+}
+
+/// The kind of a message that is not a tick, if it is one this parser knows.
+fn not_a_tick(wire: &Wire<'_>) -> Option<SkipKind> {
+    if let Some(event) = wire.event() {
+        return SkipKind::of_event(event);
+    }
+    if wire.code.is_some() || wire.error.is_some() {
+        return Some(SkipKind::ErrorReply);
+    }
+    // A reply carries the request's `id` and a `result` (`null` for a subscription,
+    // which serde reads as absent); no tick has an `id`.
+    if wire.id.is_some() && wire.s.is_none() {
+        return Some(SkipKind::Reply);
+    }
+    if wire.last_update_id.is_some() {
+        return Some(SkipKind::Depth);
+    }
+    None
 }
 
 fn decode(bytes: &[u8], base: usize) -> Result<Wire<'_>, ParseError> {
     serde_json::from_slice(bytes).map_err(|e| ParseError {
         // Messages are single lines: the column (1-based) locates the byte.
-        offset: base + e.column().saturating_sub(1),
+        offset: (base + e.column().saturating_sub(1)).min(base + bytes.len()),
         kind: ParseErrorKind::Json(e.to_string()),
     })
 }
 
-/// Byte offset of `part` (a slice borrowed from `message`) within `message`.
+/// Byte offset of `part` (a slice borrowed from `message`) within `message`; for a
+/// decoded (owned) string, the end of the message.
 fn offset_in(message: &[u8], part: &str) -> usize {
-    (part.as_ptr() as usize).saturating_sub(message.as_ptr() as usize)
+    let start = message.as_ptr() as usize;
+    let at = part.as_ptr() as usize;
+    if (start..=start + message.len()).contains(&at) {
+        at - start
+    } else {
+        message.len().saturating_sub(1)
+    }
 }
 
-fn fill(message: &[u8], wire: &Wire<'_>, tick: &mut Tick, end: usize) -> Result<(), ParseError> {
+/// A timestamp in milliseconds or microseconds, in nanoseconds.
+fn to_nanos(value: u64) -> u64 {
+    const MICROS_FROM: u64 = 100_000_000_000_000;
+    if value >= MICROS_FROM {
+        value.saturating_mul(1_000)
+    } else {
+        value.saturating_mul(1_000_000)
+    }
+}
+
+/// The text of a JSON string field, borrowed from the message unless it holds an
+/// escape; an error for any other JSON type.
+fn text<'m>(
+    message: &[u8],
+    field: &'static str,
+    raw: &'m RawValue,
+) -> Result<Cow<'m, str>, ParseError> {
+    let json = raw.get();
+    if let Some(inner) = json
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .filter(|inner| !inner.contains('\\'))
+    {
+        return Ok(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<Text<'m>>(json)
+        .map(|t| t.0)
+        .map_err(|e| ParseError {
+            offset: offset_in(message, json),
+            kind: ParseErrorKind::Json(format!("field `{field}`: {e}")),
+        })
+}
+
+fn fill(
+    message: &[u8],
+    wire: &Wire<'_>,
+    tick: &mut Tick,
+    end: usize,
+) -> Result<TickFormat, ParseError> {
     let missing = |field| ParseError {
         offset: end.saturating_sub(1),
         kind: ParseErrorKind::MissingField(field),
     };
-    let decimal = |field: &'static str, value: Option<&str>| -> Result<Decimal, ParseError> {
-        let value = value.ok_or_else(|| missing(field))?;
-        Decimal::parse_bytes(value.as_bytes()).map_err(|source| ParseError {
-            offset: offset_in(message, value),
-            kind: ParseErrorKind::Decimal { field, source },
-        })
+    let at = |value: &str, kind: ParseErrorKind| ParseError {
+        offset: offset_in(message, value),
+        kind,
     };
-    let symbol = wire.s.ok_or_else(|| missing("s"))?;
-    tick.set_symbol(symbol).map_err(|e| ParseError {
-        offset: offset_in(message, symbol),
-        kind: ParseErrorKind::Field(e),
-    })?;
-    match wire.e {
-        Some("trade") => {
+    // A decimal field, and the text it was read from (for the offset of a rejection).
+    let decimal =
+        |field: &'static str, raw: Option<&RawValue>| -> Result<(Decimal, usize), ParseError> {
+            let raw = raw.ok_or_else(|| missing(field))?;
+            let value = text(message, field, raw)?;
+            let offset = offset_in(message, &value);
+            Decimal::parse_bytes(value.as_bytes())
+                .map(|d| (d, offset))
+                .map_err(|source| ParseError {
+                    offset,
+                    kind: ParseErrorKind::Decimal { field, source },
+                })
+        };
+    let invalid = |offset: usize, why: Invalid| ParseError {
+        offset,
+        kind: ParseErrorKind::Invalid(why),
+    };
+    let symbol = wire.s.as_ref().map(|t| &*t.0).ok_or_else(|| missing("s"))?;
+    if symbol.is_empty() {
+        return Err(at(symbol, ParseErrorKind::Invalid(Invalid::EmptySymbol)));
+    }
+    tick.set_symbol(symbol)
+        .map_err(|e| at(symbol, ParseErrorKind::Field(e)))?;
+    let nonzero = |field: &'static str, value: Option<u64>| match value {
+        None => Err(missing(field)),
+        Some(0) => Err(invalid(
+            end.saturating_sub(1),
+            Invalid::ZeroTimestamp(field),
+        )),
+        Some(time) => Ok(time),
+    };
+    let event = wire.event();
+    match event {
+        Some("trade" | "aggTrade") => {
+            let aggregate = event == Some("aggTrade");
             tick.kind = TickKind::Trade;
-            tick.price = decimal("p", wire.p)?;
-            tick.quantity = decimal("q", wire.q)?;
-            tick.trade_id = wire.t.ok_or_else(|| missing("t"))?;
-            let time_ms = wire
-                .trade_time_ms
-                .or(wire.event_time_ms)
-                .ok_or_else(|| missing("T"))?;
-            tick.exchange_ts_ns = time_ms.saturating_mul(1_000_000);
+            let (price, at_price) = decimal("p", wire.p)?;
+            if price <= Decimal::ZERO {
+                return Err(invalid(at_price, Invalid::Price(price)));
+            }
+            let (quantity, at_quantity) = decimal("q", wire.q)?;
+            if quantity <= Decimal::ZERO {
+                return Err(invalid(at_quantity, Invalid::Quantity(quantity)));
+            }
+            (tick.price, tick.quantity) = (price, quantity);
+            tick.trade_id = if aggregate {
+                let raw = wire.a.ok_or_else(|| missing("a"))?;
+                serde_json::from_str::<u64>(raw.get())
+                    .map_err(|e| at(raw.get(), ParseErrorKind::Json(format!("field `a`: {e}"))))?
+            } else {
+                wire.t.ok_or_else(|| missing("t"))?
+            };
+            let time = match wire.time {
+                Some(_) => nonzero("T", wire.time)?,
+                None => nonzero("E", wire.event_time)?,
+            };
+            tick.exchange_ts_ns = to_nanos(time);
             // `m`: the buyer is the maker, so the seller crossed the spread.
             tick.aggressor = Some(if wire.m.ok_or_else(|| missing("m"))? {
                 Side::Sell
             } else {
                 Side::Buy
             });
+            Ok(if aggregate {
+                TickFormat::AggTrade
+            } else {
+                TickFormat::Trade
+            })
         }
-        None => {
+        None | Some("bookTicker") => {
             tick.kind = TickKind::Quote;
             tick.update_id = wire.u.ok_or_else(|| missing("u"))?;
-            tick.bid_price = decimal("b", wire.b)?;
-            tick.bid_quantity = decimal("B", wire.bid_qty)?;
-            tick.ask_price = decimal("a", wire.a)?;
-            tick.ask_quantity = decimal("A", wire.ask_qty)?;
+            let (bid, at_bid) = decimal("b", wire.b)?;
+            let (bid_quantity, at_bid_quantity) = decimal("B", wire.bid_qty)?;
+            let (ask, at_ask) = decimal("a", wire.a)?;
+            let (ask_quantity, at_ask_quantity) = decimal("A", wire.ask_qty)?;
+            for (side, price, offset) in [("bid", bid, at_bid), ("ask", ask, at_ask)] {
+                if price <= Decimal::ZERO {
+                    return Err(invalid(offset, Invalid::QuotePrice { side, price }));
+                }
+            }
+            for (side, quantity, offset) in [
+                ("bid", bid_quantity, at_bid_quantity),
+                ("ask", ask_quantity, at_ask_quantity),
+            ] {
+                if quantity < Decimal::ZERO {
+                    return Err(invalid(offset, Invalid::QuoteQuantity { side, quantity }));
+                }
+            }
+            if bid >= ask {
+                return Err(invalid(at_bid, Invalid::Crossed { bid, ask }));
+            }
+            (tick.bid_price, tick.bid_quantity) = (bid, bid_quantity);
+            (tick.ask_price, tick.ask_quantity) = (ask, ask_quantity);
+            if event.is_none() {
+                return Ok(TickFormat::BookTicker);
+            }
+            nonzero("E", wire.event_time)?;
+            tick.exchange_ts_ns = to_nanos(nonzero("T", wire.time)?);
+            Ok(TickFormat::FuturesBookTicker)
         }
         Some(other) => {
-            return Err(ParseError {
-                offset: offset_in(message, other),
-                kind: ParseErrorKind::UnsupportedEvent,
-            });
+            let mut name = ArrayString::<32>::new();
+            for c in other.chars() {
+                if name.try_push(c).is_err() {
+                    break;
+                }
+            }
+            Err(at(other, ParseErrorKind::UnsupportedEvent(name)))
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -179,48 +615,227 @@ mod tests {
 
     const TRADE: &str = r#"{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","T":1672515782136,"m":true,"M":true}"#;
     const BOOK: &str = r#"{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#;
+    const AGG: &str = r#"{"e":"aggTrade","E":1672515782136,"s":"BNBBTC","a":12345,"p":"0.001","q":"100","f":100,"l":105,"T":1672515782136,"m":true,"M":true}"#;
+    const FUTURES_BOOK: &str = r#"{"e":"bookTicker","u":400900217,"E":1568014460893,"T":1568014460891,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#;
+    const FUTURES_TRADE: &str = r#"{"e":"trade","E":1672515782136,"T":1672515782136,"s":"BTCUSDT","t":12345,"p":"43250.5","q":"0.010","X":"MARKET","m":false}"#;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
     }
 
+    fn tick_of(line: &str) -> (Tick, TickFormat) {
+        match parse_message(line.as_bytes()).unwrap() {
+            Message::Tick(tick, format) => ((*tick).clone(), format),
+            Message::Skipped(kind) => panic!("skipped as {kind:?}: {line}"),
+        }
+    }
+
+    fn error(line: &str) -> ParseError {
+        parse_message(line.as_bytes()).map(|_| ()).unwrap_err()
+    }
+
     #[test]
     fn parses_the_documented_trade() {
-        let tick = parse(TRADE.as_bytes()).unwrap();
+        let (tick, format) = tick_of(TRADE);
+        assert_eq!(format, TickFormat::Trade);
         assert_eq!(tick.kind, TickKind::Trade);
         assert_eq!(tick.symbol(), "BNBBTC");
         assert_eq!((tick.price, tick.quantity), (d("0.001"), d("100")));
         assert_eq!(tick.trade_id, 12345);
         assert_eq!(tick.exchange_ts_ns, 1_672_515_782_136_000_000);
         assert_eq!(tick.aggressor, Some(Side::Sell));
+        let (futures, format) = tick_of(FUTURES_TRADE);
+        assert_eq!(
+            (format, futures.aggressor),
+            (TickFormat::Trade, Some(Side::Buy))
+        );
     }
 
     #[test]
-    fn parses_the_documented_book_ticker() {
-        let tick = parse(BOOK.as_bytes()).unwrap();
-        assert_eq!(tick.kind, TickKind::Quote);
-        assert_eq!(tick.update_id, 400_900_217);
+    fn parses_the_documented_agg_trade() {
+        let (agg, format) = tick_of(AGG);
+        assert_eq!(format, TickFormat::AggTrade);
+        let (trade, _) = tick_of(TRADE);
+        assert_eq!(agg, trade, "the aggregate id is the trade id");
+    }
+
+    #[test]
+    fn parses_both_book_tickers() {
+        let (spot, format) = tick_of(BOOK);
+        assert_eq!(format, TickFormat::BookTicker);
+        assert_eq!(spot.kind, TickKind::Quote);
+        assert_eq!(spot.update_id, 400_900_217);
         assert_eq!(
-            (tick.bid_price, tick.bid_quantity),
+            (spot.bid_price, spot.bid_quantity),
             (d("25.3519"), d("31.21"))
         );
         assert_eq!(
-            (tick.ask_price, tick.ask_quantity),
+            (spot.ask_price, spot.ask_quantity),
             (d("25.3652"), d("40.66"))
+        );
+        assert_eq!(spot.exchange_ts_ns, 0, "spot bookTicker carries no time");
+        let (futures, format) = tick_of(FUTURES_BOOK);
+        assert_eq!(format, TickFormat::FuturesBookTicker);
+        assert_eq!(futures.exchange_ts_ns, 1_568_014_460_891_000_000, "from T");
+        assert_eq!(
+            (futures.bid_price, futures.ask_price),
+            (spot.bid_price, spot.ask_price)
         );
     }
 
     #[test]
-    fn parses_both_inside_the_combined_stream_wrapper() {
-        let wrapped = format!(r#"{{"stream":"bnbbtc@trade","data":{TRADE}}}"#);
+    fn parses_every_format_inside_the_combined_stream_wrapper() {
+        for (stream, line) in [
+            ("bnbbtc@trade", TRADE),
+            ("bnbbtc@aggTrade", AGG),
+            ("bnbusdt@bookTicker", BOOK),
+            ("bnbusdt@bookTicker", FUTURES_BOOK),
+        ] {
+            let wrapped = format!(r#"{{"stream":"{stream}","data":{line}}}"#);
+            assert_eq!(tick_of(&wrapped), tick_of(line), "{wrapped}");
+        }
+    }
+
+    #[test]
+    fn microsecond_timestamps_are_recognised() {
+        let micros = TRADE.replace("1672515782136", "1672515782136123");
+        assert_eq!(tick_of(&micros).0.exchange_ts_ns, 1_672_515_782_136_123_000);
+    }
+
+    #[test]
+    fn any_field_order_whitespace_unknown_fields_and_escapes_are_accepted() {
+        let line = r#" { "x" : [1, {"y": [2, {"z": null}]}], "m":false, "T":1, "q":"2", "p":"1", "t":1,
+            "s":"\u0045THUSDT", "E":1, "e":"trade", "extra":"\"quoted\"" } "#;
+        let (tick, _) = tick_of(line);
+        assert_eq!(tick.symbol(), "ETHUSDT", "the escape is decoded");
+        assert_eq!(tick.aggressor, Some(Side::Buy));
+    }
+
+    #[test]
+    fn messages_that_are_not_ticks_are_recognised_by_kind() {
+        for (line, kind) in [
+            (
+                r#"{"e":"depthUpdate","E":1,"s":"BNBBTC","U":157,"u":160,"b":[["0.0024","10"]],"a":[["0.0026","100"]]}"#,
+                SkipKind::Depth,
+            ),
+            (
+                r#"{"lastUpdateId":160,"bids":[["0.0024","10"]],"asks":[["0.0026","100"]]}"#,
+                SkipKind::Depth,
+            ),
+            (
+                r#"{"e":"kline","E":1,"s":"BNBBTC","k":{"t":1,"T":2,"i":"1m","o":"0.1"}}"#,
+                SkipKind::Kline,
+            ),
+            (
+                r#"{"e":"24hrTicker","E":1,"s":"BNBBTC","p":"0.0015"}"#,
+                SkipKind::Ticker,
+            ),
+            (
+                r#"{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","p":"11794.15"}"#,
+                SkipKind::MarkPrice,
+            ),
+            (
+                r#"{"e":"forceOrder","E":1,"o":{"s":"BTCUSDT"}}"#,
+                SkipKind::Liquidation,
+            ),
+            (
+                r#"{"e":"avgPrice","E":1,"s":"BNBBTC","w":"5m","p":"9.7"}"#,
+                SkipKind::AveragePrice,
+            ),
+            (r#"{"result":null,"id":1}"#, SkipKind::Reply),
+            (r#"{"result":["btcusdt@trade"],"id":3}"#, SkipKind::Reply),
+            (
+                r#"{"code":2,"msg":"Invalid request: unknown variable","id":1}"#,
+                SkipKind::ErrorReply,
+            ),
+            (
+                r#"{"error":{"code":2,"msg":"Invalid request"},"id":1}"#,
+                SkipKind::ErrorReply,
+            ),
+            (
+                r#"{"stream":"!ticker@arr","data":[{"e":"24hrTicker","s":"BNBBTC"}]}"#,
+                SkipKind::Ticker,
+            ),
+            (
+                r#"{"stream":"bnbbtc@depth","data":{"e":"depthUpdate","s":"BNBBTC"}}"#,
+                SkipKind::Depth,
+            ),
+        ] {
+            assert!(
+                matches!(parse_message(line.as_bytes()), Ok(Message::Skipped(k)) if k == kind),
+                "{line}"
+            );
+            assert_eq!(
+                parse(line.as_bytes()).unwrap_err().kind,
+                ParseErrorKind::NotATick(kind)
+            );
+        }
+    }
+
+    #[test]
+    fn impossible_values_are_rejected_with_their_reason() {
+        let cases = [
+            (
+                TRADE.replace(r#""p":"0.001""#, r#""p":"-5""#),
+                "price_not_positive",
+            ),
+            (
+                TRADE.replace(r#""p":"0.001""#, r#""p":"0""#),
+                "price_not_positive",
+            ),
+            (
+                TRADE.replace(r#""q":"100""#, r#""q":"0.000""#),
+                "quantity_not_positive",
+            ),
+            (
+                TRADE.replace(r#""s":"BNBBTC""#, r#""s":"""#),
+                "empty_symbol",
+            ),
+            (
+                TRADE.replace(r#""T":1672515782136"#, r#""T":0"#),
+                "zero_timestamp",
+            ),
+            (
+                BOOK.replace(r#""b":"25.35190000""#, r#""b":"0""#),
+                "quote_price_not_positive",
+            ),
+            (
+                BOOK.replace(r#""A":"40.66000000""#, r#""A":"-1""#),
+                "quote_quantity_negative",
+            ),
+            (
+                BOOK.replace(r#""b":"25.35190000""#, r#""b":"25.36520000""#),
+                "crossed_book",
+            ),
+            (
+                BOOK.replace(r#""b":"25.35190000""#, r#""b":"26""#),
+                "crossed_book",
+            ),
+            (
+                FUTURES_BOOK.replace(r#""T":1568014460891"#, r#""T":0"#),
+                "zero_timestamp",
+            ),
+        ];
+        for (line, reason) in cases {
+            let err = error(&line);
+            assert_eq!(err.kind.reason(), reason, "{line}: {err}");
+            assert!(err.offset < line.len(), "{err}");
+        }
+        let crossed = error(&BOOK.replace(r#""b":"25.35190000""#, r#""b":"26""#));
         assert_eq!(
-            *parse(wrapped.as_bytes()).unwrap(),
-            *parse(TRADE.as_bytes()).unwrap()
+            crossed.to_string(),
+            format!(
+                "crossed book: bid 26 is not below ask 25.3652 at byte {}",
+                BOOK.find("25.3519").unwrap()
+            )
         );
-        let wrapped = format!(r#"{{"stream":"bnbusdt@bookTicker","data":{BOOK}}}"#);
-        assert_eq!(
-            *parse(wrapped.as_bytes()).unwrap(),
-            *parse(BOOK.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_duplicate_field_is_malformed() {
+        let line = TRADE.replace(r#""q":"100""#, r#""q":"100","p":"2""#);
+        assert!(
+            matches!(error(&line).kind, ParseErrorKind::Json(ref m) if m.contains("duplicate field"))
         );
     }
 
@@ -248,19 +863,21 @@ mod tests {
         assert!(matches!(err.kind, ParseErrorKind::Json(_)), "{err}");
         assert_eq!(err.offset, 25, "the input ends there (its last byte)");
 
-        let err = parse(br#"{"e":"depthUpdate","s":"ETHUSDT"}"#).unwrap_err();
+        let err = parse(br#"{"e":"fancyNewStream","s":"ETHUSDT"}"#).unwrap_err();
+        assert_eq!(err.offset, 6);
         assert_eq!(
-            (err.kind, err.offset),
-            (ParseErrorKind::UnsupportedEvent, 6)
+            err.to_string(),
+            "unsupported event type `fancyNewStream` at byte 6",
+            "the error names the event"
         );
 
         let err =
-            parse(br#"{"u":1,"s":"A_SYMBOL_FAR_TOO_LONG_FOR_IT","b":"1","B":"1","a":"1","A":"1"}"#)
+            parse(br#"{"u":1,"s":"A_SYMBOL_FAR_TOO_LONG_FOR_IT","b":"1","B":"1","a":"2","A":"1"}"#)
                 .unwrap_err();
         assert!(matches!(err.kind, ParseErrorKind::Field(_)), "{err}");
         assert_eq!(err.offset, 12);
 
-        let wrapped = br#"{"stream":"x","data":{"u":1,"s":"X","b":"1","B":"?","a":"1","A":"1"}}"#;
+        let wrapped = br#"{"stream":"x","data":{"u":1,"s":"X","b":"1","B":"?","a":"2","A":"1"}}"#;
         let err = parse(wrapped).unwrap_err();
         assert!(matches!(
             err.kind,
@@ -271,5 +888,8 @@ mod tests {
             "offsets count from the start of the whole message"
         );
         assert!(err.to_string().contains("at byte 49"));
+
+        let agg_id = error(&AGG.replace(r#""a":12345"#, r#""a":"12345""#));
+        assert!(agg_id.to_string().contains("field `a`"), "{agg_id}");
     }
 }

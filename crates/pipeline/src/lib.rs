@@ -38,9 +38,9 @@ pub use config::{
     pool_memory_bound, reserve_pools,
 };
 pub use metrics::metrics_registry;
-pub use report::{Allocations, Memory, PoolReport, Report, StageLatency, Trading};
+pub use report::{Allocations, LineOutcomes, Memory, PoolReport, Report, StageLatency, Trading};
 pub use stages::analysis::{KEPT_WINDOWS, SteadyState};
-pub use stages::feed::MAX_LINE_BYTES;
+pub use stages::feed::{MALFORMED_REASONS, MAX_LINE_BYTES, Outcomes};
 pub use stages::{AnalysisFigures, FeedFigures, MalformedLine, TradingFigures, WindowRow};
 
 /// Why a run stopped before the end of its source.

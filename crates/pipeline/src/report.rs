@@ -162,6 +162,39 @@ fn serialize_venue<S: serde::Serializer>(v: &VenueCounts, s: S) -> Result<S::Ok,
     map.end()
 }
 
+/// The input lines by outcome, each kind with its count (zeros included, so the keys
+/// are the same in every report).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LineOutcomes {
+    /// Ticks by format (`trade`, `aggTrade`, `bookTicker`, `futures_bookTicker`).
+    pub ticks: std::collections::BTreeMap<&'static str, u64>,
+    /// Messages recognised as not ticks, by kind (`depth`, `kline`, `ticker`, …).
+    pub skipped: std::collections::BTreeMap<&'static str, u64>,
+    /// Malformed lines by reason (`json`, `crossed_book`, `line_too_long`, …).
+    pub malformed: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl LineOutcomes {
+    fn of(outcomes: &crate::Outcomes) -> Self {
+        use data::parse::{SkipKind, TickFormat};
+        LineOutcomes {
+            ticks: TickFormat::ALL
+                .iter()
+                .map(|f| (f.name(), outcomes.ticks[*f as usize]))
+                .collect(),
+            skipped: SkipKind::ALL
+                .iter()
+                .map(|k| (k.name(), outcomes.skipped[*k as usize]))
+                .collect(),
+            malformed: crate::MALFORMED_REASONS
+                .iter()
+                .zip(outcomes.malformed)
+                .map(|(reason, n)| (*reason, n))
+                .collect(),
+        }
+    }
+}
+
 /// The invariants' outcome, as [`Report::broken_invariants`] found it when the report
 /// was built.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -181,8 +214,12 @@ pub struct Report {
     pub lines: u64,
     /// Ticks through every stage.
     pub ticks: u64,
+    /// Messages recognised as not ticks (depth, klines, replies, …), skipped.
+    pub skipped: u64,
     /// Lines that failed to parse.
     pub malformed: u64,
+    /// The lines by outcome: ticks by format, skipped by kind, malformed by reason.
+    pub outcomes: LineOutcomes,
     /// The first of them ([`crate::MALFORMED_SAMPLES`] at most), with their errors.
     pub malformed_samples: Vec<MalformedLine>,
     /// Why the run stopped before the end of its source, if it did.
@@ -299,7 +336,9 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
         source,
         lines: feed.lines,
         ticks: analysis.ticks,
+        skipped: feed.skipped,
         malformed: feed.malformed,
+        outcomes: LineOutcomes::of(&feed.outcomes),
         malformed_samples: feed.samples,
         stopped: feed.stopped,
         seconds: elapsed.as_secs_f64(),
@@ -612,14 +651,33 @@ impl fmt::Display for Report {
             "  {} ticks in {:.2} s of processing: {rate} ticks/s end to end ({:.2} s with start-up)",
             self.ticks, self.processing_seconds, self.seconds
         )?;
-        if self.malformed == 0 {
-            writeln!(f, "  {} lines read, none malformed", self.lines)?;
-        } else {
+        let nonzero = |counts: &std::collections::BTreeMap<&'static str, u64>| {
+            let parts: Vec<String> = counts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(name, n)| format!("{name} {n}"))
+                .collect();
+            if parts.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", parts.join(", "))
+            }
+        };
+        writeln!(
+            f,
+            "  {} lines read: {} ticks{}, {} skipped{}, {} malformed{}",
+            self.lines,
+            self.ticks,
+            nonzero(&self.outcomes.ticks),
+            self.skipped,
+            nonzero(&self.outcomes.skipped),
+            self.malformed,
+            nonzero(&self.outcomes.malformed),
+        )?;
+        if self.malformed > 0 {
             writeln!(
                 f,
-                "  {} lines read, {} malformed (the first {} of {} listed):",
-                self.lines,
-                self.malformed,
+                "  malformed lines, the first {} of {} listed:",
                 self.malformed_samples.len(),
                 self.malformed
             )?;

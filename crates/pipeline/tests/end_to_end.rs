@@ -533,10 +533,8 @@ fn malformed_samples_say_how_many_they_are_of() {
     assert_eq!(report.malformed, 100);
     assert_eq!(report.malformed_samples.len(), pipeline::MALFORMED_SAMPLES);
     let text = report.to_string();
-    assert!(
-        text.contains("100 malformed (the first 20 of 100 listed)"),
-        "{text}"
-    );
+    assert!(text.contains("100 malformed (json 100)"), "{text}");
+    assert!(text.contains("the first 20 of 100 listed"), "{text}");
 }
 
 #[test]
@@ -614,4 +612,77 @@ fn a_single_tick_has_no_rate() {
         "one tick's latency is not a rate"
     );
     assert!(report.to_string().contains(": - ticks/s"), "{report}");
+}
+
+/// A recording with every kind of message: ticks in each format, messages that are not
+/// ticks, impossible values and an escape. The counts by outcome are exact, and the
+/// VWAP and volume are what the accepted trades imply (the rejected ones move nothing).
+#[test]
+fn a_recording_of_every_kind_is_counted_by_outcome() {
+    let _serial = serial();
+    let (path, mut file) = tempfile();
+    let lines = [
+        // Rejected first (the warm-up window): a negative price, a crossed book.
+        r#"{"e":"trade","E":1,"s":"BTCUSDT","t":9,"p":"-5","q":"1","T":1,"m":true}"#,
+        r#"{"u":2,"s":"BTCUSDT","b":"101","B":"1","a":"100","A":"1"}"#,
+        r#"{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"100","q":"1","T":1,"m":true}"#,
+        r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":2,"s":"\u0042TCUSDT","t":2,"p":"200","q":"3","T":2,"m":false}}"#,
+        r#"{"e":"aggTrade","E":3,"s":"BTCUSDT","a":7,"p":"300","q":"1","f":3,"l":4,"T":3,"m":false}"#,
+        r#"{"u":3,"s":"BTCUSDT","b":"299","B":"2","a":"301","A":"2"}"#,
+        r#"{"e":"bookTicker","u":4,"E":4,"T":4,"s":"BTCUSDT","b":"299","B":"2","a":"301","A":"2"}"#,
+        r#"{"e":"depthUpdate","E":5,"s":"BTCUSDT","U":1,"u":2,"b":[["1","1"]],"a":[]}"#,
+        r#"{"e":"kline","E":6,"s":"BTCUSDT","k":{"t":1}}"#,
+        r#"{"result":null,"id":1}"#,
+        r#"{"code":2,"msg":"Invalid request","id":2}"#,
+    ];
+    for line in lines {
+        writeln!(file, "{line}").unwrap();
+    }
+    file.flush().unwrap();
+    drop(file);
+    let report = run(&Config {
+        source: Source::File {
+            path: path.clone(),
+            limit: None,
+        },
+        ..Config::default()
+    });
+    std::fs::remove_file(&path).unwrap();
+    let o = &report.outcomes;
+    assert_eq!(
+        (report.lines, report.ticks, report.skipped, report.malformed),
+        (11, 5, 4, 2)
+    );
+    assert_eq!((o.ticks["trade"], o.ticks["aggTrade"]), (2, 1));
+    assert_eq!(
+        (o.ticks["bookTicker"], o.ticks["futures_bookTicker"]),
+        (1, 1)
+    );
+    assert_eq!(
+        (
+            o.skipped["depth"],
+            o.skipped["kline"],
+            o.skipped["reply"],
+            o.skipped["error_reply"]
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(
+        (
+            o.malformed["price_not_positive"],
+            o.malformed["crossed_book"]
+        ),
+        (1, 1)
+    );
+    let btc = report
+        .symbols
+        .iter()
+        .find(|s| s.symbol == "BTCUSDT")
+        .unwrap();
+    // (100 × 1 + 200 × 3 + 300 × 1) / 5
+    assert_eq!(btc.market_vwap, Some("200".parse().unwrap()));
+    assert_eq!(btc.market_volume, "5".parse().unwrap());
+    assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
+    let text = report.to_string();
+    assert!(text.contains("11 lines read: 5 ticks (aggTrade 1, bookTicker 1, futures_bookTicker 1, trade 2), 4 skipped (depth 1, error_reply 1, kline 1, reply 1), 2 malformed (crossed_book 1, price_not_positive 1)"), "{text}");
 }

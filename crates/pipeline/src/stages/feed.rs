@@ -25,6 +25,49 @@ pub struct MalformedLine {
     pub error: String,
 }
 
+/// Reasons a line is malformed: the parser's ([`data::parse::ParseErrorKind::reason`])
+/// and the feed's own `line_too_long`.
+pub const MALFORMED_REASONS: [&str; 13] = [
+    "json",
+    "missing_field",
+    "decimal",
+    "symbol_too_long",
+    "unsupported_event",
+    "price_not_positive",
+    "quantity_not_positive",
+    "quote_price_not_positive",
+    "quote_quantity_negative",
+    "crossed_book",
+    "empty_symbol",
+    "zero_timestamp",
+    "line_too_long",
+];
+
+/// Lines by outcome: ticks by format, skipped messages by kind, malformed lines by
+/// reason (each in the order of `TickFormat::ALL`, `SkipKind::ALL` and
+/// [`MALFORMED_REASONS`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    /// Ticks, per [`data::parse::TickFormat::ALL`].
+    pub ticks: [u64; data::parse::TickFormat::ALL.len()],
+    /// Messages that are not ticks, per [`data::parse::SkipKind::ALL`].
+    pub skipped: [u64; data::parse::SkipKind::ALL.len()],
+    /// Malformed lines, per [`MALFORMED_REASONS`].
+    pub malformed: [u64; MALFORMED_REASONS.len()],
+}
+
+impl Outcomes {
+    fn malformed(&mut self, reason: &str) {
+        // Every reason the parser gives is in the list (a unit test checks it); an
+        // unknown one would count under the first, never be lost.
+        let at = MALFORMED_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.malformed[at] += 1;
+    }
+}
+
 /// What the feed did.
 #[derive(Debug, Default)]
 pub struct FeedFigures {
@@ -32,8 +75,12 @@ pub struct FeedFigures {
     pub lines: u64,
     /// Ticks parsed and sent on.
     pub ticks: u64,
+    /// Messages recognised as not ticks, skipped.
+    pub skipped: u64,
     /// Lines that failed to parse.
     pub malformed: u64,
+    /// The lines by outcome.
+    pub outcomes: Outcomes,
     /// The first [`MALFORMED_SAMPLES`] of them.
     pub samples: Vec<MalformedLine>,
     /// Why the feed stopped before the end of its source, if it did.
@@ -41,8 +88,15 @@ pub struct FeedFigures {
 }
 
 impl FeedFigures {
-    fn malformed(&mut self, line: u64, error: &dyn std::fmt::Display, progress: &Progress) {
+    fn malformed(
+        &mut self,
+        line: u64,
+        reason: &str,
+        error: &dyn std::fmt::Display,
+        progress: &Progress,
+    ) {
         self.malformed += 1;
+        self.outcomes.malformed(reason);
         progress.count_malformed();
         tracing::debug!(line, %error, "malformed market-data line");
         if self.samples.len() < MALFORMED_SAMPLES {
@@ -359,15 +413,21 @@ pub(crate) fn feed(
             return false;
         }
         let received = clock.now_ns();
-        match data::parse::parse(message) {
-            Ok(mut tick) => {
+        match data::parse::parse_message(message) {
+            Ok(data::parse::Message::Tick(mut tick, format)) => {
                 tick.local_ts_ns = received;
                 tick.sequence = line;
                 figures.ticks += 1;
+                figures.outcomes.ticks[format as usize] += 1;
                 ticks.send(tick).is_ok()
             }
+            Ok(data::parse::Message::Skipped(kind)) => {
+                figures.skipped += 1;
+                figures.outcomes.skipped[kind as usize] += 1;
+                true
+            }
             Err(error) => {
-                figures.malformed(line, &error, progress);
+                figures.malformed(line, error.kind.reason(), &error, progress);
                 true
             }
         }
@@ -407,7 +467,7 @@ pub(crate) fn feed(
                 };
                 line += 1;
                 if let Line::TooLong(bytes) = read {
-                    figures.malformed(line, &LineTooLong(bytes), progress);
+                    figures.malformed(line, "line_too_long", &LineTooLong(bytes), progress);
                 } else {
                     let message = buffer.trim_ascii();
                     if !message.is_empty() && !forward(&mut figures, message, line) {
@@ -532,6 +592,45 @@ mod tests {
         assert_eq!(
             read_line(&mut reader, &mut buffer, &stop_after_a_while).unwrap(),
             None
+        );
+    }
+
+    /// Every reason the parser can give has its own counter.
+    #[test]
+    fn every_parse_reason_is_counted_apart() {
+        use data::parse::{Invalid, ParseErrorKind};
+        use infrastructure::types::Decimal;
+        let kinds = [
+            ParseErrorKind::Json(String::new()),
+            ParseErrorKind::MissingField("p"),
+            ParseErrorKind::UnsupportedEvent(arrayvec::ArrayString::new()),
+            ParseErrorKind::Invalid(Invalid::Price(Decimal::ZERO)),
+            ParseErrorKind::Invalid(Invalid::Quantity(Decimal::ZERO)),
+            ParseErrorKind::Invalid(Invalid::QuotePrice {
+                side: "bid",
+                price: Decimal::ZERO,
+            }),
+            ParseErrorKind::Invalid(Invalid::QuoteQuantity {
+                side: "bid",
+                quantity: Decimal::ZERO,
+            }),
+            ParseErrorKind::Invalid(Invalid::Crossed {
+                bid: Decimal::ZERO,
+                ask: Decimal::ZERO,
+            }),
+            ParseErrorKind::Invalid(Invalid::EmptySymbol),
+            ParseErrorKind::Invalid(Invalid::ZeroTimestamp("T")),
+        ];
+        for kind in kinds {
+            assert!(
+                MALFORMED_REASONS.contains(&kind.reason()),
+                "{}",
+                kind.reason()
+            );
+        }
+        assert!(
+            MALFORMED_REASONS.contains(&"decimal")
+                && MALFORMED_REASONS.contains(&"symbol_too_long")
         );
     }
 }
