@@ -15,14 +15,21 @@
 //!
 //! Validated, each rejection with its reason ([`Invalid`]): a trade's price and
 //! quantity are > 0, a quote's bid and ask are > 0 with bid < ask and quantities ≥ 0,
-//! the symbol is not empty, and a timestamp the format carries is not zero.
-//! Timestamps may be in milliseconds or microseconds (Binance offers both): a value of
-//! 10^14 or more is microseconds.
+//! the symbol is not empty and has no white space or control character, and a
+//! timestamp the format carries is not zero (nor past 2554).
 //!
-//! This is the reference path: `serde_json` underneath, fields in any order, unknown
-//! fields (nested objects and arrays included) ignored, a duplicate field malformed,
-//! `\u` escapes decoded. Strings are borrowed from the input unless they hold an escape.
-//! An error allocates (serde_json boxes its errors); a valid message does not.
+//! This is the reference path: `serde_json` underneath, a JSON object (an array is
+//! refused: serde would read it field by field), fields in any order, unknown fields
+//! (nested objects and arrays included) ignored, a duplicate of a field this parser
+//! reads malformed (a duplicate unknown field is ignored), `\u` escapes decoded.
+//! Timestamps may be in milliseconds, microseconds or nanoseconds (10^14 and above is
+//! microseconds, 10^17 and above nanoseconds).
+//!
+//! Allocation: a tick without escapes and without nested unknown fields allocates
+//! nothing. serde_json allocates its scratch buffer (once per message) to decode an
+//! escape or to skip a value nested two levels deep (a depth update's price levels, a
+//! kline's body, an array of tickers), and boxes its errors: so skipped messages of
+//! those kinds, escaped strings and errors allocate on this path.
 
 use std::borrow::Cow;
 
@@ -74,6 +81,26 @@ pub enum ParseErrorKind {
     #[error("not a tick: {}", .0.name())]
     NotATick(SkipKind),
 }
+
+/// Every reason [`ParseErrorKind::reason`] gives, in a fixed order (for counting by
+/// reason); a test checks each variant's is here.
+pub const REASONS: [&str; 15] = [
+    "json",
+    "missing_field",
+    "decimal",
+    "symbol_too_long",
+    "unsupported_event",
+    "price_not_positive",
+    "quantity_not_positive",
+    "quote_price_not_positive",
+    "quote_quantity_negative",
+    "crossed_book",
+    "empty_symbol",
+    "zero_timestamp",
+    "timestamp_out_of_range",
+    "symbol_characters",
+    "not_a_tick",
+];
 
 impl ParseErrorKind {
     /// A short, stable name of the reason, for counting rejections by reason.
@@ -129,6 +156,12 @@ pub enum Invalid {
     /// A timestamp the format carries is zero.
     #[error("timestamp `{0}` is zero")]
     ZeroTimestamp(&'static str),
+    /// A timestamp beyond what nanoseconds in a `u64` hold (year 2554).
+    #[error("timestamp `{0}` is out of range")]
+    TimestampRange(&'static str),
+    /// The symbol holds white space or a control character.
+    #[error("symbol has white space or a control character")]
+    SymbolCharacters,
 }
 
 impl Invalid {
@@ -142,6 +175,8 @@ impl Invalid {
             Invalid::Crossed { .. } => "crossed_book",
             Invalid::EmptySymbol => "empty_symbol",
             Invalid::ZeroTimestamp(_) => "zero_timestamp",
+            Invalid::TimestampRange(_) => "timestamp_out_of_range",
+            Invalid::SymbolCharacters => "symbol_characters",
         }
     }
 }
@@ -246,7 +281,9 @@ impl SkipKind {
     fn of_array_stream(stream: &str) -> Option<SkipKind> {
         if stream.contains("markPrice") {
             Some(SkipKind::MarkPrice)
-        } else if stream.to_ascii_lowercase().contains("ticker") {
+        } else if stream.contains("icker") && !stream.contains("bookTicker") {
+            // `!ticker@arr`, `!miniTicker@arr`, `!ticker_1h@arr`: tickers; the
+            // all-market bookTicker stream sends objects, not arrays.
             Some(SkipKind::Ticker)
         } else {
             None
@@ -307,8 +344,16 @@ struct Wire<'a> {
     id: Option<&'a RawValue>,
     #[serde(borrow)]
     code: Option<&'a RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    msg: bool,
     #[serde(borrow)]
     error: Option<&'a RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    result: bool,
+    #[serde(default, deserialize_with = "present")]
+    bids: bool,
+    #[serde(default, deserialize_with = "present")]
+    asks: bool,
 }
 
 impl<'a> Wire<'a> {
@@ -358,6 +403,44 @@ pub fn parse(message: &[u8]) -> Result<PoolGuard<'static, Tick>, ParseError> {
 /// # Ok::<(), data::parse::ParseError>(())
 /// ```
 pub fn parse_message(message: &[u8]) -> Result<Message, ParseError> {
+    match decode_message(message)? {
+        Decoded::Skip(kind) => Ok(Message::Skipped(kind)),
+        Decoded::Tick(wire, end) => {
+            let mut tick = TICK_POOL.acquire();
+            let format = fill(message, &wire, &mut tick, end)?;
+            Ok(Message::Tick(tick, format))
+        }
+    }
+}
+
+/// Parses one message into `tick` (which should be in its default state).
+///
+/// # Errors
+/// A [`ParseError`] saying what is wrong and at which byte (a message that is not a
+/// tick is [`ParseErrorKind::NotATick`]); `tick` may then be partly written.
+pub fn parse_into(message: &[u8], tick: &mut Tick) -> Result<TickFormat, ParseError> {
+    match decode_message(message)? {
+        Decoded::Skip(kind) => Err(ParseError {
+            offset: 0,
+            kind: ParseErrorKind::NotATick(kind),
+        }),
+        Decoded::Tick(wire, end) => fill(message, &wire, tick, end),
+    }
+}
+
+/// A message decoded as far as telling what it is.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned by value once per message; boxing the fields would allocate per message"
+)]
+enum Decoded<'a> {
+    /// Not a tick.
+    Skip(SkipKind),
+    /// A tick's fields, and the end of its object in the message.
+    Tick(Wire<'a>, usize),
+}
+
+fn decode_message(message: &[u8]) -> Result<Decoded<'_>, ParseError> {
     let outer = decode(message, 0)?;
     let (wire, end) = match outer.data {
         Some(inner) => {
@@ -366,7 +449,7 @@ pub fn parse_message(message: &[u8]) -> Result<Message, ParseError> {
             if raw.starts_with('[') {
                 let stream = outer.stream.as_ref().map_or("", |t| &*t.0);
                 return SkipKind::of_array_stream(stream)
-                    .map(Message::Skipped)
+                    .map(Decoded::Skip)
                     .ok_or(ParseError {
                         offset,
                         kind: ParseErrorKind::Json(format!(
@@ -376,38 +459,20 @@ pub fn parse_message(message: &[u8]) -> Result<Message, ParseError> {
             }
             (decode(raw.as_bytes(), offset)?, offset + raw.len())
         }
-        None => (outer, message.len()),
-    };
-    if let Some(kind) = not_a_tick(&wire) {
-        return Ok(Message::Skipped(kind));
-    }
-    let mut tick = TICK_POOL.acquire();
-    let format = fill(message, &wire, &mut tick, end)?;
-    Ok(Message::Tick(tick, format))
-}
-
-/// Parses one message into `tick` (which should be in its default state).
-///
-/// # Errors
-/// A [`ParseError`] saying what is wrong and at which byte (a message that is not a
-/// tick is [`ParseErrorKind::NotATick`]); `tick` may then be partly written.
-pub fn parse_into(message: &[u8], tick: &mut Tick) -> Result<TickFormat, ParseError> {
-    let outer = decode(message, 0)?;
-    let (wire, end) = match outer.data {
-        Some(inner) => {
-            let raw = inner.get();
-            let offset = offset_in(message, raw);
-            (decode(raw.as_bytes(), offset)?, offset + raw.len())
+        None if outer.stream.is_some() => {
+            return Err(ParseError {
+                offset: message.len().saturating_sub(1),
+                kind: ParseErrorKind::Json(
+                    "a combined-stream message without an object in `data`".to_owned(),
+                ),
+            });
         }
         None => (outer, message.len()),
     };
-    if let Some(kind) = not_a_tick(&wire) {
-        return Err(ParseError {
-            offset: 0,
-            kind: ParseErrorKind::NotATick(kind),
-        });
-    }
-    fill(message, &wire, tick, end)
+    Ok(match not_a_tick(&wire) {
+        Some(kind) => Decoded::Skip(kind),
+        None => Decoded::Tick(wire, end),
+    })
 }
 
 /// The kind of a message that is not a tick, if it is one this parser knows.
@@ -415,21 +480,46 @@ fn not_a_tick(wire: &Wire<'_>) -> Option<SkipKind> {
     if let Some(event) = wire.event() {
         return SkipKind::of_event(event);
     }
-    if wire.code.is_some() || wire.error.is_some() {
+    // Without `e`, only a spot bookTicker is a tick: a message with one of its fields
+    // is never taken for a reply or a snapshot.
+    let quote_fields = wire.s.is_some()
+        || wire.u.is_some()
+        || wire.b.is_some()
+        || wire.a.is_some()
+        || wire.bid_qty.is_some()
+        || wire.ask_qty.is_some();
+    if quote_fields {
+        return None;
+    }
+    if (wire.code.is_some() && wire.msg) || (wire.error.is_some() && wire.id.is_some()) {
         return Some(SkipKind::ErrorReply);
     }
-    // A reply carries the request's `id` and a `result` (`null` for a subscription,
-    // which serde reads as absent); no tick has an `id`.
-    if wire.id.is_some() && wire.s.is_none() {
+    // `result` is `null` for a subscription: its presence is what counts.
+    if wire.result && wire.id.is_some() {
         return Some(SkipKind::Reply);
     }
-    if wire.last_update_id.is_some() {
+    if wire.last_update_id.is_some() && wire.bids && wire.asks {
         return Some(SkipKind::Depth);
     }
     None
 }
 
+/// Deserializes any value, `null` included, as "the field is present".
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
+}
+
 fn decode(bytes: &[u8], base: usize) -> Result<Wire<'_>, ParseError> {
+    // serde reads a struct from a JSON array too, field by field in order: a message
+    // must be an object.
+    if let Some(at) = bytes.iter().position(|b| !b.is_ascii_whitespace())
+        && bytes[at] != b'{'
+    {
+        return Err(ParseError {
+            offset: base + at,
+            kind: ParseErrorKind::Json("a message must be a JSON object".to_owned()),
+        });
+    }
     serde_json::from_slice(bytes).map_err(|e| ParseError {
         // Messages are single lines: the column (1-based) locates the byte.
         offset: (base + e.column().saturating_sub(1)).min(base + bytes.len()),
@@ -449,13 +539,17 @@ fn offset_in(message: &[u8], part: &str) -> usize {
     }
 }
 
-/// A timestamp in milliseconds or microseconds, in nanoseconds.
-fn to_nanos(value: u64) -> u64 {
+/// A timestamp in milliseconds (below 10^14), microseconds (below 10^17) or
+/// nanoseconds, in nanoseconds; `None` past what a `u64` of nanoseconds holds.
+fn to_nanos(value: u64) -> Option<u64> {
     const MICROS_FROM: u64 = 100_000_000_000_000;
-    if value >= MICROS_FROM {
-        value.saturating_mul(1_000)
+    const NANOS_FROM: u64 = 100_000_000_000_000_000;
+    if value >= NANOS_FROM {
+        Some(value)
+    } else if value >= MICROS_FROM {
+        value.checked_mul(1_000)
     } else {
-        value.saturating_mul(1_000_000)
+        value.checked_mul(1_000_000)
     }
 }
 
@@ -513,9 +607,25 @@ fn fill(
         offset,
         kind: ParseErrorKind::Invalid(why),
     };
+    let event = wire.event();
+    if let Some(other) = event.filter(|e| !matches!(*e, "trade" | "aggTrade" | "bookTicker")) {
+        let mut name = ArrayString::<32>::new();
+        for c in other.chars() {
+            if name.try_push(c).is_err() {
+                break;
+            }
+        }
+        return Err(at(other, ParseErrorKind::UnsupportedEvent(name)));
+    }
     let symbol = wire.s.as_ref().map(|t| &*t.0).ok_or_else(|| missing("s"))?;
     if symbol.is_empty() {
         return Err(at(symbol, ParseErrorKind::Invalid(Invalid::EmptySymbol)));
+    }
+    if symbol.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(at(
+            symbol,
+            ParseErrorKind::Invalid(Invalid::SymbolCharacters),
+        ));
     }
     tick.set_symbol(symbol)
         .map_err(|e| at(symbol, ParseErrorKind::Field(e)))?;
@@ -527,7 +637,9 @@ fn fill(
         )),
         Some(time) => Ok(time),
     };
-    let event = wire.event();
+    let nanos = |field: &'static str, time: u64| {
+        to_nanos(time).ok_or_else(|| invalid(end.saturating_sub(1), Invalid::TimestampRange(field)))
+    };
     match event {
         Some("trade" | "aggTrade") => {
             let aggregate = event == Some("aggTrade");
@@ -548,11 +660,15 @@ fn fill(
             } else {
                 wire.t.ok_or_else(|| missing("t"))?
             };
-            let time = match wire.time {
-                Some(_) => nonzero("T", wire.time)?,
-                None => nonzero("E", wire.event_time)?,
+            // `E` (event time) and `T` (trade time): each non-zero when present, and
+            // the trade's time is `T`, or `E` where `T` is absent.
+            if wire.event_time.is_some() {
+                nonzero("E", wire.event_time)?;
+            }
+            tick.exchange_ts_ns = match wire.time {
+                Some(_) => nanos("T", nonzero("T", wire.time)?)?,
+                None => nanos("E", nonzero("E", wire.event_time)?)?,
             };
-            tick.exchange_ts_ns = to_nanos(time);
             // `m`: the buyer is the maker, so the seller crossed the spread.
             tick.aggressor = Some(if wire.m.ok_or_else(|| missing("m"))? {
                 Side::Sell
@@ -594,18 +710,11 @@ fn fill(
                 return Ok(TickFormat::BookTicker);
             }
             nonzero("E", wire.event_time)?;
-            tick.exchange_ts_ns = to_nanos(nonzero("T", wire.time)?);
+            tick.exchange_ts_ns = nanos("T", nonzero("T", wire.time)?)?;
             Ok(TickFormat::FuturesBookTicker)
         }
-        Some(other) => {
-            let mut name = ArrayString::<32>::new();
-            for c in other.chars() {
-                if name.try_push(c).is_err() {
-                    break;
-                }
-            }
-            Err(at(other, ParseErrorKind::UnsupportedEvent(name)))
-        }
+        // Refused above, before the symbol.
+        Some(_) => unreachable!("an unsupported event is refused before its fields"),
     }
 }
 
@@ -843,6 +952,115 @@ mod tests {
     fn unknown_fields_are_ignored() {
         let line = r#"{"x":[1,{"y":2}],"e":"trade","E":1,"s":"ETHUSDT","t":1,"p":"1","q":"2","T":1,"m":false,"extra":"z"}"#;
         assert_eq!(parse(line.as_bytes()).unwrap().aggressor, Some(Side::Buy));
+    }
+
+    #[test]
+    fn shapes_that_only_look_like_a_tick_or_a_reply_are_told_apart() {
+        // serde would read an array into the struct field by field.
+        // One element per field of the wire struct, in its order: without the check
+        // this reads as a trade.
+        let array = r#"[null,null,"trade",1,"BTCUSDT",7,"1","1",1,false,null,null,null,null,null,null,null,null,null,null,null,null,null]"#;
+        assert_eq!(error(array).kind.reason(), "json");
+        // Quote fields with a reply's or a snapshot's: still a quote.
+        for extra in [r#","code":5"#, r#","id":1"#, r#","lastUpdateId":1"#] {
+            let line = BOOK.replace(r#""u":400900217"#, &format!(r#""u":400900217{extra}"#));
+            assert_eq!(tick_of(&line).1, TickFormat::BookTicker, "{line}");
+        }
+        // An `id` alone is not a reply, and a wrapper without data is malformed.
+        assert_eq!(error(r#"{"id":1}"#).kind, ParseErrorKind::MissingField("s"));
+        assert_eq!(
+            error(r#"{"stream":"x@trade","data":null}"#).kind.reason(),
+            "json"
+        );
+        // An event this parser does not know, with or without a symbol, is named.
+        assert_eq!(
+            error(r#"{"e":"ACCOUNT_UPDATE","E":1}"#).kind.reason(),
+            "unsupported_event"
+        );
+        // The all-market bookTicker stream sends objects; an array from it is no ticker.
+        let book_array = r#"{"stream":"!bookTicker","data":[{"u":1}]}"#;
+        assert_eq!(error(book_array).kind.reason(), "json");
+    }
+
+    #[test]
+    fn timestamps_are_checked_in_every_unit() {
+        let zero_event = TRADE.replace(r#""E":1672515782136"#, r#""E":0"#);
+        assert_eq!(
+            error(&zero_event).kind,
+            ParseErrorKind::Invalid(Invalid::ZeroTimestamp("E"))
+        );
+        let nanos = TRADE.replace(r#""T":1672515782136"#, r#""T":1672515782136123456"#);
+        assert_eq!(tick_of(&nanos).0.exchange_ts_ns, 1_672_515_782_136_123_456);
+        let too_far = TRADE.replace(r#""T":1672515782136"#, r#""T":99999999999999"#);
+        assert_eq!(error(&too_far).kind.reason(), "timestamp_out_of_range");
+        let blank = TRADE.replace(r#""s":"BNBBTC""#, r#""s":" ""#);
+        assert_eq!(error(&blank).kind.reason(), "symbol_characters");
+    }
+
+    /// Every reason a rejection can carry is in [`REASONS`] (the match makes a new
+    /// variant a compile error here until it is listed).
+    #[test]
+    fn every_reason_is_listed() {
+        let d = Decimal::ZERO;
+        let invalid = [
+            Invalid::Price(d),
+            Invalid::Quantity(d),
+            Invalid::QuotePrice {
+                side: "bid",
+                price: d,
+            },
+            Invalid::QuoteQuantity {
+                side: "bid",
+                quantity: d,
+            },
+            Invalid::Crossed { bid: d, ask: d },
+            Invalid::EmptySymbol,
+            Invalid::ZeroTimestamp("T"),
+            Invalid::TimestampRange("T"),
+            Invalid::SymbolCharacters,
+        ];
+        let mut kinds: Vec<ParseErrorKind> =
+            invalid.into_iter().map(ParseErrorKind::Invalid).collect();
+        kinds.extend([
+            ParseErrorKind::Json(String::new()),
+            ParseErrorKind::MissingField("p"),
+            ParseErrorKind::Decimal {
+                field: "p",
+                source: Decimal::parse_bytes(b"x").unwrap_err(),
+            },
+            ParseErrorKind::Field(tick_of(TRADE).0.set_symbol(&"X".repeat(64)).unwrap_err()),
+            ParseErrorKind::UnsupportedEvent(ArrayString::new()),
+            ParseErrorKind::NotATick(SkipKind::Depth),
+        ]);
+        let mut seen = std::collections::HashSet::new();
+        for kind in &kinds {
+            match kind {
+                ParseErrorKind::Invalid(
+                    Invalid::Price(_)
+                    | Invalid::Quantity(_)
+                    | Invalid::QuotePrice { .. }
+                    | Invalid::QuoteQuantity { .. }
+                    | Invalid::Crossed { .. }
+                    | Invalid::EmptySymbol
+                    | Invalid::ZeroTimestamp(_)
+                    | Invalid::TimestampRange(_)
+                    | Invalid::SymbolCharacters,
+                )
+                | ParseErrorKind::Json(_)
+                | ParseErrorKind::MissingField(_)
+                | ParseErrorKind::Decimal { .. }
+                | ParseErrorKind::Field(_)
+                | ParseErrorKind::UnsupportedEvent(_)
+                | ParseErrorKind::NotATick(_) => {}
+            }
+            assert!(REASONS.contains(&kind.reason()), "{}", kind.reason());
+            seen.insert(kind.reason());
+        }
+        assert_eq!(
+            seen.len(),
+            REASONS.len(),
+            "every listed reason is given by a variant"
+        );
     }
 
     #[test]

@@ -172,6 +172,8 @@ pub struct LineOutcomes {
     pub skipped: std::collections::BTreeMap<&'static str, u64>,
     /// Malformed lines by reason (`json`, `crossed_book`, `line_too_long`, …).
     pub malformed: std::collections::BTreeMap<&'static str, u64>,
+    /// Blank lines: `lines` = ticks + skipped + malformed + blank.
+    pub blank: u64,
 }
 
 impl LineOutcomes {
@@ -191,6 +193,7 @@ impl LineOutcomes {
                 .zip(outcomes.malformed)
                 .map(|(reason, n)| (*reason, n))
                 .collect(),
+            blank: outcomes.blank,
         }
     }
 }
@@ -665,7 +668,7 @@ impl fmt::Display for Report {
         };
         writeln!(
             f,
-            "  {} lines read: {} ticks{}, {} skipped{}, {} malformed{}",
+            "  {} lines read: {} ticks{}, {} skipped{}, {} malformed{}, {} blank",
             self.lines,
             self.ticks,
             nonzero(&self.outcomes.ticks),
@@ -673,6 +676,7 @@ impl fmt::Display for Report {
             nonzero(&self.outcomes.skipped),
             self.malformed,
             nonzero(&self.outcomes.malformed),
+            self.outcomes.blank,
         )?;
         if self.malformed > 0 {
             writeln!(

@@ -25,9 +25,9 @@ pub struct MalformedLine {
     pub error: String,
 }
 
-/// Reasons a line is malformed: the parser's ([`data::parse::ParseErrorKind::reason`])
-/// and the feed's own `line_too_long`.
-pub const MALFORMED_REASONS: [&str; 13] = [
+/// Reasons a line is malformed: the parser's ([`data::parse::REASONS`] but
+/// `not_a_tick`, which the feed counts as skipped) and the feed's own `line_too_long`.
+pub const MALFORMED_REASONS: [&str; 15] = [
     "json",
     "missing_field",
     "decimal",
@@ -40,6 +40,8 @@ pub const MALFORMED_REASONS: [&str; 13] = [
     "crossed_book",
     "empty_symbol",
     "zero_timestamp",
+    "timestamp_out_of_range",
+    "symbol_characters",
     "line_too_long",
 ];
 
@@ -54,6 +56,8 @@ pub struct Outcomes {
     pub skipped: [u64; data::parse::SkipKind::ALL.len()],
     /// Malformed lines, per [`MALFORMED_REASONS`].
     pub malformed: [u64; MALFORMED_REASONS.len()],
+    /// Blank lines (white space only), skipped without a message.
+    pub blank: u64,
 }
 
 impl Outcomes {
@@ -470,7 +474,9 @@ pub(crate) fn feed(
                     figures.malformed(line, "line_too_long", &LineTooLong(bytes), progress);
                 } else {
                     let message = buffer.trim_ascii();
-                    if !message.is_empty() && !forward(&mut figures, message, line) {
+                    if message.is_empty() {
+                        figures.outcomes.blank += 1;
+                    } else if !forward(&mut figures, message, line) {
                         break;
                     }
                 }
@@ -598,39 +604,12 @@ mod tests {
     /// Every reason the parser can give has its own counter.
     #[test]
     fn every_parse_reason_is_counted_apart() {
-        use data::parse::{Invalid, ParseErrorKind};
-        use infrastructure::types::Decimal;
-        let kinds = [
-            ParseErrorKind::Json(String::new()),
-            ParseErrorKind::MissingField("p"),
-            ParseErrorKind::UnsupportedEvent(arrayvec::ArrayString::new()),
-            ParseErrorKind::Invalid(Invalid::Price(Decimal::ZERO)),
-            ParseErrorKind::Invalid(Invalid::Quantity(Decimal::ZERO)),
-            ParseErrorKind::Invalid(Invalid::QuotePrice {
-                side: "bid",
-                price: Decimal::ZERO,
-            }),
-            ParseErrorKind::Invalid(Invalid::QuoteQuantity {
-                side: "bid",
-                quantity: Decimal::ZERO,
-            }),
-            ParseErrorKind::Invalid(Invalid::Crossed {
-                bid: Decimal::ZERO,
-                ask: Decimal::ZERO,
-            }),
-            ParseErrorKind::Invalid(Invalid::EmptySymbol),
-            ParseErrorKind::Invalid(Invalid::ZeroTimestamp("T")),
-        ];
-        for kind in kinds {
+        for reason in data::parse::REASONS {
             assert!(
-                MALFORMED_REASONS.contains(&kind.reason()),
-                "{}",
-                kind.reason()
+                reason == "not_a_tick" || MALFORMED_REASONS.contains(&reason),
+                "{reason}"
             );
         }
-        assert!(
-            MALFORMED_REASONS.contains(&"decimal")
-                && MALFORMED_REASONS.contains(&"symbol_too_long")
-        );
+        assert_eq!(MALFORMED_REASONS.len(), data::parse::REASONS.len());
     }
 }
