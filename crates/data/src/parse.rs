@@ -83,7 +83,7 @@ pub enum ParseErrorKind {
 }
 
 /// Every reason [`ParseErrorKind::reason`] gives, in a fixed order (for counting by
-/// reason); a test checks each variant's is here.
+/// reason), `not_a_tick` last; a test checks each variant's is here.
 pub const REASONS: [&str; 15] = [
     "json",
     "missing_field",
