@@ -91,6 +91,17 @@ fn scrape(addr: &str) -> String {
     out
 }
 
+/// Writes `lines` messages of the seeded market, one per line.
+fn write_generated(out: &mut impl std::io::Write, seed: u64, lines: u64) {
+    let mut market = data::generate::MarketGenerator::new(seed);
+    let mut message = Vec::new();
+    for _ in 0..lines {
+        market.next_message(&mut message);
+        out.write_all(&message).unwrap();
+        out.write_all(b"\n").unwrap();
+    }
+}
+
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
@@ -159,13 +170,7 @@ fn a_signal_stops_a_run_waiting_on_a_silent_standard_input() {
     let (mut child, stderr) = start(command);
     // Some lines, then silence with the pipe still open.
     let mut stdin = child.stdin.take().unwrap();
-    let mut market = data::generate::MarketGenerator::new(3);
-    let mut message = Vec::new();
-    for _ in 0..1_000 {
-        market.next_message(&mut message);
-        stdin.write_all(&message).unwrap();
-        stdin.write_all(b"\n").unwrap();
-    }
+    write_generated(&mut stdin, 3, 1_000);
     stdin.flush().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "TERM");
@@ -191,13 +196,7 @@ fn standard_input_is_replayed_to_its_end() {
     // line in a later window allocates on the feed thread (the parser formats its
     // error), which breaks the zero-allocation invariant.
     writeln!(stdin, "not json").unwrap();
-    let mut market = data::generate::MarketGenerator::new(8);
-    let mut message = Vec::new();
-    for _ in 0..5_000 {
-        market.next_message(&mut message);
-        stdin.write_all(&message).unwrap();
-        stdin.write_all(b"\n").unwrap();
-    }
+    write_generated(&mut stdin, 8, 5_000);
     drop(stdin);
     let (status, stdout) = finish(&mut child, Duration::from_secs(30));
     assert!(status.success(), "{status:?}: {stdout}");
@@ -298,13 +297,7 @@ fn a_fifo_as_input_is_stopped_by_a_signal_and_keeps_the_invariants() {
         let fifo = fifo.clone();
         std::thread::spawn(move || {
             let mut out = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-            let mut market = data::generate::MarketGenerator::new(5);
-            let mut message = Vec::new();
-            for _ in 0..LINES {
-                market.next_message(&mut message);
-                out.write_all(&message).unwrap();
-                out.write_all(b"\n").unwrap();
-            }
+            write_generated(&mut out, 5, LINES);
             out.flush().unwrap();
             let _ = done.recv_timeout(Duration::from_secs(60));
         })
