@@ -45,3 +45,48 @@ fn every_tick_format_parses_without_allocating() {
     }
     assert_eq!(CountingAllocator::thread_allocations() - before, 0);
 }
+
+/// Bad lines and skipped messages allocate nothing either: the fast path's errors are
+/// static descriptions and plain values, and it skips nested values without a buffer
+/// (serde_json needs one for a depth update's price levels and boxes its errors).
+#[test]
+fn rejected_and_skipped_messages_allocate_nothing() {
+    let lines: [&[u8]; 20] = [
+        br#"{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100""#,
+        br#"{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"-5","q":"100","T":1,"m":true}"#,
+        br#"{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"1.5x","q":"100","T":1,"m":true}"#,
+        br#"{"e":"trade","E":1672515782136,"s":"","t":12345,"p":"1","q":"100","T":1,"m":true}"#,
+        br#"{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"q":"100","T":1,"m":true}"#,
+        br#"{"e":"trade","E":01,"s":"BNBBTC","t":12345,"p":"1","q":"100","T":1,"m":true}"#,
+        br#"{"e":"trade","E":1,"s":"BNBBTC","t":1,"t":2,"p":"1","q":"100","T":1,"m":true}"#,
+        br#"{"e":"trade","E":1,"s":"BNBBTC","t":"1","p":"1","q":"100","T":1,"m":true}"#,
+        br#"{"e":"aggTrade","E":1,"s":"BNBBTC","a":"1","p":"1","q":"1","T":1,"m":true}"#,
+        br#"{"u":1,"s":"BNBUSDT","b":"26","B":"1","a":"25","A":"1"}"#,
+        br#"{"u":1,"s":"A_SYMBOL_FAR_TOO_LONG_FOR_THE_INLINE_BUFFER_OF_A_TICK","b":"1","B":"1","a":"2","A":"1"}"#,
+        br#"{"e":"ACCOUNT_UPDATE","E":1}"#,
+        br#"{"e":"trade"} trailing"#,
+        b"{\"e\":\"tr\x01ade\"}",
+        br#"[1,2,3]"#,
+        br#"{"stream":"!bookTicker","data":[{"u":1}]}"#,
+        br#"{"e":"depthUpdate","E":1,"s":"BNBBTC","U":1,"u":2,"b":[["0.0024","10"],["0.0023","5"]],"a":[["0.0026","100"]]}"#,
+        br#"{"lastUpdateId":160,"bids":[["0.0024","10"]],"asks":[["0.0026","100"]]}"#,
+        br#"{"e":"kline","E":1,"s":"BNBBTC","k":{"t":1,"T":2,"i":"1m","o":"0.1","x":{"y":[1,{"z":[]}]}}}"#,
+        br#"{"e":"trade","note":"an \"escaped\" \u00e9 string","E":1,"s":"X","t":1,"p":"1","q":"1","T":1,"m":true}"#,
+    ];
+    for line in lines {
+        assert!(
+            !data::parse::falls_back(line),
+            "the fast path decides {:?}",
+            String::from_utf8_lossy(line)
+        );
+        let _ = data::parse::parse_message(line);
+    }
+    let before = CountingAllocator::thread_allocations();
+    for _ in 0..200 {
+        for line in lines {
+            let outcome = data::parse::parse_message(line);
+            std::hint::black_box(&outcome);
+        }
+    }
+    assert_eq!(CountingAllocator::thread_allocations() - before, 0);
+}

@@ -102,6 +102,56 @@ impl Decimal {
     /// # Ok::<(), DecimalError>(())
     /// ```
     pub fn parse_bytes(bytes: &[u8]) -> Result<Decimal, DecimalError> {
+        Self::parse_plain(bytes).map_or_else(|| Self::parse_checked(bytes), Ok)
+    }
+
+    /// The common case, without a check per digit: unsigned, at most 18 bytes (so at
+    /// most 18 digits, below 10^18: no step overflows), at most one `.` and at most 8
+    /// decimal places.
+    /// `None` for anything else, which [`Self::parse_checked`] reads or refuses. The
+    /// market-data parser reads two decimals a message; the checked loop was an eighth
+    /// of its time.
+    #[inline]
+    fn parse_plain(bytes: &[u8]) -> Option<Decimal> {
+        /// `10^(8 - n)`: the scale of a value with `n` decimal places.
+        const SCALE_OF_PLACES: [i64; 9] = [
+            100_000_000,
+            10_000_000,
+            1_000_000,
+            100_000,
+            10_000,
+            1_000,
+            100,
+            10,
+            1,
+        ];
+        if bytes.is_empty() || bytes.len() > 18 {
+            return None;
+        }
+        let mut value: i64 = 0;
+        let mut point = None;
+        for (at, &byte) in bytes.iter().enumerate() {
+            let digit = byte.wrapping_sub(b'0');
+            if digit < 10 {
+                value = value * 10 + i64::from(digit);
+            } else if byte == b'.' && point.is_none() {
+                point = Some(at);
+            } else {
+                return None;
+            }
+        }
+        let places = point.map_or(0, |at| bytes.len() - at - 1);
+        // A lone `.`, more than 18 digits or more than 8 places: the checked path.
+        if places > 8
+            || bytes.len() - usize::from(point.is_some()) > 18
+            || bytes.len() == 1 && point.is_some()
+        {
+            return None;
+        }
+        value.checked_mul(SCALE_OF_PLACES[places]).map(Decimal)
+    }
+
+    fn parse_checked(bytes: &[u8]) -> Result<Decimal, DecimalError> {
         let (negative, start) = match bytes.first() {
             Some(b'-') => (true, 1),
             Some(b'+') => (false, 1),
@@ -414,6 +464,16 @@ mod tests {
 
         /// Every value prints in a form that parses back to itself. (Safe code only:
         /// not worth 2,000 cases under Miri, which runs the `types::` tests.)
+        #[test]
+        #[cfg_attr(miri, ignore)]
+        fn the_plain_path_agrees_with_the_checked_one(text in "[-+]?[0-9]{0,12}[.]?[0-9]{0,10}[.]?[0-9]{0,2}") {
+            proptest::prop_assert_eq!(
+                Decimal::parse_bytes(text.as_bytes()),
+                Decimal::parse_checked(text.as_bytes()),
+                "{}", text
+            );
+        }
+
         #[test]
         #[cfg_attr(miri, ignore)]
         fn display_round_trips(raw in proptest::prelude::any::<i64>()) {
