@@ -226,6 +226,57 @@ pub(crate) fn tsan(sh: &Shell) -> Result<()> {
     })
 }
 
+/// The market-data parser's fuzz target (`fuzz/`: the fast path against the serde
+/// reference, any bytes) for `seconds`, under libFuzzer with ASan on nightly. New
+/// inputs go to `target/fuzz-corpus/parse`, the committed seeds stay as they are; a
+/// difference or a crash leaves its input in `fuzz/artifacts/parse/`.
+pub(crate) fn fuzz(sh: &Shell, seconds: u64) -> Result<()> {
+    step("fuzz", || {
+        if cmd!(sh, "rustc +nightly --version").quiet().read().is_err() {
+            return skips::skip(
+                "fuzz",
+                "no nightly toolchain on this machine (libFuzzer needs one)",
+            );
+        }
+        if cmd!(sh, "cargo fuzz --version").quiet().read().is_err() {
+            return skips::skip(
+                "fuzz",
+                "cargo-fuzz is not installed (`cargo install cargo-fuzz --locked`, as .ci/run does)",
+            );
+        }
+        let corpus = "target/fuzz-corpus/parse";
+        sh.create_dir(corpus)?;
+        let time = format!("-max_total_time={seconds}");
+        eprintln!(
+            "$ cargo +nightly fuzz run --fuzz-dir fuzz parse {corpus} fuzz/seeds/parse -- {time}"
+        );
+        let output = cmd!(
+            sh,
+            "cargo +nightly fuzz run --fuzz-dir fuzz parse {corpus} fuzz/seeds/parse -- {time} -print_final_stats=1"
+        )
+        .ignore_status()
+        .output()?;
+        let log = String::from_utf8_lossy(&output.stderr);
+        // libFuzzer's log is long: its last lines say how it ended.
+        let lines: Vec<&str> = log.lines().collect();
+        for line in &lines[lines.len().saturating_sub(40)..] {
+            eprintln!("{line}");
+        }
+        if !output.status.success() {
+            bail!("the fuzz target failed (its input is in fuzz/artifacts/parse/)");
+        }
+        let runs = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .map_or("an unknown number of", str::trim);
+        skips::record(
+            "fuzz",
+            format!("{runs} inputs in {seconds} s, no difference"),
+        );
+        Ok(())
+    })
+}
+
 /// The tests of `listing` (`--list --format=terse`: `name: test` lines) that
 /// `filters` select, as libtest does (a substring match); an error naming any filter
 /// that selects none.

@@ -1,13 +1,15 @@
 //! `cargo xtask <verb>`: the repository's own automation (matklad's cargo-xtask).
 //!
 //! - `ci`: everything CI checks: formatting, clippy with `-D warnings`, the tidy checks,
-//!   every test and doctest of the workspace, then loom, ASan, valgrind, Miri, TSan, a
-//!   60 s soak, and `bench-all --quick`; then a summary of every step. A check that
+//!   every test and doctest of the workspace, then loom, ASan, valgrind, Miri, TSan, 30 s
+//!   of fuzzing, a 60 s soak, and `bench-all --quick`; then a summary of every step. A check that
 //!   cannot run (no nightly, no Prometheus, no valgrind) fails unless `XTASK_ALLOW_SKIP`
 //!   names it (`skips.rs`).
 //! - `loom [--full]`: the loom models of the pools, in release with debug assertions,
 //!   `LOOM_MAX_PREEMPTIONS=3` (`--full`: 4; the variable, if set, wins).
 //! - `asan`, `valgrind`, `miri`, `tsan`: one checker each (see `checks.rs`).
+//! - `fuzz [--seconds N]`: the market-data parser's fuzz target (its fast path against
+//!   the serde reference) under libFuzzer; 30 s in `ci`.
 //! - `soak [--seconds N]`: compressed trading days; fails on growth, writes a CSV and
 //!   an SVG chart to `target/soak/`.
 //! - `bench-all [--quick]`: every criterion benchmark of the workspace.
@@ -51,6 +53,14 @@ enum Verb {
     /// The infrastructure tests under ThreadSanitizer (fails without nightly rust-src,
     /// unless XTASK_ALLOW_SKIP=tsan).
     Tsan,
+    /// The parser's fuzz target: the fast path against the serde reference, under
+    /// libFuzzer (nightly and cargo-fuzz; fails without them unless
+    /// XTASK_ALLOW_SKIP=fuzz).
+    Fuzz {
+        /// How long to run.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Compressed trading days over all pools; fails if memory grows or breaks its bound.
     Soak {
         /// How long to run.
@@ -79,6 +89,7 @@ fn main() -> Result<()> {
         Verb::Valgrind => checks::valgrind(&sh),
         Verb::Miri => checks::miri(&sh),
         Verb::Tsan => checks::tsan(&sh),
+        Verb::Fuzz { seconds } => checks::fuzz(&sh, seconds),
         Verb::Soak { seconds } => soak(&sh, seconds),
         Verb::BenchAll {
             quick,
@@ -157,6 +168,7 @@ fn ci_steps(sh: &Shell) -> Result<()> {
     checks::valgrind(sh)?;
     checks::miri(sh)?;
     checks::tsan(sh)?;
+    checks::fuzz(sh, 30)?;
     soak(sh, 60)?;
     // The main job, shortened: it exits non-zero when a report invariant breaks (an
     // order not back, a live pool object, pool memory growth, a steady-state

@@ -1,5 +1,5 @@
 //! Skips. A check that cannot run fails, unless `XTASK_ALLOW_SKIP` names it
-//! (comma-separated: `miri,tsan,valgrind,prometheus,icount`, or `all`); an allowed skip is printed
+//! (comma-separated: `miri,tsan,valgrind,fuzz,prometheus,icount`, or `all`); an allowed skip is printed
 //! and listed in the summary at the end of `cargo xtask ci`, never shown as a pass.
 
 use std::sync::Mutex;

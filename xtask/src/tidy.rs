@@ -131,7 +131,7 @@ fn dependencies(manifest: &str) -> Vec<String> {
 
 fn rust_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let mut stack: Vec<PathBuf> = ["crates", "benches", "xtask"]
+    let mut stack: Vec<PathBuf> = ["crates", "benches", "xtask", "fuzz"]
         .iter()
         .map(|d| root.join(d))
         .collect();

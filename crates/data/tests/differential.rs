@@ -382,12 +382,10 @@ impl Gen {
             }
             _ => body,
         };
-        if self.chance(5) {
-            text = format!(
-                "{}{text}{}",
-                self.pick(&[" ", "\t", "\u{c}"]),
-                self.pick(&["", " ", "\n", "x", "}"])
-            );
+        if self.chance(6) {
+            let before = self.pick(&["", "", " ", "\t", "\u{c}"]);
+            let after = self.pick(&["", " ", "\n", "x", "}", ",", "{}"]);
+            text = format!("{before}{text}{after}");
         }
         let mut bytes = text.into_bytes();
         if self.chance(30) {
