@@ -104,6 +104,10 @@ pub struct Config {
     pub reserve: bool,
     /// Feed at most this many messages per second (`None`: as fast as the stages go).
     pub rate: Option<u64>,
+    /// The longest input line read (its newline included); a longer one is counted
+    /// `line_too_long` and skipped without being buffered
+    /// ([`MAX_LINE_BYTES`](crate::MAX_LINE_BYTES) by default).
+    pub max_line_bytes: usize,
     /// Faults injected on purpose, to see the report's invariants break (all off by
     /// default; the binary can set only `allocate_every`, through a hidden flag, for
     /// the test of its exit status).
@@ -122,6 +126,7 @@ impl Default for Config {
             trading: TradingSettings::default(),
             reserve: true,
             rate: None,
+            max_line_bytes: crate::MAX_LINE_BYTES,
             faults: Faults::default(),
         }
     }
@@ -131,7 +136,8 @@ impl Config {
     /// Checks what the layers do not check themselves.
     ///
     /// # Errors
-    /// A window, channel capacity, rate or tick count of 0.
+    /// A window, channel capacity, rate or tick count of 0, or a line limit outside
+    /// [`LINE_LIMITS`].
     pub fn validate(&self) -> Result<()> {
         if self.window == 0 {
             bail!("the report window must be at least 1 tick");
@@ -145,9 +151,21 @@ impl Config {
         if self.source.limit() == Some(0) {
             bail!("a run needs at least 1 tick");
         }
+        if !LINE_LIMITS.contains(&self.max_line_bytes) {
+            bail!(
+                "a line limit of {} bytes is outside {}..={} (a Binance message is a few hundred bytes)",
+                self.max_line_bytes,
+                LINE_LIMITS.start(),
+                LINE_LIMITS.end()
+            );
+        }
         Ok(())
     }
 }
+
+/// The line limits a run accepts: from a short message to 16 MiB, the line buffer's
+/// size (made once, at start).
+pub const LINE_LIMITS: std::ops::RangeInclusive<usize> = 256..=(16 << 20);
 
 /// Faults a run can inject on purpose, each breaking one invariant of the report: how
 /// its tests prove the checker sees what it claims to.

@@ -34,13 +34,13 @@ use infrastructure::memory::safe_pools::{ORDER_POOL, SIGNAL_POOL, TICK_POOL};
 use infrastructure::memory::{MEMORY_STATS, exported_pool_stats};
 
 pub use config::{
-    Config, DEFAULT_TICKS, DEFAULT_WINDOW, Faults, MALFORMED_SAMPLES, Source, TradingSettings,
-    pool_memory_bound, reserve_pools,
+    Config, DEFAULT_TICKS, DEFAULT_WINDOW, Faults, LINE_LIMITS, MALFORMED_SAMPLES, Source,
+    TradingSettings, pool_memory_bound, reserve_pools,
 };
 pub use metrics::metrics_registry;
 pub use report::{Allocations, LineOutcomes, Memory, PoolReport, Report, StageLatency, Trading};
 pub use stages::analysis::{KEPT_WINDOWS, SteadyState};
-pub use stages::feed::{MALFORMED_REASONS, MAX_LINE_BYTES, Outcomes};
+pub use stages::feed::{MALFORMED_REASONS, MAX_LINE_BYTES, Outcomes, SAMPLE_BYTES};
 pub use stages::{AnalysisFigures, FeedFigures, MalformedLine, TradingFigures, WindowRow};
 
 /// Why a run stopped before the end of its source.
@@ -143,7 +143,8 @@ impl Progress {
 /// An invalid configuration, an unreadable input file, or a stage that panicked.
 pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     config.validate()?;
-    let (input, most_messages) = stages::feed::Input::open(&config.source, progress)?;
+    let (input, most_messages) =
+        stages::feed::Input::open(&config.source, config.max_line_bytes, progress)?;
     let layers = stages::trading::Layers::new(&config.trading)?;
     let started = Instant::now();
     // The static pools exist before the run is measured, so their fixed structures

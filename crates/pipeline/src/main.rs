@@ -68,6 +68,12 @@ struct Args {
     /// scraper sees the final values (a signal ends it early).
     #[arg(long, value_name = "SECONDS", requires = "metrics_addr")]
     linger: Option<u64>,
+    /// With --input: the longest line read, in bytes, its newline included; a longer
+    /// one is counted malformed (`line_too_long`) and skipped without being buffered.
+    /// 256 to 16777216.
+    #[arg(long, value_name = "BYTES", default_value_t = pipeline::MAX_LINE_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(*pipeline::LINE_LIMITS.start() as u64..=*pipeline::LINE_LIMITS.end() as u64))]
+    max_line_bytes: u64,
     /// Do not reserve the pools' working set up front (shows the pools growing into it).
     #[arg(long)]
     no_reserve: bool,
@@ -213,6 +219,7 @@ fn run(args: Args) -> Result<ExitCode> {
         reserve: !args.no_reserve,
         rate: args.rate,
         channel_capacity: usize::try_from(args.channel_capacity)?,
+        max_line_bytes: usize::try_from(args.max_line_bytes)?,
         faults: pipeline::Faults {
             allocate_every: args.fault_allocate_every,
             ..pipeline::Faults::default()

@@ -176,6 +176,73 @@ fn malformed_lines_are_counted_with_their_numbers_and_the_run_goes_on() {
     std::fs::remove_file(&file.0).unwrap();
 }
 
+/// Bad lines of every kind all through the steady state, more of them than there are
+/// samples, and messages that are not ticks: counted, sampled, and no allocation on the
+/// stage threads (the samples are inline, the parser's errors static).
+#[test]
+fn bad_lines_in_the_steady_state_allocate_nothing() {
+    let _serial = serial();
+    let bad: [&str; 12] = [
+        r#"{"e":"trade","E":1,"s":"BTCUSDT""#,
+        "not json at all",
+        r#"{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"-5","q":"1","T":1,"m":true}"#,
+        r#"{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1.5x","q":"1","T":1,"m":true}"#,
+        r#"{"u":2,"s":"BTCUSDT","b":"101","B":"1","a":"100","A":"1"}"#,
+        r#"{"e":"trade","E":1,"s":"","t":1,"p":"1","q":"1","T":1,"m":true}"#,
+        r#"{"e":"trade","E":1,"s":"BTCUSDT","t":1,"q":"1","T":1,"m":true}"#,
+        r#"{"e":"ACCOUNT_UPDATE","E":1}"#,
+        r#"{"e":"trade","E":1,"s":"BTCUSDT","t":1,"t":2,"p":"1","q":"1","T":1,"m":true}"#,
+        r#"{"e":"aggTrade","E":1,"s":"BTCUSDT","a":"7","p":"1","q":"1","T":1,"m":true}"#,
+        r#"{"stream":"x@trade","data":[1]}"#,
+        r#"{"u":1,"s":"A_SYMBOL_FAR_TOO_LONG_FOR_THE_INLINE_BUFFER_OF_A_TICK","b":"1","B":"1","a":"2","A":"1"}"#,
+    ];
+    let skipped: [&str; 3] = [
+        r#"{"e":"depthUpdate","E":5,"s":"BTCUSDT","U":1,"u":2,"b":[["1","1"],["2","3"]],"a":[["4","5"]]}"#,
+        r#"{"e":"kline","E":6,"s":"BTCUSDT","k":{"t":1,"x":{"y":[1,[2]]}}}"#,
+        r#"{"result":null,"id":1}"#,
+    ];
+    let (path, mut file) = tempfile();
+    let mut market = data::generate::MarketGenerator::new(5);
+    let mut message = Vec::new();
+    let (mut good, mut malformed, mut other) = (0, 0, 0);
+    for line in 1..=30_000_u64 {
+        // Past the first window (the warm-up), every 211th line is bad and every
+        // 307th not a tick.
+        if line > 2_000 && line % 211 == 0 {
+            writeln!(file, "{}", bad[malformed % bad.len()]).unwrap();
+            malformed += 1;
+        } else if line > 2_000 && line % 307 == 0 {
+            writeln!(file, "{}", skipped[other % skipped.len()]).unwrap();
+            other += 1;
+        } else {
+            market.next_message(&mut message);
+            file.write_all(&message).unwrap();
+            file.write_all(b"\n").unwrap();
+            good += 1;
+        }
+    }
+    file.flush().unwrap();
+    drop(file);
+    let report = run(&Config {
+        source: Source::File {
+            path: path.clone(),
+            limit: None,
+        },
+        window: 1_000,
+        ..Config::default()
+    });
+    std::fs::remove_file(&path).unwrap();
+    assert!(malformed > 2 * pipeline::MALFORMED_SAMPLES, "{malformed}");
+    assert_eq!(
+        (report.ticks, report.malformed, report.skipped),
+        (good, malformed as u64, other as u64)
+    );
+    assert_eq!(report.malformed_samples.len(), pipeline::MALFORMED_SAMPLES);
+    assert!(report.malformed_samples.iter().all(|s| s.line > 2_000));
+    assert_eq!(report.allocations.steady_state, Some(0), "{report}");
+    assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
+}
+
 #[test]
 fn the_same_seed_makes_the_same_trades() {
     let _serial = serial();

@@ -251,6 +251,8 @@ fn flags_that_cannot_work_are_refused() {
     refused(&["--ticks", "0"], "--ticks");
     refused(&["--metrics-addr", "127.0.0.1:port"], "is not HOST:PORT");
     refused(&["--metrics-addr", "127.0.0.1"], "--metrics-addr");
+    refused(&["--max-line-bytes", "10"], "--max-line-bytes");
+    refused(&["--max-line-bytes", "20000000"], "--max-line-bytes");
 
     let help = pipeline().arg("--help").output().unwrap();
     assert!(help.status.success());
@@ -402,6 +404,71 @@ fn long_lines_are_skipped_and_never_grow_memory() {
         (report["lines"].as_u64(), report["malformed"].as_u64()),
         (Some(1), Some(1))
     );
+}
+
+/// `--max-line-bytes` sets the limit: a line over it in the steady state, valid JSON
+/// and all, is counted `line_too_long` and skipped, with no allocation; one at it is
+/// read.
+#[test]
+fn the_line_limit_is_a_flag() {
+    let mut child = pipeline()
+        .args([
+            "--input",
+            "-",
+            "--window",
+            "1000",
+            "--json",
+            "--max-line-bytes",
+            "1024",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let trade = |pad: usize| {
+        let line = format!(
+            r#"{{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"100","q":"1","T":1,"m":true,"pad":"{}"}}"#,
+            "x".repeat(pad)
+        );
+        line.into_bytes()
+    };
+    let fixed = trade(0).len();
+    let mut market = data::generate::MarketGenerator::new(9);
+    let mut message = Vec::new();
+    for line in 1..=5_000 {
+        match line {
+            // 1,025 bytes with its newline: one over.
+            3_000 => stdin.write_all(&trade(1_024 - fixed)).unwrap(),
+            // 1,024 with its newline: read.
+            3_001 => stdin.write_all(&trade(1_023 - fixed)).unwrap(),
+            _ => {
+                market.next_message(&mut message);
+                stdin.write_all(&message).unwrap();
+            }
+        }
+        stdin.write_all(b"\n").unwrap();
+    }
+    drop(stdin);
+    let (status, stdout) = finish(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["malformed"], 1, "{stdout}");
+    assert_eq!(
+        report["outcomes"]["malformed"]["line_too_long"], 1,
+        "{stdout}"
+    );
+    assert_eq!(report["malformed_samples"][0]["line"], 3_000, "{stdout}");
+    assert!(
+        report["malformed_samples"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("a line of 1025 bytes is longer than the 1024-byte limit"),
+        "{stdout}"
+    );
+    assert_eq!(report["ticks"], 4_999);
+    assert_eq!(report["allocations"]["steady_state"], 0, "{stdout}");
 }
 
 /// With both standard output and standard error closed, logging and all, the run

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use arrayvec::ArrayString;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use data::generate::MarketGenerator;
 use infrastructure::memory::PoolGuard;
@@ -21,8 +22,54 @@ use crate::{Progress, StopReason};
 pub struct MalformedLine {
     /// 1-based line number in the input.
     pub line: u64,
-    /// What was wrong, with the byte offset.
-    pub error: String,
+    /// What was wrong, with the byte offset (its first [`SAMPLE_BYTES`] bytes, `…` at
+    /// the end where cut): inline, so a sample taken in the steady state allocates
+    /// nothing.
+    #[serde(serialize_with = "as_str")]
+    pub error: ArrayString<SAMPLE_BYTES>,
+}
+
+/// The longest error a sample keeps.
+pub const SAMPLE_BYTES: usize = 160;
+
+fn as_str<S: serde::Serializer>(
+    text: &ArrayString<SAMPLE_BYTES>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(text)
+}
+
+/// `error`, written into an inline string; cut at a character boundary with `…` if
+/// it does not fit.
+fn sample_of(error: &dyn std::fmt::Display) -> ArrayString<SAMPLE_BYTES> {
+    /// Writes what fits, and remembers that something did not.
+    struct Cut {
+        text: ArrayString<SAMPLE_BYTES>,
+        cut: bool,
+    }
+    impl std::fmt::Write for Cut {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            for c in s.chars() {
+                // Room is kept for the `…` (3 bytes).
+                if self.cut || self.text.len() + c.len_utf8() > SAMPLE_BYTES - 3 {
+                    self.cut = true;
+                    return Ok(());
+                }
+                self.text.push(c);
+            }
+            Ok(())
+        }
+    }
+    let mut out = Cut {
+        text: ArrayString::new(),
+        cut: false,
+    };
+    // Writing to `Cut` cannot fail; a `Display` that fails leaves what it wrote.
+    let _ = std::fmt::write(&mut out, format_args!("{error}"));
+    if out.cut {
+        out.text.push('…');
+    }
+    out.text
 }
 
 /// Reasons a line is malformed: the parser's ([`data::parse::REASONS`] but its last,
@@ -78,7 +125,7 @@ pub struct FeedFigures {
     pub malformed: u64,
     /// The lines by outcome.
     pub outcomes: Outcomes,
-    /// The first [`MALFORMED_SAMPLES`] of them.
+    /// The first [`MALFORMED_SAMPLES`] of them (room for all made at start).
     pub samples: Vec<MalformedLine>,
     /// Why the feed stopped before the end of its source, if it did.
     pub stopped: Option<StopReason>,
@@ -99,7 +146,7 @@ impl FeedFigures {
         if self.samples.len() < MALFORMED_SAMPLES {
             self.samples.push(MalformedLine {
                 line,
-                error: error.to_string(),
+                error: sample_of(error),
             });
         }
     }
@@ -114,6 +161,7 @@ pub(crate) enum Input {
         reader: Box<dyn BufRead + Send>,
         name: String,
         limit: Option<u64>,
+        max_line_bytes: usize,
     },
 }
 
@@ -138,7 +186,11 @@ impl Input {
     /// Opens `source`, and says how many messages it can hold at most (for the
     /// window rows reserved up front): the generator's count or the `--ticks` limit;
     /// `None` for a file or standard input without a limit (a file may grow).
-    pub(crate) fn open(source: &Source, progress: &Arc<Progress>) -> Result<(Input, Option<u64>)> {
+    pub(crate) fn open(
+        source: &Source,
+        max_line_bytes: usize,
+        progress: &Arc<Progress>,
+    ) -> Result<(Input, Option<u64>)> {
         Ok(match source {
             Source::Generated { seed, ticks } => (
                 Input::Generated {
@@ -176,6 +228,7 @@ impl Input {
                         reader,
                         name,
                         limit: *limit,
+                        max_line_bytes,
                     },
                     *limit,
                 )
@@ -188,6 +241,7 @@ impl Input {
                     )),
                     name: "standard input".to_owned(),
                     limit: *limit,
+                    max_line_bytes,
                 },
                 *limit,
             ),
@@ -201,9 +255,10 @@ const CHUNK: usize = 1 << 16;
 /// Chunks in flight between a [`ThreadedReader`]'s thread and the feed.
 const CHUNKS: usize = 4;
 
-/// The longest input line accepted (after it, the line is counted malformed and the
-/// rest of it skipped): the line buffer never grows past this, so a line without an
-/// end (`/dev/zero`) costs no memory and allocates nothing.
+/// The longest input line accepted by default (`--max-line-bytes` sets it; after it,
+/// the line is counted malformed and the rest of it skipped): the line buffer never
+/// grows past the limit, so a line without an end (`/dev/zero`) costs no memory and
+/// allocates nothing.
 pub const MAX_LINE_BYTES: usize = 1 << 16;
 
 /// How often a feed waiting for input looks whether it was told to stop.
@@ -313,31 +368,32 @@ impl Read for ThreadedReader {
 enum Line {
     /// A whole line, in the buffer (its newline included, if it had one).
     Complete,
-    /// A line of this many bytes, over [`MAX_LINE_BYTES`]: skipped, the buffer empty.
+    /// A line of this many bytes, over the limit: skipped, the buffer empty.
     TooLong(usize),
 }
 
-/// An input line over [`MAX_LINE_BYTES`].
+/// An input line of `.0` bytes, over the limit `.1`.
 #[derive(Clone, Copy, Debug)]
-struct LineTooLong(usize);
+struct LineTooLong(usize, usize);
 
 impl std::fmt::Display for LineTooLong {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "a line of {} bytes is longer than the {MAX_LINE_BYTES}-byte limit; skipped",
-            self.0
+            "a line of {} bytes is longer than the {}-byte limit; skipped",
+            self.0, self.1
         )
     }
 }
 
-/// Reads the next line into `buffer` without growing it past [`MAX_LINE_BYTES`]
-/// (its newline included): a longer line is read to its end and dropped. `None` at
-/// the end of the input, or when `stopped` says so between two reads (an endless line
-/// still ends on a signal).
+/// Reads the next line into `buffer` without growing it past `max` bytes (its
+/// newline included): a longer line is read to its end and dropped. `None` at the end
+/// of the input, or when `stopped` says so between two reads (an endless line still
+/// ends on a signal).
 fn read_line(
     reader: &mut dyn BufRead,
     buffer: &mut Vec<u8>,
+    max: usize,
     stopped: &dyn Fn() -> bool,
 ) -> std::io::Result<Option<Line>> {
     buffer.clear();
@@ -363,7 +419,7 @@ fn read_line(
             None => (available.len(), false),
         };
         if !too_long {
-            if buffer.len() + taken <= MAX_LINE_BYTES {
+            if buffer.len() + taken <= max {
                 buffer.extend_from_slice(&available[..taken]);
             } else {
                 too_long = true;
@@ -392,11 +448,15 @@ pub(crate) fn feed(
     rate: Option<u64>,
 ) -> Result<FeedFigures> {
     super::start_stage_thread();
-    let mut figures = FeedFigures::default();
-    // Room for the longest line accepted, made once: reading never grows it.
+    // Room for every sample, and for the longest line accepted, made once: taking a
+    // sample or reading a line never grows them.
+    let mut figures = FeedFigures {
+        samples: Vec::with_capacity(MALFORMED_SAMPLES),
+        ..FeedFigures::default()
+    };
     let mut buffer = Vec::with_capacity(match input {
         Input::Generated { .. } => 512,
-        Input::Lines { .. } => MAX_LINE_BYTES,
+        Input::Lines { max_line_bytes, .. } => max_line_bytes,
     });
     let pace = Pace::new(rate, clock);
     // False when the feed must stop: trading has gone, or a stop was asked for.
@@ -444,6 +504,7 @@ pub(crate) fn feed(
             mut reader,
             name,
             limit,
+            max_line_bytes,
         } => {
             let mut line = 0;
             let stopped = || progress.stop_requested().is_some();
@@ -454,7 +515,7 @@ pub(crate) fn feed(
                     figures.stopped = Some(reason);
                     break;
                 }
-                let read = read_line(&mut *reader, &mut buffer, &stopped)
+                let read = read_line(&mut *reader, &mut buffer, max_line_bytes, &stopped)
                     .with_context(|| format!("reading {name} after line {line}"))?;
                 let Some(read) = read else {
                     // The end of the input, or a stop while waiting for it or while
@@ -464,7 +525,8 @@ pub(crate) fn feed(
                 };
                 line += 1;
                 if let Line::TooLong(bytes) = read {
-                    figures.malformed(line, "line_too_long", &LineTooLong(bytes), progress);
+                    let error = LineTooLong(bytes, max_line_bytes);
+                    figures.malformed(line, "line_too_long", &error, progress);
                 } else {
                     let message = buffer.trim_ascii();
                     if message.is_empty() {
@@ -543,7 +605,7 @@ mod tests {
         let mut buffer = Vec::with_capacity(MAX_LINE_BYTES);
         let mut out = Vec::new();
         loop {
-            let read = read_line(&mut reader, &mut buffer, &|| false).unwrap();
+            let read = read_line(&mut reader, &mut buffer, MAX_LINE_BYTES, &|| false).unwrap();
             assert!(
                 buffer.capacity() == MAX_LINE_BYTES,
                 "the buffer never grows"
@@ -589,9 +651,28 @@ mod tests {
             calls.get() > 1_000
         };
         assert_eq!(
-            read_line(&mut reader, &mut buffer, &stop_after_a_while).unwrap(),
+            read_line(
+                &mut reader,
+                &mut buffer,
+                MAX_LINE_BYTES,
+                &stop_after_a_while
+            )
+            .unwrap(),
             None
         );
+    }
+
+    /// A sample keeps what fits, cut at a character with `…`, and all of a short one.
+    #[test]
+    fn a_sample_is_cut_to_its_room() {
+        assert_eq!(sample_of(&"short").as_str(), "short");
+        let long = "é".repeat(200);
+        let cut = sample_of(&long);
+        assert!(cut.len() <= SAMPLE_BYTES, "{}", cut.len());
+        assert!(cut.ends_with('…'), "{cut}");
+        assert!(cut.trim_end_matches('…').chars().all(|c| c == 'é'));
+        let exact = "x".repeat(SAMPLE_BYTES - 3);
+        assert_eq!(sample_of(&exact).as_str(), exact, "what fits is not cut");
     }
 
     /// Every reason the parser can give has its own counter: the one left out is
