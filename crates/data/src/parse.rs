@@ -18,18 +18,24 @@
 //! the symbol is not empty and has no white space or control character, and a
 //! timestamp the format carries is not zero (nor past 2554).
 //!
-//! This is the reference path: `serde_json` underneath, a JSON object (an array is
-//! refused: serde would read it field by field), fields in any order, unknown fields
-//! (nested objects and arrays included) ignored, a duplicate of a field this parser
-//! reads malformed (a duplicate unknown field is ignored), `\u` escapes decoded.
-//! Timestamps may be in milliseconds, microseconds or nanoseconds (10^14 and above is
-//! microseconds, 10^17 and above nanoseconds).
+//! JSON as serde_json reads it: a JSON object (an array is refused), fields in any
+//! order, unknown fields (nested objects and arrays included) ignored, a duplicate of
+//! a field this parser reads malformed (a duplicate unknown field is ignored), `\u`
+//! escapes decoded. Timestamps may be in milliseconds, microseconds or nanoseconds
+//! (10^14 and above is microseconds, 10^17 and above nanoseconds).
 //!
-//! Allocation: a tick without escapes and without nested unknown fields allocates
-//! nothing. serde_json allocates its scratch buffer (once per message) to decode an
-//! escape or to skip a value nested two levels deep (a depth update's price levels, a
-//! kline's body, an array of tickers), and boxes its errors: so skipped messages of
-//! those kinds, escaped strings and errors allocate on this path.
+//! Two decoders fill the same fields, and one validation reads them:
+//! - the fast path (`scan`), a purpose-built scanner: Binance's own shapes matched
+//!   literal by literal, any other JSON in one general pass, escapes decoded into a
+//!   buffer on the stack. It allocates nothing, for a tick, a skipped message or a
+//!   rejected one.
+//! - the reference path ([`mod@reference`]), serde_json, run where the fast path hands a
+//!   message over (a price field holding a number serde might refuse as out of range,
+//!   or an object; values nested past 64 levels; more than 256 bytes of escaped text):
+//!   it allocates to decode escapes and skip nested values, and boxes its errors.
+//!
+//! The two accept and refuse the same messages for the same reasons: a differential
+//! test (`tests/differential.rs`) and a fuzz target (`fuzz/`) hold them to it.
 
 use std::borrow::Cow;
 
@@ -521,10 +527,14 @@ pub mod reference {
 pub fn falls_back(message: &[u8]) -> bool {
     let (mut outer, mut inner) = (Wire::default(), Wire::default());
     matches!(
-        scan::message(message, &mut outer, &mut inner),
+        scan::message(message, &mut [0; SCRATCH], &mut outer, &mut inner),
         Err(scan::Stop::Fallback)
     )
 }
+
+/// Bytes of decoded text a message's escaped strings may take on the fast path
+/// (beyond them, the reference path decodes it).
+const SCRATCH: usize = 256;
 
 /// Which decoder reads a message.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -548,21 +558,32 @@ fn message_with(message: &[u8], path: Path) -> Result<Message, ParseError> {
 /// `on_tick`; `Ok(Err(kind))` for a message that is not a tick. The fields are decoded
 /// in place and stay there: the struct is large, and moving it once per message was
 /// measured at 5% of the feed thread's time.
-fn with_message<'a, R>(
-    message: &'a [u8],
+fn with_message<R>(
+    message: &[u8],
     path: Path,
-    on_tick: impl FnOnce(&Wire<'a>, usize) -> Result<R, ParseError>,
+    on_tick: impl FnOnce(&Wire<'_>, usize) -> Result<R, ParseError>,
 ) -> Result<Result<R, SkipKind>, ParseError> {
+    // Room for the decoded text of strings with escapes: rare, so the first scan has
+    // none, and a second one is given this.
+    let mut scratch = [0u8; SCRATCH];
     let mut outer = Wire::default();
     let mut inner = Wire::default();
     let framed = match path {
-        Path::Fast => match scan::message(message, &mut outer, &mut inner) {
+        Path::Fast => match scan::message(message, &mut [], &mut outer, &mut inner) {
             Ok(framed) => framed,
             Err(scan::Stop::Error(error)) => return Err(error),
             Err(scan::Stop::Fallback) => {
                 outer = Wire::default();
                 inner = Wire::default();
-                reference_frame(message, &mut outer, &mut inner)?
+                match scan::message(message, &mut scratch, &mut outer, &mut inner) {
+                    Ok(framed) => framed,
+                    Err(scan::Stop::Error(error)) => return Err(error),
+                    Err(scan::Stop::Fallback) => {
+                        outer = Wire::default();
+                        inner = Wire::default();
+                        reference_frame(message, &mut outer, &mut inner)?
+                    }
+                }
             }
         },
         Path::Reference => reference_frame(message, &mut outer, &mut inner)?,

@@ -23,11 +23,14 @@ fn generating_and_parsing_allocate_nothing_per_message() {
     assert_eq!(CountingAllocator::thread_allocations() - before, 0);
 }
 
-/// Every tick format, bare and wrapped, parses without allocating (no escapes, no
-/// nested unknown fields: those make serde_json use its scratch buffer).
+/// Every tick format, bare and wrapped, parses without allocating, escapes and nested
+/// unknown fields included (serde_json decodes and skips those in a heap buffer; the
+/// fast path decodes into one on the stack).
 #[test]
 fn every_tick_format_parses_without_allocating() {
-    let formats: [&[u8]; 5] = [
+    let formats: [&[u8]; 7] = [
+        br#"{"e":"trade","E":1,"s":"\u0042TC\/USDT","t":1,"p":"1\u002e5","q":"1","T":1,"m":true,"x":{"y":[1,[2,{"z":"\ud83d\ude00"}]]}}"#,
+        br#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"\u0042TCUSDT","t":1,"p":"1","q":"1","T":1,"m":true}}"#,
         br#"{"e":"aggTrade","E":1672515782136,"s":"BNBBTC","a":12345,"p":"0.001","q":"100","f":100,"l":105,"T":1672515782136,"m":true,"M":true}"#,
         br#"{"e":"bookTicker","u":400900217,"E":1568014460893,"T":1568014460891,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#,
         br#"{"e":"trade","E":1672515782136,"T":1672515782136,"s":"BTCUSDT","t":12345,"p":"43250.5","q":"0.010","X":"MARKET","m":false}"#,
@@ -35,6 +38,11 @@ fn every_tick_format_parses_without_allocating() {
         br#"{"result":null,"id":1}"#,
     ];
     for line in formats {
+        assert!(
+            !data::parse::falls_back(line),
+            "the fast path decides {:?}",
+            String::from_utf8_lossy(line)
+        );
         drop(data::parse::parse_message(line).expect("valid"));
     }
     let before = CountingAllocator::thread_allocations();

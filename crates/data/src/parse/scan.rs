@@ -7,19 +7,21 @@
 //! 60 ns for the whole parse.
 //!
 //! It accepts and refuses exactly what the serde reference path does (a differential
-//! property test over generated and mutated messages, and a fuzz target, check it).
-//! What it does not decide itself it hands back as [`Stop::Fallback`], and the caller
-//! runs the reference path on the whole message: an escape in a string this parser
-//! reads (serde decodes it into a buffer), and a number in a price field that is
-//! negative or not an integer (serde may refuse one out of `f64` range), or values
-//! nested more than 64 levels deep in an unknown field.
+//! test over generated and mutated messages, and a fuzz target, check it). What it
+//! does not decide itself it hands back as [`Stop::Fallback`], and the caller runs the
+//! reference path on the whole message: a number in a price field with an exponent or
+//! past `u64::MAX` (serde may refuse one out of `f64` range), an object in a price
+//! field (serde decodes its keys), values nested more than 64 levels deep in an
+//! unknown field, and escaped strings whose decoded text outgrows the scratch space.
+//! An escaped string is decoded into the scratch space the caller gives; a first scan
+//! is given none, and falls back at the first escape it must decode.
 //!
 //! JSON as serde_json reads it: white space is space, tab, line feed and carriage
 //! return; strings may not hold a control character; an escape is one of `\" \\ \/
-//! \b \f \n \r \t \uXXXX`; the strings this parser reads, every key, and the whole of
-//! a `data` payload must be UTF-8, other strings are not checked; `null` for an
-//! optional field is its absence; a known field given twice is malformed, an unknown
-//! one is not.
+//! \b \f \n \r \t \uXXXX`, a UTF-16 surrogate paired where decoded; the strings this
+//! parser reads, every key, and the whole of a `data` payload must be UTF-8, other
+//! strings are not checked; `null` for an optional field is its absence; a known field
+//! given twice is malformed, an unknown one is not.
 
 use std::borrow::Cow;
 
@@ -51,20 +53,24 @@ pub(super) enum Framed {
 }
 
 /// Decodes `message` into `outer`, and a combined-stream payload into `inner`.
+///
+/// A string with an escape is decoded into `scratch` (serde_json would decode it into
+/// a buffer on the heap); with no room there (an empty `scratch` on a first try) it
+/// falls back, and the caller may try again with room.
 pub(super) fn message<'a>(
     message: &'a [u8],
+    scratch: &'a mut [u8],
     outer: &mut Wire<'a>,
     inner: &mut Wire<'a>,
 ) -> Result<Framed, Stop> {
     // One check of the whole message, so that any part between two ASCII bytes is a
-    // `&str` for free. serde checks only the strings it reads, the keys and the
-    // `data` payload: a message that is not UTF-8 as a whole is left to it.
-    let Ok(text) = std::str::from_utf8(message) else {
-        return Err(Stop::Fallback);
-    };
+    // `&str` for free. A message that is not UTF-8 as a whole is checked as serde
+    // checks it: the strings it reads, the keys and the `data` payload.
+    let text = std::str::from_utf8(message).ok();
     let mut scan = Scanner {
         bytes: message,
         text,
+        scratch,
         at: 0,
     };
     if let Some(framed) = scan.shaped(outer, inner) {
@@ -250,8 +256,10 @@ mod field {
 
 struct Scanner<'a> {
     bytes: &'a [u8],
-    /// The same bytes, known to be UTF-8.
-    text: &'a str,
+    /// The same bytes, if they are UTF-8 as a whole.
+    text: Option<&'a str>,
+    /// Room for decoded strings, handed out from its front.
+    scratch: &'a mut [u8],
     at: usize,
 }
 
@@ -523,6 +531,9 @@ impl<'a> Scanner<'a> {
                         once(self, field::ASK_QTY)?;
                         wire.ask_qty = self.loose()?;
                     }
+                    // A lone byte past ASCII is no UTF-8 (only where the message as a
+                    // whole is not).
+                    0x80.. => return Err(self.error("a key that is not UTF-8")),
                     _ => self.skip_value()?,
                 },
                 b"stream" => {
@@ -565,7 +576,13 @@ impl<'a> Scanner<'a> {
                     once(self, field::ASKS)?;
                     wire.asks = self.present()?;
                 }
-                _ => self.skip_value()?,
+                other => {
+                    // serde reads every key as a string: it must be UTF-8.
+                    if self.text.is_none() && std::str::from_utf8(other).is_err() {
+                        return Err(self.error("a key that is not UTF-8"));
+                    }
+                    self.skip_value()?;
+                }
             }
             self.skip_white_space();
             match self.peek() {
@@ -625,9 +642,86 @@ impl<'a> Scanner<'a> {
         let end = self.string_end()?;
         if end.escaped {
             // A key with an escape may name a field once decoded.
-            return Err(Stop::Fallback);
+            return self.decoded(start, end.quote).map(str::as_bytes);
         }
         Ok(&self.bytes[start..end.quote])
+    }
+
+    /// The string between `start` and `end` (its escapes checked already), decoded
+    /// into the scratch space as serde_json decodes a string: a `\u` escape of a
+    /// UTF-16 surrogate must be a leading one followed by an escaped trailing one.
+    /// Out of room, it falls back.
+    fn decoded(&mut self, start: usize, end: usize) -> Result<&'a str, Stop> {
+        let raw = &self.bytes[start..end];
+        let room = std::mem::take(&mut self.scratch);
+        let mut len = 0;
+        let mut push = |room: &mut [u8], bytes: &[u8]| -> Result<(), Stop> {
+            let to = room.get_mut(len..len + bytes.len()).ok_or(Stop::Fallback)?;
+            to.copy_from_slice(bytes);
+            len += bytes.len();
+            Ok(())
+        };
+        let hex = |at: usize| -> Option<u32> {
+            let digits = std::str::from_utf8(raw.get(at..at + 4)?).ok()?;
+            u32::from_str_radix(digits, 16).ok()
+        };
+        // Where a surrogate is refused: at the end of the string, as an offset
+        // serde gives somewhere inside it (only the reason is compared).
+        let surrogate = |scan: &Self| {
+            Stop::Error(ParseError {
+                offset: end.min(scan.bytes.len().saturating_sub(1)),
+                kind: ParseErrorKind::Json(Cow::Borrowed(
+                    "a lone UTF-16 surrogate in a `\\u` escape",
+                )),
+            })
+        };
+        let mut at = 0;
+        while at < raw.len() {
+            let Some(backslash) = raw[at..].iter().position(|&b| b == b'\\') else {
+                push(room, &raw[at..])?;
+                break;
+            };
+            push(room, &raw[at..at + backslash])?;
+            at += backslash;
+            let simple = match raw[at + 1] {
+                b'"' => Some(b'"'),
+                b'\\' => Some(b'\\'),
+                b'/' => Some(b'/'),
+                b'b' => Some(0x08),
+                b'f' => Some(0x0C),
+                b'n' => Some(b'\n'),
+                b'r' => Some(b'\r'),
+                b't' => Some(b'\t'),
+                _ => None,
+            };
+            if let Some(byte) = simple {
+                push(room, &[byte])?;
+                at += 2;
+                continue;
+            }
+            // `\uXXXX`, its hex digits checked by the scan.
+            let first = hex(at + 2).ok_or(Stop::Fallback)?;
+            at += 6;
+            let code = match first {
+                0xDC00..=0xDFFF => return Err(surrogate(self)),
+                0xD800..=0xDBFF => {
+                    let second = (raw.get(at..at + 2) == Some(b"\\u"))
+                        .then(|| hex(at + 2))
+                        .flatten()
+                        .filter(|second| (0xDC00..=0xDFFF).contains(second))
+                        .ok_or_else(|| surrogate(self))?;
+                    at += 6;
+                    0x1_0000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+                }
+                code => code,
+            };
+            let c = char::from_u32(code).ok_or(Stop::Fallback)?;
+            push(room, c.encode_utf8(&mut [0; 4]).as_bytes())?;
+        }
+        let (used, rest) = room.split_at_mut(len);
+        self.scratch = rest;
+        let used: &'a [u8] = used;
+        std::str::from_utf8(used).map_err(|_| Stop::Fallback)
     }
 
     /// Runs through a string (its opening quote consumed) to its closing quote, and
@@ -697,7 +791,7 @@ impl<'a> Scanner<'a> {
         let start = self.at;
         let end = self.string_end()?;
         if end.escaped {
-            return Err(Stop::Fallback);
+            return self.decoded(start, end.quote);
         }
         self.str_between(start, end.quote)
     }
@@ -744,7 +838,11 @@ impl<'a> Scanner<'a> {
     /// boundaries).
     #[inline(always)]
     fn str_between(&self, start: usize, end: usize) -> Result<&'a str, Stop> {
-        self.text.get(start..end).ok_or(Stop::Fallback)
+        match self.text {
+            Some(text) => text.get(start..end).ok_or(Stop::Fallback),
+            None => std::str::from_utf8(&self.bytes[start..end])
+                .map_err(|_| self.error("a string that is not UTF-8")),
+        }
     }
 
     /// `null`: consumed.
