@@ -97,6 +97,38 @@ fn instruction_counts(sh: &Shell, root: &Path) -> Result<()> {
             let _ = writeln!(csv, "{workload},{candidate},{per_object:.1}");
         }
     }
+    // The market-data parser, per message: its fast path and the serde reference,
+    // over a corpus of distinct messages of each shape.
+    cmd!(
+        sh,
+        "cargo build --locked --release -p data --example parse_icount"
+    )
+    .run()?;
+    let parser = root.join("target/release/examples/parse_icount");
+    let counted = |path: &str, shape: &str, n: u64| -> Result<u64> {
+        let n = n.to_string();
+        let output = cmd!(
+            sh,
+            "env -i PATH=/usr/bin:/bin valgrind --tool=callgrind --callgrind-out-file=/dev/null {parser} {path} {shape} {n}"
+        )
+        .quiet()
+        .ignore_stdout()
+        .output()?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        stderr
+            .lines()
+            .find_map(|l| l.split("Collected : ").nth(1))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("no callgrind total for {path} {shape}: {stderr}"))
+    };
+    for shape in ["trade", "agg_trade", "book_ticker", "wrapped_trade"] {
+        for path in ["fast", "serde"] {
+            let n = 20_000_u64;
+            let (small, large) = (counted(path, shape, n)?, counted(path, shape, 2 * n)?);
+            let per_message = large.saturating_sub(small) as f64 / n as f64;
+            let _ = writeln!(csv, "parse_{shape},{path},{per_message:.1}");
+        }
+    }
     let path = root.join("target/bench-icount.csv");
     fs::write(&path, csv).with_context(|| path.display().to_string())
 }

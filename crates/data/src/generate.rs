@@ -146,6 +146,99 @@ impl MarketGenerator {
     }
 }
 
+/// The shape of the messages of a [`corpus`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A spot `trade`, in Binance's field order.
+    Trade,
+    /// The same trade's fields in another order.
+    TradeReordered,
+    /// A spot `aggTrade`.
+    AggTrade,
+    /// A spot `bookTicker`.
+    BookTicker,
+    /// A USDⓈ-M futures `bookTicker`.
+    FuturesBookTicker,
+    /// A spot `trade` inside the combined-stream wrapper.
+    WrappedTrade,
+    /// A `depthUpdate` (recognised and skipped).
+    DepthUpdate,
+}
+
+impl Shape {
+    /// Every shape.
+    pub const ALL: [Shape; 7] = [
+        Shape::Trade,
+        Shape::AggTrade,
+        Shape::BookTicker,
+        Shape::FuturesBookTicker,
+        Shape::WrappedTrade,
+        Shape::TradeReordered,
+        Shape::DepthUpdate,
+    ];
+
+    /// Its name, as in benchmark ids.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Shape::Trade => "trade",
+            Shape::TradeReordered => "trade_reordered",
+            Shape::AggTrade => "agg_trade",
+            Shape::BookTicker => "book_ticker",
+            Shape::FuturesBookTicker => "futures_book_ticker",
+            Shape::WrappedTrade => "wrapped_trade",
+            Shape::DepthUpdate => "depth_update",
+        }
+    }
+}
+
+/// `count` distinct, valid messages of one shape (symbols, prices, quantities, ids and
+/// times all vary), seeded: the parser's benchmarks and instruction counts measure over
+/// a corpus like this rather than one message repeated.
+pub fn corpus(shape: Shape, count: usize, seed: u64) -> Vec<Vec<u8>> {
+    const SYMBOLS: [&str; 5] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"];
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..count)
+        .map(|_| {
+            let symbol = SYMBOLS[rng.usize(0..SYMBOLS.len())];
+            let stream = symbol.to_lowercase();
+            let cents = rng.u64(100..6_000_000);
+            let price = format!("{}.{:02}", cents / 100, cents % 100);
+            let ask = format!("{}.{:02}", (cents + 1) / 100, (cents + 1) % 100);
+            let quantity = format!("{}.{:05}", rng.u64(0..50), rng.u64(1..100_000));
+            let id = rng.u64(1_000_000..9_000_000_000);
+            let time = 1_700_000_000_000 + rng.u64(0..100_000_000_000);
+            let event = time + rng.u64(0..5);
+            let maker = rng.bool();
+            let trade = format!(
+                r#"{{"e":"trade","E":{event},"s":"{symbol}","t":{id},"p":"{price}","q":"{quantity}","T":{time},"m":{maker},"M":true}}"#
+            );
+            match shape {
+                Shape::Trade => trade,
+                Shape::TradeReordered => format!(
+                    r#"{{"s":"{symbol}","p":"{price}","q":"{quantity}","m":{maker},"t":{id},"T":{time},"E":{event},"M":true,"e":"trade"}}"#
+                ),
+                Shape::AggTrade => format!(
+                    r#"{{"e":"aggTrade","E":{event},"s":"{symbol}","a":{id},"p":"{price}","q":"{quantity}","f":{},"l":{},"T":{time},"m":{maker},"M":true}}"#,
+                    id * 3,
+                    id * 3 + 2
+                ),
+                Shape::BookTicker => format!(
+                    r#"{{"u":{id},"s":"{symbol}","b":"{price}","B":"{quantity}","a":"{ask}","A":"{quantity}"}}"#
+                ),
+                Shape::FuturesBookTicker => format!(
+                    r#"{{"e":"bookTicker","u":{id},"E":{event},"T":{time},"s":"{symbol}","b":"{price}","B":"{quantity}","a":"{ask}","A":"{quantity}"}}"#
+                ),
+                Shape::WrappedTrade => format!(r#"{{"stream":"{stream}@trade","data":{trade}}}"#),
+                Shape::DepthUpdate => format!(
+                    r#"{{"e":"depthUpdate","E":{event},"s":"{symbol}","U":{id},"u":{},"b":[["{price}","{quantity}"]],"a":[["{ask}","{quantity}"],["{ask}1","1.0"]]}}"#,
+                    id + 4
+                ),
+            }
+            .into_bytes()
+        })
+        .collect()
+}
+
 /// Appends message pieces to a buffer.
 struct Writer<'a> {
     out: &'a mut Vec<u8>,
@@ -183,6 +276,40 @@ mod tests {
                 line
             })
             .collect()
+    }
+
+    /// Every corpus message is valid, of its shape, and the fast path's own.
+    #[test]
+    fn every_corpus_message_parses_as_its_shape() {
+        use crate::parse::{Message, SkipKind, TickFormat};
+        for shape in Shape::ALL {
+            let messages = corpus(shape, 500, 3);
+            let distinct: std::collections::HashSet<&Vec<u8>> = messages.iter().collect();
+            assert!(
+                distinct.len() > 490,
+                "{shape:?}: {} distinct",
+                distinct.len()
+            );
+            for message in &messages {
+                assert!(!crate::parse::falls_back(message));
+                let parsed = crate::parse::parse_message(message)
+                    .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(message)));
+                let expected = match shape {
+                    Shape::Trade | Shape::TradeReordered | Shape::WrappedTrade => {
+                        Some(TickFormat::Trade)
+                    }
+                    Shape::AggTrade => Some(TickFormat::AggTrade),
+                    Shape::BookTicker => Some(TickFormat::BookTicker),
+                    Shape::FuturesBookTicker => Some(TickFormat::FuturesBookTicker),
+                    Shape::DepthUpdate => None,
+                };
+                match (parsed, expected) {
+                    (Message::Tick(_, format), Some(expected)) => assert_eq!(format, expected),
+                    (Message::Skipped(SkipKind::Depth), None) => {}
+                    (other, _) => panic!("{shape:?}: {other:?}"),
+                }
+            }
+        }
     }
 
     #[test]
