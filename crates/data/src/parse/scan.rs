@@ -402,12 +402,18 @@ impl<'a> Scanner<'a> {
     /// An unsigned integer that fits a `u64`, without sign, fraction or exponent.
     #[inline(always)]
     fn shaped_unsigned(&mut self) -> Option<u64> {
-        match self.peek()? {
-            b'0'..=b'9' => match self.number().ok()? {
-                Number::Unsigned(value) => Some(value),
-                Number::Finite | Number::Other => None,
-            },
-            _ => None,
+        let value = match self.peek()? {
+            b'1'..=b'9' => self.digit_run()?,
+            b'0' => {
+                self.at += 1;
+                0
+            }
+            _ => return None,
+        };
+        // A fraction, an exponent, or a digit after a leading zero: not this shape.
+        match self.peek() {
+            Some(b'0'..=b'9' | b'.' | b'e' | b'E') => None,
+            _ => Some(value),
         }
     }
 
@@ -732,20 +738,25 @@ impl<'a> Scanner<'a> {
         loop {
             // Eight bytes at a time while there are eight: one branch for a short
             // string, where a loop per byte mispredicts its exit on varied lengths.
+            let mut found = false;
             while let Some(word) = self.word(self.at) {
                 let stops = string_stops(word);
                 if stops != 0 {
                     self.at += (stops.trailing_zeros() / 8) as usize;
+                    found = true;
                     break;
                 }
                 self.at += 8;
             }
-            let rest = &self.bytes[self.at..];
-            let Some(stop) = rest.iter().position(|&b| STRING_STOP[usize::from(b)]) else {
-                self.at = self.bytes.len();
-                return Err(self.error("the message ends inside a string"));
-            };
-            self.at += stop;
+            if !found {
+                // Fewer than eight bytes left: one at a time.
+                let rest = &self.bytes[self.at..];
+                let Some(stop) = rest.iter().position(|&b| STRING_STOP[usize::from(b)]) else {
+                    self.at = self.bytes.len();
+                    return Err(self.error("the message ends inside a string"));
+                };
+                self.at += stop;
+            }
             match self.bytes[self.at] {
                 b'"' => {
                     let quote = self.at;
