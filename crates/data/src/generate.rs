@@ -3,7 +3,8 @@
 //!
 //! Each symbol's mid price takes a random walk in whole ticks; messages are trades
 //! (70%) and best bid/offer updates (30%), a quarter of them inside the combined-stream
-//! wrapper. The same seed gives the same bytes, on every run and machine.
+//! wrapper. Quantities are sized by notional, $10 to $100,000 a trade for every
+//! symbol (log-uniform by decade), in the symbol's lot. The same seed gives the same bytes, on every run and machine.
 
 use infrastructure::types::{Decimal, DecimalBuffer};
 
@@ -17,6 +18,8 @@ struct Instrument {
     mid: i64,
     /// Price increment, raw decimal units.
     tick: i64,
+    /// Quantity increment (the lot), raw decimal units.
+    lot: i64,
 }
 
 /// The generator.
@@ -44,20 +47,22 @@ pub struct MarketGenerator {
 impl MarketGenerator {
     /// A market of five USDT pairs, seeded.
     pub fn new(seed: u64) -> Self {
-        let instrument = |symbol, stream, mid: &str, tick: &str| Instrument {
+        let raw = |text: &str| text.parse::<Decimal>().map_or(1, Decimal::raw);
+        let instrument = |symbol, stream, mid: &str, tick: &str, lot: &str| Instrument {
             symbol,
             stream,
-            mid: mid.parse::<Decimal>().map_or(0, Decimal::raw),
-            tick: tick.parse::<Decimal>().map_or(1, Decimal::raw),
+            mid: raw(mid),
+            tick: raw(tick),
+            lot: raw(lot),
         };
         MarketGenerator {
             rng: fastrand::Rng::with_seed(seed),
             instruments: vec![
-                instrument("BTCUSDT", "btcusdt", "43250.00", "0.01"),
-                instrument("ETHUSDT", "ethusdt", "2290.50", "0.01"),
-                instrument("SOLUSDT", "solusdt", "98.120", "0.001"),
-                instrument("BNBUSDT", "bnbusdt", "312.40", "0.01"),
-                instrument("XRPUSDT", "xrpusdt", "0.61230", "0.00001"),
+                instrument("BTCUSDT", "btcusdt", "43250.00", "0.01", "0.00001"),
+                instrument("ETHUSDT", "ethusdt", "2290.50", "0.01", "0.0001"),
+                instrument("SOLUSDT", "solusdt", "98.120", "0.001", "0.01"),
+                instrument("BNBUSDT", "bnbusdt", "312.40", "0.01", "0.001"),
+                instrument("XRPUSDT", "xrpusdt", "0.61230", "0.00001", "0.1"),
             ],
             trade_id: 1_000_000,
             update_id: 400_000_000,
@@ -83,7 +88,9 @@ impl MarketGenerator {
         instrument.mid =
             (instrument.mid + rng.i64(-3..=3) * instrument.tick).max(instrument.tick * 10);
         let half_spread = instrument.tick * rng.i64(1..=3);
-        let quantity = |rng: &mut fastrand::Rng| Decimal::from_raw(rng.i64(1..=5_000) * 1_000_000);
+        let lot = instrument.lot;
+        let mid = instrument.mid;
+        let quantity = |rng: &mut fastrand::Rng| notional_quantity(rng, mid, lot);
         // Written piece by piece with `itoa` and `DecimalBuffer`: `write!` would spend
         // more time in the formatting machinery than the parser spends on the message.
         let mut w = Writer {
@@ -239,6 +246,20 @@ pub fn corpus(shape: Shape, count: usize, seed: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A quantity worth $10 to $100,000 at `price` (log-uniform by decade: as many trades
+/// of $10–$100 as of $10,000–$100,000, as on a real book, where most trades are
+/// small), in whole lots, at least one. Integer arithmetic only, so the same seed
+/// gives the same bytes on every machine.
+fn notional_quantity(rng: &mut fastrand::Rng, price: i64, lot: i64) -> Decimal {
+    const SCALE: i128 = 100_000_000;
+    let decade = 10_i128.pow(rng.u32(1..=4));
+    let notional = i128::from(rng.i64(100_000_000..1_000_000_000)) * decade;
+    let units = notional * SCALE / i128::from(price.max(1));
+    let lot = i128::from(lot.max(1));
+    let lots = (units / lot).max(1);
+    Decimal::from_raw(i64::try_from(lots * lot).unwrap_or(i64::MAX))
+}
+
 /// Appends message pieces to a buffer.
 struct Writer<'a> {
     out: &'a mut Vec<u8>,
@@ -310,6 +331,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Quantities are sized by notional: every symbol's trades are worth $10 to
+    /// $100,000, with the same spread of sizes (BTC no longer trades 50 coins at a
+    /// time while XRP trades slivers).
+    #[test]
+    fn trades_are_sized_by_notional_for_every_symbol() {
+        let mut by_symbol: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+        for line in lines(8, 50_000) {
+            let tick = parse(&line).unwrap();
+            if tick.kind == infrastructure::types::TickKind::Trade {
+                let notional = tick.price.to_string().parse::<f64>().unwrap()
+                    * tick.quantity.to_string().parse::<f64>().unwrap();
+                by_symbol.entry(tick.symbol().to_owned()).or_default().push(notional);
+            }
+        }
+        assert_eq!(by_symbol.len(), 5);
+        let mut medians = Vec::new();
+        for (symbol, mut notionals) in by_symbol {
+            notionals.sort_by(f64::total_cmp);
+            let (low, high) = (notionals[0], notionals[notionals.len() - 1]);
+            // A lot's rounding takes a little off the bottom.
+            assert!(low >= 9.0 && high <= 100_001.0, "{symbol}: {low}..{high}");
+            medians.push(notionals[notionals.len() / 2]);
+        }
+        let (min, max) = medians
+            .iter()
+            .fold((f64::MAX, 0.0_f64), |(a, b), &m| (a.min(m), b.max(m)));
+        assert!(max / min < 2.0, "median notionals by symbol: {medians:?}");
     }
 
     #[test]
