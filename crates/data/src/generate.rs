@@ -20,6 +20,8 @@ struct Instrument {
     tick: i64,
     /// Quantity increment (the lot), raw decimal units.
     lot: i64,
+    /// Its last trade id: each symbol numbers its trades without holes, as Binance does.
+    trade_id: u64,
 }
 
 /// The generator.
@@ -39,7 +41,6 @@ struct Instrument {
 pub struct MarketGenerator {
     rng: fastrand::Rng,
     instruments: Vec<Instrument>,
-    trade_id: u64,
     update_id: u64,
     time_ms: u64,
 }
@@ -54,6 +55,7 @@ impl MarketGenerator {
             mid: raw(mid),
             tick: raw(tick),
             lot: raw(lot),
+            trade_id: 1_000_000,
         };
         MarketGenerator {
             rng: fastrand::Rng::with_seed(seed),
@@ -64,7 +66,6 @@ impl MarketGenerator {
                 instrument("BNBUSDT", "bnbusdt", "312.40", "0.01", "0.001"),
                 instrument("XRPUSDT", "xrpusdt", "0.61230", "0.00001", "0.1"),
             ],
-            trade_id: 1_000_000,
             update_id: 400_000_000,
             time_ms: 1_700_000_000_000,
         }
@@ -107,7 +108,7 @@ impl MarketGenerator {
             w.raw(br#"","data":"#);
         }
         if trade {
-            self.trade_id += 1;
+            instrument.trade_id += 1;
             let buyer_is_maker = rng.bool();
             let price = if buyer_is_maker {
                 instrument.mid - half_spread
@@ -119,7 +120,7 @@ impl MarketGenerator {
             w.raw(br#","s":""#);
             w.raw(instrument.symbol.as_bytes());
             w.raw(br#"","t":"#);
-            w.integer(self.trade_id);
+            w.integer(instrument.trade_id);
             w.raw(br#","p":""#);
             w.decimal(Decimal::from_raw(price));
             w.raw(br#"","q":""#);
@@ -344,7 +345,10 @@ mod tests {
             if tick.kind == infrastructure::types::TickKind::Trade {
                 let notional = tick.price.to_string().parse::<f64>().unwrap()
                     * tick.quantity.to_string().parse::<f64>().unwrap();
-                by_symbol.entry(tick.symbol().to_owned()).or_default().push(notional);
+                by_symbol
+                    .entry(tick.symbol().to_owned())
+                    .or_default()
+                    .push(notional);
             }
         }
         assert_eq!(by_symbol.len(), 5);

@@ -5,8 +5,11 @@
 //!   other market streams and request replies recognised and skipped by kind; a
 //!   byte-offset [`ParseError`](parse::ParseError) with a reason for anything
 //!   malformed or impossible, never a panic.
+//! - [`health`]: gaps in trade ids and silences per symbol, marked on the tick that
+//!   ends them, for the layers to act on.
 //! - [`generate`]: a deterministic, seeded multi-symbol market in the same wire format.
 #![forbid(unsafe_code)]
 
 pub mod generate;
+pub mod health;
 pub mod parse;

@@ -77,6 +77,7 @@ impl Default for TradingSettings {
                 max_order_notional: d("2000"),
                 max_orders: 20,
                 rate_window_ns: 1_000_000_000,
+                feed_recovery_ns: 5_000_000_000,
             },
             execution: ExecutionConfig::default(),
             // Risk keeps far fewer open (position / order notional per side and
@@ -104,6 +105,10 @@ pub struct Config {
     pub reserve: bool,
     /// Feed at most this many messages per second (`None`: as fast as the stages go).
     pub rate: Option<u64>,
+    /// A symbol with no tick for longer than this, on the market's clock (the latest
+    /// exchange timestamp seen), has a stale feed: its next tick is marked, and risk
+    /// and the strategy act on it (`data::health`).
+    pub stale_after_ns: u64,
     /// The longest input line read (its newline included); a longer one is counted
     /// `line_too_long` and skipped without being buffered
     /// ([`MAX_LINE_BYTES`](crate::MAX_LINE_BYTES) by default).
@@ -127,6 +132,7 @@ impl Default for Config {
             reserve: true,
             rate: None,
             max_line_bytes: crate::MAX_LINE_BYTES,
+            stale_after_ns: 5_000_000_000,
             faults: Faults::default(),
         }
     }
@@ -136,8 +142,8 @@ impl Config {
     /// Checks what the layers do not check themselves.
     ///
     /// # Errors
-    /// A window, channel capacity, rate or tick count of 0, or a line limit outside
-    /// [`LINE_LIMITS`].
+    /// A window, channel capacity, rate, stale limit or tick count of 0, or a line
+    /// limit outside [`LINE_LIMITS`].
     pub fn validate(&self) -> Result<()> {
         if self.window == 0 {
             bail!("the report window must be at least 1 tick");
@@ -150,6 +156,9 @@ impl Config {
         }
         if self.source.limit() == Some(0) {
             bail!("a run needs at least 1 tick");
+        }
+        if self.stale_after_ns == 0 {
+            bail!("a feed cannot be stale after 0 ns: every tick would be marked");
         }
         if !LINE_LIMITS.contains(&self.max_line_bytes) {
             bail!(

@@ -38,7 +38,9 @@ pub use config::{
     TradingSettings, pool_memory_bound, reserve_pools,
 };
 pub use metrics::metrics_registry;
-pub use report::{Allocations, LineOutcomes, Memory, PoolReport, Report, StageLatency, Trading};
+pub use report::{
+    Allocations, FeedHealth, LineOutcomes, Memory, PoolReport, Report, StageLatency, Trading,
+};
 pub use stages::analysis::{KEPT_WINDOWS, SteadyState};
 pub use stages::feed::{MALFORMED_REASONS, MAX_LINE_BYTES, Outcomes, SAMPLE_BYTES};
 pub use stages::{AnalysisFigures, FeedFigures, MalformedLine, TradingFigures, WindowRow};
@@ -95,6 +97,8 @@ pub struct Progress {
     ticks: CachePadded<AtomicU64>,
     malformed: CachePadded<AtomicU64>,
     stop: CachePadded<AtomicU8>,
+    // Written only when a feed fault is seen or acted on: rare.
+    faults: CachePadded<FaultCounters>,
     // Written by the analysis thread, read by a scrape.
     latency: metrics::StageHistograms,
 }
@@ -131,6 +135,56 @@ impl Progress {
     pub(crate) fn count_malformed(&self) {
         self.malformed.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Feed faults so far: gaps, trade ids missing, silences (the feed's monitor),
+    /// signals rejected for an unhealthy feed, and strategy restarts.
+    pub fn feed_faults(&self) -> FeedFaultCounts {
+        let f = &self.faults;
+        FeedFaultCounts {
+            gaps: f.gaps.load(Ordering::Relaxed),
+            missing_ids: f.missing_ids.load(Ordering::Relaxed),
+            stale: f.stale.load(Ordering::Relaxed),
+            rejected: f.rejected.load(Ordering::Relaxed),
+            restarts: f.restarts.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn set_feed_health(&self, counts: data::health::HealthCounts) {
+        let f = &self.faults;
+        f.gaps.store(counts.gaps, Ordering::Relaxed);
+        f.missing_ids.store(counts.missing_ids, Ordering::Relaxed);
+        f.stale.store(counts.stale, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_feed_reactions(&self, rejected: u64, restarts: u64) {
+        let f = &self.faults;
+        f.rejected.store(rejected, Ordering::Relaxed);
+        f.restarts.store(restarts, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Default)]
+struct FaultCounters {
+    gaps: AtomicU64,
+    missing_ids: AtomicU64,
+    stale: AtomicU64,
+    rejected: AtomicU64,
+    restarts: AtomicU64,
+}
+
+/// [`Progress::feed_faults`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FeedFaultCounts {
+    /// Gaps in trade ids.
+    pub gaps: u64,
+    /// Trade ids missing in them.
+    pub missing_ids: u64,
+    /// Silences longer than the stale limit.
+    pub stale: u64,
+    /// Signals risk rejected because their symbol's feed was not healthy.
+    pub rejected: u64,
+    /// Times the strategy restarted a symbol's averages after a fault.
+    pub restarts: u64,
 }
 
 /// Runs the pipeline to the end of its source, or until
@@ -192,10 +246,11 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         let progress = Arc::clone(progress);
         let finished = Arc::clone(&finished);
         let rate = config.rate;
+        let monitor = data::health::FeedMonitor::new(config.stale_after_ns);
         std::thread::Builder::new()
             .name("feed".into())
             .spawn(move || {
-                let figures = stages::feed::feed(input, clock, &tick_tx, &progress, rate);
+                let figures = stages::feed::feed(input, clock, &tick_tx, &progress, rate, monitor);
                 drop(tick_tx);
                 finished.wait();
                 figures
@@ -203,12 +258,19 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     };
     let trading = {
         let finished = Arc::clone(&finished);
+        let progress = Arc::clone(progress);
         let allocate_every = config.faults.allocate_every;
         std::thread::Builder::new()
             .name("trading".into())
             .spawn(move || {
-                let figures =
-                    stages::trading::trading(layers, clock, &tick_rx, &event_tx, allocate_every);
+                let figures = stages::trading::trading(
+                    layers,
+                    clock,
+                    &tick_rx,
+                    &event_tx,
+                    &progress,
+                    allocate_every,
+                );
                 drop(event_tx);
                 finished.wait();
                 figures

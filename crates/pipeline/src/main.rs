@@ -74,6 +74,15 @@ struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = pipeline::MAX_LINE_BYTES as u64,
           value_parser = clap::value_parser!(u64).range(*pipeline::LINE_LIMITS.start() as u64..=*pipeline::LINE_LIMITS.end() as u64))]
     max_line_bytes: u64,
+    /// A symbol with no tick for this long (market time: the latest exchange timestamp
+    /// seen) has a stale feed: risk rejects its signals and the strategy restarts its
+    /// averages, as after a gap in its trade ids.
+    #[arg(long, value_name = "MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    stale_after_ms: u64,
+    /// After a gap or a silence in a symbol's feed, how long (market time) risk rejects
+    /// its signals; 0 acts on no fault.
+    #[arg(long, value_name = "MS", default_value_t = 5_000)]
+    feed_recovery_ms: u64,
     /// Do not reserve the pools' working set up front (shows the pools growing into it).
     #[arg(long)]
     no_reserve: bool,
@@ -220,11 +229,18 @@ fn run(args: Args) -> Result<ExitCode> {
         rate: args.rate,
         channel_capacity: usize::try_from(args.channel_capacity)?,
         max_line_bytes: usize::try_from(args.max_line_bytes)?,
+        stale_after_ns: args.stale_after_ms.saturating_mul(1_000_000),
+        trading: pipeline::TradingSettings {
+            limits: risk::RiskLimits {
+                feed_recovery_ns: args.feed_recovery_ms.saturating_mul(1_000_000),
+                ..pipeline::TradingSettings::default().limits
+            },
+            ..pipeline::TradingSettings::default()
+        },
         faults: pipeline::Faults {
             allocate_every: args.fault_allocate_every,
             ..pipeline::Faults::default()
         },
-        ..Config::default()
     };
     let progress = Arc::new(Progress::default());
     let server = match &args.metrics_addr {

@@ -40,9 +40,15 @@ impl StageRecorders {
     }
 }
 
+/// Reads one of [`crate::FeedFaultCounts`].
+type FaultCount = fn(&crate::FeedFaultCounts) -> u64;
+
 /// The metrics of [`monitoring::pool_registry`] plus the pipeline's own, read from
 /// `progress`: `trading_pipeline_ticks_total`, `trading_pipeline_malformed_lines_total`,
-/// and `trading_pipeline_stage_latency_seconds{stage}`, a histogram per stage.
+/// the feed's faults and what was done about them (`trading_pipeline_feed_gaps_total`,
+/// `_feed_missing_ids_total`, `_feed_stale_total`, `_feed_rejected_signals_total`,
+/// `_strategy_restarts_total`), and `trading_pipeline_stage_latency_seconds{stage}`, a
+/// histogram per stage.
 pub fn metrics_registry(progress: &Arc<Progress>) -> Registry {
     let mut registry = monitoring::pool_registry();
     let ticks = Arc::clone(progress);
@@ -61,6 +67,43 @@ pub fn metrics_registry(progress: &Arc<Progress>) -> Registry {
         monitoring::Kind::Counter,
         move || malformed.malformed(),
     );
+    let faults: [(&str, &str, FaultCount); 5] = [
+        (
+            "pipeline_feed_gaps",
+            "Gaps in a symbol's trade ids (messages lost).",
+            |c| c.gaps,
+        ),
+        (
+            "pipeline_feed_missing_ids",
+            "Trade ids missing in the gaps.",
+            |c| c.missing_ids,
+        ),
+        (
+            "pipeline_feed_stale",
+            "Silences of a symbol's feed longer than the stale limit (market time).",
+            |c| c.stale,
+        ),
+        (
+            "pipeline_feed_rejected_signals",
+            "Signals risk rejected because their symbol's feed was not healthy.",
+            |c| c.rejected,
+        ),
+        (
+            "pipeline_strategy_restarts",
+            "Times the strategy restarted a symbol's averages after a feed fault.",
+            |c| c.restarts,
+        ),
+    ];
+    for (name, help, read) in faults {
+        let progress = Arc::clone(progress);
+        monitoring::register_fn(
+            &mut registry,
+            name,
+            help,
+            monitoring::Kind::Counter,
+            move || read(&progress.feed_faults()),
+        );
+    }
     monitoring::register_latency(
         &mut registry,
         "pipeline_stage_latency",

@@ -116,6 +116,27 @@ pub struct Memory {
     pub peak_growth: f64,
 }
 
+/// The feed's health and what the layers did about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FeedHealth {
+    /// A symbol without a tick for longer than this (market time) is stale.
+    pub stale_after_ms: u64,
+    /// After a fault, a symbol's signals are rejected for this long (market time).
+    pub recovery_ms: u64,
+    /// Gaps in a symbol's trade ids (or aggregate trade ids).
+    pub gaps: u64,
+    /// Trade ids missing in them.
+    pub missing_ids: u64,
+    /// Silences longer than `stale_after_ms`.
+    pub stale: u64,
+    /// Ticks whose trade id was at or below the previous one (replayed or reordered).
+    pub repeated: u64,
+    /// Times the strategy restarted a symbol's averages after a fault.
+    pub strategy_restarts: u64,
+    /// Signals risk rejected because their symbol's feed was not healthy.
+    pub rejected_signals: u64,
+}
+
 /// What the trading layers did.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Trading {
@@ -141,13 +162,14 @@ pub struct Trading {
 
 fn serialize_risk<S: serde::Serializer>(r: &RiskCounts, s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap as _;
-    let mut map = s.serialize_map(Some(6))?;
+    let mut map = s.serialize_map(Some(7))?;
     map.serialize_entry("approved", &r.approved)?;
     map.serialize_entry("kill_switch", &r.kill_switch)?;
     map.serialize_entry("invalid", &r.invalid)?;
     map.serialize_entry("max_notional", &r.max_notional)?;
     map.serialize_entry("max_position", &r.max_position)?;
     map.serialize_entry("rate_limit", &r.rate_limit)?;
+    map.serialize_entry("feed_unhealthy", &r.feed_unhealthy)?;
     map.end()
 }
 
@@ -246,6 +268,8 @@ pub struct Report {
     pub memory: Memory,
     /// Heap allocations.
     pub allocations: Allocations,
+    /// Gaps and silences in the feed, and what risk and the strategy did about them.
+    pub feed_health: FeedHealth,
     /// Trading activity.
     pub trading: Trading,
     /// Per-symbol analysis.
@@ -380,6 +404,16 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
             process_steady_state,
             steady_state_ticks,
             per_tick,
+        },
+        feed_health: FeedHealth {
+            stale_after_ms: config.stale_after_ns / 1_000_000,
+            recovery_ms: config.trading.limits.feed_recovery_ns / 1_000_000,
+            gaps: feed.health.gaps,
+            missing_ids: feed.health.missing_ids,
+            stale: feed.health.stale,
+            repeated: feed.health.repeated,
+            strategy_restarts: trading.strategy_restarts,
+            rejected_signals: trading.risk.feed_unhealthy,
         },
         trading: Trading {
             signals: analysis.analysis.signal_counts(),
@@ -678,6 +712,19 @@ impl fmt::Display for Report {
             nonzero(&self.outcomes.malformed),
             self.outcomes.blank,
         )?;
+        let h = &self.feed_health;
+        writeln!(
+            f,
+            "  feed health: {} gaps ({} trade ids missing), {} silences over {} ms, {} repeated ids; strategy restarts {}, signals rejected for the feed {} (recovery {} ms)",
+            h.gaps,
+            h.missing_ids,
+            h.stale,
+            h.stale_after_ms,
+            h.repeated,
+            h.strategy_restarts,
+            h.rejected_signals,
+            h.recovery_ms
+        )?;
         if self.malformed > 0 {
             writeln!(
                 f,
@@ -731,7 +778,7 @@ impl fmt::Display for Report {
         let t = &self.trading;
         writeln!(
             f,
-            "\nSignals {} (approved {}, rejected {}: position {}, notional {}, rate {}, kill {}, invalid {})",
+            "\nSignals {} (approved {}, rejected {}: position {}, notional {}, rate {}, kill {}, invalid {}, feed {})",
             t.signals.signals,
             t.signals.approved,
             t.signals.rejected,
@@ -739,7 +786,8 @@ impl fmt::Display for Report {
             t.risk.max_notional,
             t.risk.rate_limit,
             t.risk.kill_switch,
-            t.risk.invalid
+            t.risk.invalid,
+            t.risk.feed_unhealthy
         )?;
         writeln!(
             f,

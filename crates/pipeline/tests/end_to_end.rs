@@ -462,8 +462,11 @@ fn misses() -> [u64; 3] {
 }
 
 /// A file under the target directory's temp space, removed by the test.
+/// A new file for this process: each call gets its own name.
 fn tempfile() -> (std::path::PathBuf, std::io::BufWriter<std::fs::File>) {
-    let path = std::env::temp_dir().join(format!("pipeline-e2e-{}.jsonl", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("pipeline-e2e-{}-{n}.jsonl", std::process::id()));
     let file = std::fs::File::create(&path).unwrap();
     (path, std::io::BufWriter::new(file))
 }
@@ -752,4 +755,128 @@ fn a_recording_of_every_kind_is_counted_by_outcome() {
     assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
     let text = report.to_string();
     assert!(text.contains("11 lines read: 5 ticks (aggTrade 1, bookTicker 1, futures_bookTicker 1, trade 2), 4 skipped (depth 1, error_reply 1, kline 1, reply 1), 2 malformed (crossed_book 1, price_not_positive 1)"), "{text}");
+}
+
+/// A recording with a gap in one symbol's trade ids and a stall of the whole feed:
+/// both are counted; the strategy restarts the averages of each symbol the faults
+/// touch (so no average spans a hole); risk rejects their signals for the recovery
+/// time and approves them again after it. The same recording with a recovery of 0
+/// rejects nothing, and one without the faults shows none.
+#[test]
+fn a_gap_and_a_stall_stop_approvals_for_the_recovery_time() {
+    let _serial = serial();
+    // Two symbols, a trade each every 100 ms of market time, prices on a 1.2 s wave
+    // (the fast 2 / slow 4 crossover signals every half-period).
+    let recording = |faults: bool| {
+        let (path, mut file) = tempfile();
+        let mut ids = [1_000_u64, 50_000];
+        let mut time = 1_700_000_000_000_u64;
+        for step in 0..600_u64 {
+            time += 100;
+            if faults && step == 400 {
+                time += 20_000; // a 20 s stall of the whole feed
+            }
+            for (i, symbol) in ["BTCUSDT", "ETHUSDT"].into_iter().enumerate() {
+                ids[i] += 1;
+                if faults && step == 200 && i == 0 {
+                    ids[i] += 5; // five BTC trades lost
+                }
+                let base = [40_000.0, 2_000.0][i];
+                let price =
+                    base * (1.0 + 0.001 * ((step as f64) * std::f64::consts::TAU / 12.0).sin());
+                writeln!(
+                    file,
+                    r#"{{"e":"trade","E":{time},"s":"{symbol}","t":{},"p":"{price:.2}","q":"0.01","T":{time},"m":{}}}"#,
+                    ids[i],
+                    step % 2 == 0
+                )
+                .unwrap();
+            }
+        }
+        file.flush().unwrap();
+        path
+    };
+    let config = |path: &std::path::Path, recovery_ns: u64| {
+        let mut config = Config {
+            source: Source::File {
+                path: path.to_owned(),
+                limit: None,
+            },
+            window: 200,
+            stale_after_ns: 5_000_000_000,
+            ..Config::default()
+        };
+        config.trading.strategy.fast = 2;
+        config.trading.strategy.slow = 4;
+        config.trading.limits.feed_recovery_ns = recovery_ns;
+        // Room for every signal: only the feed rejects here.
+        config.trading.limits.max_orders = 1_000;
+        config.trading.limits.max_position_notional = "100000000".parse().unwrap();
+        config
+    };
+    let faulty = recording(true);
+    let clean = recording(false);
+    let progress = Arc::new(Progress::default());
+    let report = pipeline::run(&config(&faulty, 5_000_000_000), &progress).unwrap();
+    let h = report.feed_health;
+    // The metrics say what the report says.
+    let metrics = monitoring::render(&pipeline::metrics_registry(&progress)).unwrap();
+    for (name, value) in [
+        ("trading_pipeline_feed_gaps_total", h.gaps),
+        ("trading_pipeline_feed_missing_ids_total", h.missing_ids),
+        ("trading_pipeline_feed_stale_total", h.stale),
+        (
+            "trading_pipeline_feed_rejected_signals_total",
+            h.rejected_signals,
+        ),
+        (
+            "trading_pipeline_strategy_restarts_total",
+            h.strategy_restarts,
+        ),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == format!("{name} {value}")),
+            "{name} {value} not in:\n{metrics}"
+        );
+    }
+    assert_eq!(
+        (h.gaps, h.missing_ids, h.stale, h.repeated),
+        (1, 5, 2, 0),
+        "{report}"
+    );
+    // BTC after its gap; BTC and ETH after the stall.
+    assert_eq!(h.strategy_restarts, 3);
+    assert!(h.rejected_signals > 0, "{report}");
+    assert_eq!(h.rejected_signals, report.trading.risk.feed_unhealthy);
+    let approved_after_recovery = report.trading.risk.approved;
+    assert!(approved_after_recovery > 0);
+    assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
+    let text = report.to_string();
+    assert!(
+        text.contains("feed health: 1 gaps (5 trade ids missing), 2 silences over 5000 ms"),
+        "{text}"
+    );
+
+    // Without a recovery time the same faults restart the averages but block nothing:
+    // every signal the blocked run rejected for the feed is approved.
+    let unblocked = run(&config(&faulty, 0));
+    assert_eq!(unblocked.feed_health.strategy_restarts, 3);
+    assert_eq!(unblocked.feed_health.rejected_signals, 0);
+    assert_eq!(
+        unblocked.trading.signals.signals,
+        report.trading.signals.signals
+    );
+    assert_eq!(
+        unblocked.trading.risk.approved,
+        report.trading.risk.approved + h.rejected_signals
+    );
+
+    let healthy = run(&config(&clean, 5_000_000_000));
+    let h = healthy.feed_health;
+    assert_eq!(
+        (h.gaps, h.stale, h.strategy_restarts, h.rejected_signals),
+        (0, 0, 0, 0)
+    );
+    std::fs::remove_file(&faulty).unwrap();
+    std::fs::remove_file(&clean).unwrap();
 }

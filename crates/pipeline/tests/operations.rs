@@ -252,6 +252,7 @@ fn flags_that_cannot_work_are_refused() {
     refused(&["--metrics-addr", "127.0.0.1:port"], "is not HOST:PORT");
     refused(&["--metrics-addr", "127.0.0.1"], "--metrics-addr");
     refused(&["--max-line-bytes", "10"], "--max-line-bytes");
+    refused(&["--stale-after-ms", "0"], "--stale-after-ms");
     refused(&["--max-line-bytes", "20000000"], "--max-line-bytes");
 
     let help = pipeline().arg("--help").output().unwrap();

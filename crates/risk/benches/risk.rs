@@ -16,6 +16,7 @@ fn check(c: &mut Criterion) {
         max_order_notional: d("5000"),
         max_orders: 1_000,
         rate_window_ns: 1_000_000,
+        feed_recovery_ns: 5_000_000_000,
     };
     let mut engine = RiskEngine::new(limits, KillSwitch::default()).expect("valid");
     let mut signal = SIGNAL_POOL.acquire();

@@ -9,7 +9,10 @@
 //!   (worst case on the signal's side), valued at the signal's price, would exceed the
 //!   limit, long or short (a notional limit, so one figure fits every symbol);
 //! - **rate limit**: more than `max_orders` approvals for one symbol within the last
-//!   `rate_window_ns`.
+//!   `rate_window_ns`;
+//! - **feed health**: after a tick marked with a [`FeedFault`] (a gap in the symbol's
+//!   trade ids, or a silence), no approval for that symbol until `feed_recovery_ns`
+//!   have passed without another ([`RiskEngine::on_tick`] sees the marks).
 //!
 //! The engine learns fills and finished orders from the caller ([`RiskEngine::on_fill`],
 //! [`RiskEngine::on_order_closed`]), so it needs no dependency on the venue layer.
@@ -20,7 +23,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use infrastructure::types::{Decimal, RejectReason, RiskDecision, Side, Signal, Symbol};
+use infrastructure::types::{
+    Decimal, FeedFault, RejectReason, RiskDecision, Side, Signal, Symbol, Tick,
+};
 
 /// Invalid [`RiskLimits`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +68,9 @@ pub struct RiskLimits {
     pub max_orders: u32,
     /// Length of the rate window.
     pub rate_window_ns: u64,
+    /// After a feed fault on a symbol, how long (on the clock of `check`) its feed must
+    /// stay clean before its signals are approved again (0: faults block nothing).
+    pub feed_recovery_ns: u64,
 }
 
 impl RiskLimits {
@@ -140,6 +148,8 @@ struct SymbolRisk {
     working_sells: Decimal,
     /// Times of the approvals inside the rate window, oldest first.
     recent: VecDeque<u64>,
+    /// No approval before this time (a feed fault's time plus the recovery).
+    feed_blocked_until: u64,
 }
 
 /// Counts of the engine's verdicts.
@@ -157,12 +167,21 @@ pub struct RiskCounts {
     pub max_position: u64,
     /// Rejected by the rate limit.
     pub rate_limit: u64,
+    /// Rejected because the symbol's feed is not healthy.
+    pub feed_unhealthy: u64,
+    /// Feed faults seen on ticks ([`RiskEngine::on_tick`]).
+    pub feed_faults: u64,
 }
 
 impl RiskCounts {
     /// All rejections.
     pub fn rejected(&self) -> u64 {
-        self.kill_switch + self.invalid + self.max_notional + self.max_position + self.rate_limit
+        self.kill_switch
+            + self.invalid
+            + self.max_notional
+            + self.max_position
+            + self.rate_limit
+            + self.feed_unhealthy
     }
 }
 
@@ -179,6 +198,7 @@ impl RiskCounts {
 ///     max_order_notional: "50000".parse()?,
 ///     max_orders: 10,
 ///     rate_window_ns: 1_000_000_000,
+///     feed_recovery_ns: 5_000_000_000,
 /// };
 /// let mut engine = RiskEngine::new(limits, KillSwitch::default())?;
 /// let mut signal = SIGNAL_POOL.acquire();
@@ -233,6 +253,7 @@ impl RiskEngine {
                     RejectReason::MaxNotional => &mut self.counts.max_notional,
                     RejectReason::MaxPosition => &mut self.counts.max_position,
                     RejectReason::RateLimit => &mut self.counts.rate_limit,
+                    RejectReason::FeedUnhealthy => &mut self.counts.feed_unhealthy,
                 } += 1;
                 RiskDecision::Rejected(reason)
             }
@@ -258,6 +279,9 @@ impl RiskEngine {
         }
         let limits = self.limits;
         let state = self.symbol(signal.symbol_key());
+        if now_ns < state.feed_blocked_until {
+            return Err(RejectReason::FeedUnhealthy);
+        }
         // Worst case on this side: every working order on it fills, and this one too.
         let worst = match side {
             Side::Buy => state
@@ -304,7 +328,38 @@ impl RiskEngine {
             working_buys: Decimal::ZERO,
             working_sells: Decimal::ZERO,
             recent: VecDeque::with_capacity(max_orders),
+            feed_blocked_until: 0,
         })
+    }
+
+    /// A tick seen at `now_ns` (the clock of `check`): one marked with a feed fault
+    /// blocks its symbol's approvals until `now_ns + feed_recovery_ns`, and a later
+    /// fault extends the block.
+    pub fn on_tick(&mut self, tick: &Tick, now_ns: u64) {
+        let Some(fault) = tick.feed_fault else {
+            return;
+        };
+        self.counts.feed_faults += 1;
+        let recovery = self.limits.feed_recovery_ns;
+        let until = now_ns.saturating_add(recovery);
+        let state = self.symbol(tick.symbol_key());
+        if until > state.feed_blocked_until {
+            state.feed_blocked_until = until;
+        }
+        match fault {
+            FeedFault::Gap { missing } => tracing::warn!(
+                symbol = tick.symbol(),
+                missing,
+                recovery_ms = recovery / 1_000_000,
+                "trade ids missing: no approval for the symbol until its feed has been clean for the recovery time"
+            ),
+            FeedFault::Stale { silent_ns } => tracing::warn!(
+                symbol = tick.symbol(),
+                silent_ms = silent_ns / 1_000_000,
+                recovery_ms = recovery / 1_000_000,
+                "the symbol's feed was silent: no approval until it has been clean for the recovery time"
+            ),
+        }
     }
 
     /// A fill of `quantity` on `side`: moves the position and reduces the working

@@ -2,7 +2,9 @@
 
 use infrastructure::memory::PoolGuard;
 use infrastructure::memory::safe_pools::SIGNAL_POOL;
-use infrastructure::types::{Decimal, RejectReason, RiskDecision, Side, Signal, Symbol};
+use infrastructure::types::{
+    Decimal, FeedFault, RejectReason, RiskDecision, Side, Signal, Symbol, Tick,
+};
 
 use super::{KillSwitch, LimitsError, RiskEngine, RiskLimits};
 
@@ -18,6 +20,7 @@ fn limits() -> RiskLimits {
         max_order_notional: d("1000"),
         max_orders: 3,
         rate_window_ns: SECOND,
+        feed_recovery_ns: 5 * SECOND,
     }
 }
 
@@ -197,4 +200,76 @@ fn malformed_signals_are_invalid() {
         rejected(RejectReason::MaxNotional)
     );
     assert_eq!(engine.counts().invalid, 3);
+}
+
+fn tick(symbol: &str, fault: Option<FeedFault>) -> Tick {
+    let mut tick = Tick::default();
+    tick.set_symbol(symbol).unwrap();
+    tick.feed_fault = fault;
+    tick
+}
+
+/// A fault on a symbol's feed blocks its approvals for the recovery time, from the
+/// tick that showed it; another symbol trades on; a later fault extends the block.
+#[test]
+fn a_feed_fault_blocks_the_symbol_until_it_has_recovered() {
+    let mut engine = RiskEngine::new(limits(), KillSwitch::default()).unwrap();
+    let gap = Some(FeedFault::Gap { missing: 3 });
+    engine.on_tick(&tick("ETHUSDT", None), 0);
+    assert_eq!(
+        engine.check(&mut signal(Side::Buy, "1", "0.1"), 0),
+        RiskDecision::Approved
+    );
+    engine.on_tick(&tick("ETHUSDT", gap), SECOND);
+    for at in [SECOND, 3 * SECOND, 6 * SECOND - 1] {
+        assert_eq!(
+            engine.check(&mut signal(Side::Buy, "1", "0.1"), at),
+            rejected(RejectReason::FeedUnhealthy),
+            "at {at}"
+        );
+    }
+    // Another symbol is not blocked.
+    let mut btc = signal(Side::Buy, "1", "0.1");
+    btc.set_symbol("BTCUSDT").unwrap();
+    assert_eq!(engine.check(&mut btc, 2 * SECOND), RiskDecision::Approved);
+    assert_eq!(
+        engine.check(&mut signal(Side::Buy, "1", "0.1"), 6 * SECOND),
+        RiskDecision::Approved,
+        "five seconds after the fault"
+    );
+    // A silence, then a second one before the block ends: the later one counts.
+    let silence = Some(FeedFault::Stale {
+        silent_ns: 10 * SECOND,
+    });
+    engine.on_tick(&tick("ETHUSDT", silence), 20 * SECOND);
+    engine.on_tick(&tick("ETHUSDT", silence), 22 * SECOND);
+    assert_eq!(
+        engine.check(&mut signal(Side::Sell, "1", "0.1"), 26 * SECOND),
+        rejected(RejectReason::FeedUnhealthy)
+    );
+    assert_eq!(
+        engine.check(&mut signal(Side::Sell, "1", "0.1"), 27 * SECOND),
+        RiskDecision::Approved
+    );
+    let counts = engine.counts();
+    assert_eq!((counts.feed_faults, counts.feed_unhealthy), (3, 4));
+    assert_eq!(counts.rejected(), 4);
+}
+
+/// A recovery of 0 acts on nothing.
+#[test]
+fn without_a_recovery_time_faults_block_nothing() {
+    let limits = RiskLimits {
+        feed_recovery_ns: 0,
+        ..limits()
+    };
+    let mut engine = RiskEngine::new(limits, KillSwitch::default()).unwrap();
+    engine.on_tick(
+        &tick("ETHUSDT", Some(FeedFault::Gap { missing: 1 })),
+        SECOND,
+    );
+    assert_eq!(
+        engine.check(&mut signal(Side::Buy, "1", "0.1"), SECOND),
+        RiskDecision::Approved
+    );
 }

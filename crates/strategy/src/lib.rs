@@ -6,6 +6,10 @@
 //! depends only on the input ticks and the `now_ns` the caller passes, so a replay gives
 //! the same signals.
 //!
+//! Averages never span a hole in the data: a tick marked with a feed fault (a gap in
+//! its symbol's trade ids, or a silence; [`Tick::feed_fault`]) restarts its symbol's
+//! averages from that tick, warm-up included.
+//!
 //! Per-symbol state lives in a map that grows when a symbol is first seen and never
 //! again: the steady state does not allocate.
 #![forbid(unsafe_code)]
@@ -115,6 +119,7 @@ pub struct Crossover {
     order_notional: Decimal,
     symbols: HashMap<Symbol, Averages>,
     next_id: u64,
+    restarts: u64,
 }
 
 impl Crossover {
@@ -149,6 +154,7 @@ impl Crossover {
             order_notional,
             symbols: HashMap::new(),
             next_id: 1,
+            restarts: 0,
         })
     }
 
@@ -163,6 +169,11 @@ impl Crossover {
         }?;
         let x = price.to_f64();
         let averages = self.symbols.entry(*tick.symbol_key()).or_default();
+        if tick.feed_fault.is_some() && averages.updates > 0 {
+            // What came before the hole says nothing about what comes after it.
+            *averages = Averages::default();
+            self.restarts += 1;
+        }
         if averages.updates == 0 {
             averages.fast = x;
             averages.slow = x;
@@ -204,6 +215,11 @@ impl Crossover {
     /// Signals emitted so far.
     pub fn signals_emitted(&self) -> u64 {
         self.next_id - 1
+    }
+
+    /// Times a symbol's averages were restarted after a feed fault.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
     }
 }
 

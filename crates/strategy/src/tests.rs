@@ -2,7 +2,7 @@
 
 use infrastructure::memory::PoolGuard;
 use infrastructure::memory::safe_pools::TICK_POOL;
-use infrastructure::types::{Decimal, Side, Signal, Tick, TickKind};
+use infrastructure::types::{Decimal, FeedFault, Side, Signal, Tick, TickKind};
 
 use super::{ConfigError, Crossover, CrossoverConfig};
 
@@ -154,4 +154,43 @@ fn same_input_same_signals() {
     let first = run();
     assert!(first.len() > 5, "the test series should cross often");
     assert_eq!(first, run());
+}
+
+/// A feed fault restarts the symbol's averages: the crossing that the prices before
+/// and after a hole would make together gives no signal, the warm-up runs again, and
+/// other symbols keep theirs.
+#[test]
+fn averages_restart_after_a_feed_fault() {
+    let mut strategy = Crossover::new(config(2, 4)).unwrap();
+    let signals = |strategy: &mut Crossover, faults: &[usize]| {
+        let mut out = Vec::new();
+        for (i, price) in DOWN_UP_DOWN.iter().enumerate() {
+            let mut tick = trade("BTCUSDT", price);
+            if faults.contains(&i) {
+                tick.feed_fault = Some(FeedFault::Gap { missing: 9 });
+            }
+            out.extend(strategy.on_tick(&tick, i as u64).map(|s| (i, s.side)));
+        }
+        out
+    };
+    // Without a fault: a buy at the 7th price and a sell at the 11th.
+    let clean = signals(&mut Crossover::new(config(2, 4)).unwrap(), &[]);
+    assert_eq!(clean, [(6, Some(Side::Buy)), (10, Some(Side::Sell))]);
+    // A fault at the 6th price: warm-up again from there (4 updates), so the rise that
+    // made the buy is the new averages' start and no buy comes; the fall still
+    // crosses them.
+    let restarted = signals(&mut strategy, &[5]);
+    assert_eq!(restarted, [(10, Some(Side::Sell))]);
+    assert_eq!(strategy.restarts(), 1);
+    // Another symbol is untouched by BTC's fault.
+    let mut other = Crossover::new(config(2, 4)).unwrap();
+    let mut btc = trade("BTCUSDT", "1");
+    btc.feed_fault = Some(FeedFault::Stale { silent_ns: 1 });
+    assert!(other.on_tick(&btc, 0).is_none());
+    assert_eq!(feed(&mut other, "ETHUSDT", DOWN_UP_DOWN).len(), 2);
+    assert_eq!(
+        other.restarts(),
+        0,
+        "a fault on a first tick restarts nothing"
+    );
 }

@@ -14,7 +14,7 @@ pub use decimal::{DECIMAL_PLACES, Decimal, DecimalBuffer, DecimalError};
 pub use inline_str::{CapacityError, FieldError, InlineStr};
 pub use order::{CLIENT_ORDER_ID_CAPACITY, Order, OrderStatus, OrderType, TimeInForce};
 pub use signal::{RejectReason, RiskDecision, STRATEGY_CAPACITY, Signal, SignalKind};
-pub use tick::{Tick, TickKind};
+pub use tick::{FeedFault, Tick, TickKind};
 
 /// Capacity in bytes of every `symbol` field. Venue symbols are short (`BTCUSDT`,
 /// `1000SATSUSDT`); 20 bytes also fits dated option names such as `BTC-240628-70000-C`.

@@ -30,6 +30,9 @@ pub enum RejectReason {
     KillSwitch,
     /// The signal itself is malformed (no side, zero quantity, ...).
     InvalidSignal,
+    /// The symbol's market data had a gap or went silent, and has not been healthy
+    /// for long enough since.
+    FeedUnhealthy,
 }
 
 /// The risk layer's verdict.

@@ -14,6 +14,25 @@ pub enum TickKind {
     Quote,
 }
 
+/// What went wrong with a symbol's stream just before this tick, as the data layer's
+/// feed monitor saw it: the layers act on it (risk stops approving the symbol for a
+/// while, the strategy restarts its averages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FeedFault {
+    /// Trade ids (or aggregate trade ids) skipped this many between the previous tick
+    /// of the stream and this one.
+    Gap {
+        /// Ids missing.
+        missing: u64,
+    },
+    /// No tick for the symbol for this long (more than the monitor's limit) before
+    /// this one.
+    Stale {
+        /// Nanoseconds of silence.
+        silent_ns: u64,
+    },
+}
+
 /// One market-data event, pooled in [`TICK_POOL`](crate::memory::safe_pools::TICK_POOL).
 ///
 /// Timestamps are nanoseconds since the Unix epoch: `exchange_ts_ns` as stamped by the
@@ -60,6 +79,8 @@ pub struct Tick {
     pub local_ts_ns: u64,
     /// Local sequence number assigned by the feed.
     pub sequence: u64,
+    /// A fault of the symbol's stream right before this tick, if there was one.
+    pub feed_fault: Option<FeedFault>,
 }
 
 impl Tick {
@@ -114,6 +135,7 @@ impl Poolable for Tick {
             exchange_ts_ns,
             local_ts_ns,
             sequence,
+            feed_fault,
         } = self;
         symbol.clear();
         *kind = Default::default();
@@ -129,5 +151,6 @@ impl Poolable for Tick {
         *exchange_ts_ns = 0;
         *local_ts_ns = 0;
         *sequence = 0;
+        *feed_fault = None;
     }
 }

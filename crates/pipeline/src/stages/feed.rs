@@ -127,6 +127,8 @@ pub struct FeedFigures {
     pub outcomes: Outcomes,
     /// The first [`MALFORMED_SAMPLES`] of them (room for all made at start).
     pub samples: Vec<MalformedLine>,
+    /// Gaps and silences in the symbols' streams (`data::health`).
+    pub health: data::health::HealthCounts,
     /// Why the feed stopped before the end of its source, if it did.
     pub stopped: Option<StopReason>,
 }
@@ -446,6 +448,7 @@ pub(crate) fn feed(
     ticks: &Sender<PoolGuard<'static, Tick>>,
     progress: &Progress,
     rate: Option<u64>,
+    mut monitor: data::health::FeedMonitor,
 ) -> Result<FeedFigures> {
     super::start_stage_thread();
     // Room for every sample, and for the longest line accepted, made once: taking a
@@ -459,8 +462,11 @@ pub(crate) fn feed(
         Input::Lines { max_line_bytes, .. } => max_line_bytes,
     });
     let pace = Pace::new(rate, clock);
+    // The market's clock: the latest exchange time seen (quotes carry none, so a
+    // symbol quoted only is timed by the others' trades).
+    let mut market_ns = 0_u64;
     // False when the feed must stop: trading has gone, or a stop was asked for.
-    let forward = |figures: &mut FeedFigures, message: &[u8], line: u64| {
+    let mut forward = |figures: &mut FeedFigures, message: &[u8], line: u64| {
         if let Some(reason) = progress.stop_requested() {
             figures.stopped = Some(reason);
             return false;
@@ -474,6 +480,11 @@ pub(crate) fn feed(
             Ok(data::parse::Message::Tick(mut tick, format)) => {
                 tick.local_ts_ns = received;
                 tick.sequence = line;
+                market_ns = market_ns.max(tick.exchange_ts_ns);
+                if monitor.observe(&mut tick, format, market_ns).is_some() {
+                    figures.health = monitor.counts();
+                    progress.set_feed_health(figures.health);
+                }
                 figures.ticks += 1;
                 figures.outcomes.ticks[format as usize] += 1;
                 ticks.send(tick).is_ok()

@@ -5,7 +5,7 @@ use crossbeam_channel::{Receiver, Sender};
 use exchange::{ReportKind, Venue, VenueCounts, VenueOutput};
 use execution::Executor;
 use infrastructure::memory::PoolGuard;
-use infrastructure::types::{RiskDecision, Tick};
+use infrastructure::types::{RejectReason, RiskDecision, Tick};
 use risk::{KillSwitch, RiskCounts, RiskEngine};
 use strategy::Crossover;
 
@@ -47,6 +47,8 @@ pub struct TradingFigures {
     pub venue: VenueCounts,
     /// Orders still open at the end of the replay, then canceled by the venue.
     pub open_at_close: u64,
+    /// Times the strategy restarted a symbol's averages after a feed fault.
+    pub strategy_restarts: u64,
 }
 
 /// The trading stage. `allocate_every`:
@@ -56,6 +58,7 @@ pub(crate) fn trading(
     clock: Clock,
     ticks: &Receiver<PoolGuard<'static, Tick>>,
     events: &Sender<Event>,
+    progress: &crate::Progress,
     allocate_every: u64,
 ) -> TradingFigures {
     super::start_stage_thread();
@@ -73,9 +76,27 @@ pub(crate) fn trading(
         }
         market_ns = market_ns.max(tick.exchange_ts_ns);
         layers.venue.on_tick(&tick, market_ns, &mut out);
-        if let Some(mut signal) = layers.strategy.on_tick(&tick, clock.now_ns()) {
+        let fault = tick.feed_fault.is_some();
+        if fault {
+            layers.risk.on_tick(&tick, market_ns);
+        }
+        let signal = layers.strategy.on_tick(&tick, clock.now_ns());
+        if fault {
+            progress.set_feed_reactions(
+                layers.risk.counts().feed_unhealthy,
+                layers.strategy.restarts(),
+            );
+        }
+        if let Some(mut signal) = signal {
             let mut order_ns = None;
-            if layers.risk.check(&mut signal, market_ns) == RiskDecision::Approved {
+            let decision = layers.risk.check(&mut signal, market_ns);
+            if decision == RiskDecision::Rejected(RejectReason::FeedUnhealthy) {
+                progress.set_feed_reactions(
+                    layers.risk.counts().feed_unhealthy,
+                    layers.strategy.restarts(),
+                );
+            }
+            if decision == RiskDecision::Approved {
                 match layers.executor.on_signal(&signal, clock.now_ns()) {
                     Ok(order) => {
                         order_ns = Some(order.local_ts_ns);
@@ -119,6 +140,8 @@ pub(crate) fn trading(
     figures.risk = layers.risk.counts();
     figures.orders_created = layers.executor.orders_created();
     figures.venue = layers.venue.counts();
+    figures.strategy_restarts = layers.strategy.restarts();
+    progress.set_feed_reactions(figures.risk.feed_unhealthy, figures.strategy_restarts);
     figures
 }
 

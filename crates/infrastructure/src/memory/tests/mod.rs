@@ -15,8 +15,8 @@ use super::safe_pools::*;
 use crate::memory::registry::PoolCore;
 use crate::memory::{ConfigError, OwnedPoolGuard, PoolExhausted, ReserveError};
 use crate::types::{
-    Decimal, OrderStatus, OrderType, RejectReason, RiskDecision, Side, SignalKind, TickKind,
-    TimeInForce,
+    Decimal, FeedFault, OrderStatus, OrderType, RejectReason, RiskDecision, Side, SignalKind,
+    TickKind, TimeInForce,
 };
 
 mod allocations;

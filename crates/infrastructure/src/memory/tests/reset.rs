@@ -18,6 +18,7 @@ fn dirty_tick() -> Tick {
     t.exchange_ts_ns = 3;
     t.local_ts_ns = 4;
     t.sequence = 5;
+    t.feed_fault = Some(FeedFault::Gap { missing: 6 });
     t
 }
 

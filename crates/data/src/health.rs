@@ -1,0 +1,232 @@
+//! The feed's health, per symbol: gaps in trade ids and silences, marked on the tick
+//! that ends them ([`Tick::feed_fault`]) so that the layers downstream can act.
+//!
+//! - **Gap**: a `trade`'s id (`t`) or an `aggTrade`'s aggregate id (`a`) more than one
+//!   past the previous one of the same symbol and stream. Binance numbers both without
+//!   holes, so a hole is messages lost (a dropped connection, a recording cut). An id
+//!   at or below the previous one (a replayed or reordered message) is counted as
+//!   repeated, not as a gap. Quotes carry no such sequence: `bookTicker`'s `u` moves
+//!   with the whole book, not one per message.
+//! - **Stale**: more than `stale_after_ns` since the symbol's previous tick, on the
+//!   clock the caller passes (the market's own time for a replay, so that a recording's
+//!   silence is seen at any replay speed).
+//!
+//! A symbol's state is made when it is first seen, never after: observing allocates
+//! nothing in the steady state.
+
+use std::collections::HashMap;
+
+use infrastructure::types::{FeedFault, Symbol, Tick, TickKind};
+
+use crate::parse::TickFormat;
+
+/// What the monitor counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HealthCounts {
+    /// Gaps seen.
+    pub gaps: u64,
+    /// Ids missing in all of them.
+    pub missing_ids: u64,
+    /// Silences seen (a silence that ends in a gap is counted here too, though its
+    /// tick is marked with the gap).
+    pub stale: u64,
+    /// Ticks whose id was at or below the previous one of their stream.
+    pub repeated: u64,
+}
+
+/// One symbol's streams.
+#[derive(Clone, Copy, Debug, Default)]
+struct Streams {
+    /// Last `t` of its trades, last `a` of its aggregate trades.
+    last_trade: Option<u64>,
+    last_aggregate: Option<u64>,
+    /// When its last tick was seen.
+    last_seen_ns: Option<u64>,
+}
+
+/// Watches every symbol's stream; see the module docs.
+///
+/// # Examples
+/// ```
+/// use data::health::FeedMonitor;
+/// use data::parse::{Message, parse_message};
+/// use infrastructure::types::FeedFault;
+///
+/// let mut monitor = FeedMonitor::new(5_000_000_000);
+/// let trade = |id: u64| format!(r#"{{"e":"trade","E":1,"s":"BTCUSDT","t":{id},"p":"1","q":"1","T":1,"m":true}}"#);
+/// for (id, now) in [(1, 0), (2, 1_000), (5, 2_000)] {
+///     let Message::Tick(mut tick, format) = parse_message(trade(id).as_bytes())? else { unreachable!() };
+///     monitor.observe(&mut tick, format, now);
+///     if id == 5 {
+///         assert_eq!(tick.feed_fault, Some(FeedFault::Gap { missing: 2 }));
+///     }
+/// }
+/// assert_eq!((monitor.counts().gaps, monitor.counts().missing_ids), (1, 2));
+/// # Ok::<(), data::parse::ParseError>(())
+/// ```
+#[derive(Debug)]
+pub struct FeedMonitor {
+    stale_after_ns: u64,
+    symbols: HashMap<Symbol, Streams>,
+    counts: HealthCounts,
+}
+
+impl FeedMonitor {
+    /// A monitor that calls a symbol stale after `stale_after_ns` without a tick.
+    pub fn new(stale_after_ns: u64) -> Self {
+        FeedMonitor {
+            stale_after_ns,
+            symbols: HashMap::new(),
+            counts: HealthCounts::default(),
+        }
+    }
+
+    /// Looks at `tick` (of `format`, seen at `now_ns`), marks it with the fault that
+    /// came before it, if any ([`Tick::feed_fault`]; a gap wins over a silence, as
+    /// the more certain loss), and returns the mark.
+    pub fn observe(
+        &mut self,
+        tick: &mut Tick,
+        format: TickFormat,
+        now_ns: u64,
+    ) -> Option<FeedFault> {
+        let streams = self.symbols.entry(*tick.symbol_key()).or_default();
+        let mut fault = None;
+        if let Some(last) = streams.last_seen_ns {
+            let silent_ns = now_ns.saturating_sub(last);
+            if silent_ns > self.stale_after_ns {
+                fault = Some(FeedFault::Stale { silent_ns });
+                self.counts.stale += 1;
+            }
+        }
+        streams.last_seen_ns = Some(streams.last_seen_ns.map_or(now_ns, |l| l.max(now_ns)));
+        let last = match (tick.kind, format) {
+            (TickKind::Trade, TickFormat::Trade) => Some(&mut streams.last_trade),
+            (TickKind::Trade, TickFormat::AggTrade) => Some(&mut streams.last_aggregate),
+            _ => None,
+        };
+        if let Some(last) = last {
+            let id = tick.trade_id;
+            match *last {
+                Some(previous) if id > previous.saturating_add(1) => {
+                    let missing = id - previous - 1;
+                    fault = Some(FeedFault::Gap { missing });
+                    self.counts.gaps += 1;
+                    self.counts.missing_ids += missing;
+                    *last = Some(id);
+                }
+                Some(previous) if id <= previous => self.counts.repeated += 1,
+                _ => *last = Some(id),
+            }
+        }
+        tick.feed_fault = fault;
+        fault
+    }
+
+    /// What it counted so far.
+    pub fn counts(&self) -> HealthCounts {
+        self.counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trade(symbol: &str, id: u64) -> Tick {
+        let mut tick = Tick::default();
+        tick.set_symbol(symbol).unwrap();
+        tick.kind = TickKind::Trade;
+        tick.trade_id = id;
+        tick
+    }
+
+    #[test]
+    fn a_hole_in_the_ids_is_a_gap_of_what_is_missing() {
+        let mut monitor = FeedMonitor::new(u64::MAX);
+        let mut marks = Vec::new();
+        for id in [10, 11, 12, 20, 21] {
+            let mut tick = trade("BTCUSDT", id);
+            marks.push(monitor.observe(&mut tick, TickFormat::Trade, 0));
+            assert_eq!(tick.feed_fault, marks[marks.len() - 1]);
+        }
+        assert_eq!(
+            marks,
+            [None, None, None, Some(FeedFault::Gap { missing: 7 }), None]
+        );
+        assert_eq!(
+            monitor.counts(),
+            HealthCounts {
+                gaps: 1,
+                missing_ids: 7,
+                stale: 0,
+                repeated: 0
+            }
+        );
+    }
+
+    #[test]
+    fn each_symbol_and_stream_has_its_own_sequence() {
+        let mut monitor = FeedMonitor::new(u64::MAX);
+        let mut observe = |symbol, id, format| {
+            let mut tick = trade(symbol, id);
+            monitor.observe(&mut tick, format, 0)
+        };
+        // Trades and aggregate trades of one symbol interleave, each in sequence.
+        assert_eq!(observe("BTCUSDT", 100, TickFormat::Trade), None);
+        assert_eq!(observe("BTCUSDT", 7, TickFormat::AggTrade), None);
+        assert_eq!(observe("ETHUSDT", 5_000, TickFormat::Trade), None);
+        assert_eq!(observe("BTCUSDT", 101, TickFormat::Trade), None);
+        assert_eq!(observe("BTCUSDT", 8, TickFormat::AggTrade), None);
+        assert_eq!(observe("ETHUSDT", 5_001, TickFormat::Trade), None);
+        // A replayed id is repeated, not a gap, and does not move the sequence back.
+        assert_eq!(observe("BTCUSDT", 101, TickFormat::Trade), None);
+        assert_eq!(observe("BTCUSDT", 102, TickFormat::Trade), None);
+        assert_eq!(
+            observe("BTCUSDT", 10, TickFormat::AggTrade),
+            Some(FeedFault::Gap { missing: 1 })
+        );
+        let counts = monitor.counts();
+        assert_eq!(
+            (counts.gaps, counts.missing_ids, counts.repeated),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn a_silence_longer_than_the_limit_is_stale_on_the_next_tick() {
+        let mut monitor = FeedMonitor::new(1_000);
+        let mut quote = Tick::default();
+        quote.set_symbol("BTCUSDT").unwrap();
+        quote.kind = TickKind::Quote;
+        let mut at = |now| {
+            let mut tick = quote.clone();
+            monitor.observe(&mut tick, TickFormat::BookTicker, now)
+        };
+        assert_eq!(at(0), None);
+        assert_eq!(at(1_000), None, "at the limit: not stale");
+        assert_eq!(at(2_001), Some(FeedFault::Stale { silent_ns: 1_001 }));
+        assert_eq!(at(2_500), None);
+        // A clock that goes back (quotes timed by others' trades) is no silence.
+        assert_eq!(at(2_000), None);
+        assert_eq!(monitor.counts().stale, 1);
+    }
+
+    #[test]
+    fn a_gap_after_a_silence_is_marked_as_the_gap_and_both_are_counted() {
+        let mut monitor = FeedMonitor::new(1_000);
+        let mut first = trade("BTCUSDT", 1);
+        monitor.observe(&mut first, TickFormat::Trade, 0);
+        let mut after = trade("BTCUSDT", 4);
+        assert_eq!(
+            monitor.observe(&mut after, TickFormat::Trade, 5_000),
+            Some(FeedFault::Gap { missing: 2 })
+        );
+        let counts = monitor.counts();
+        assert_eq!(
+            (counts.gaps, counts.stale),
+            (1, 1),
+            "one mark, both counted"
+        );
+    }
+}
