@@ -14,9 +14,8 @@
 //! A symbol's state is made when it is first seen, never after: observing allocates
 //! nothing in the steady state.
 
-use std::collections::HashMap;
-
 use infrastructure::types::{FeedFault, Symbol, Tick, TickKind};
+use rustc_hash::FxHashMap;
 
 use crate::parse::TickFormat;
 
@@ -67,7 +66,8 @@ struct Streams {
 #[derive(Debug)]
 pub struct FeedMonitor {
     stale_after_ns: u64,
-    symbols: HashMap<Symbol, Streams>,
+    /// FxHash: std's SipHash on the symbol was 7% of the feed thread's time.
+    symbols: FxHashMap<Symbol, Streams>,
     counts: HealthCounts,
 }
 
@@ -76,7 +76,7 @@ impl FeedMonitor {
     pub fn new(stale_after_ns: u64) -> Self {
         FeedMonitor {
             stale_after_ns,
-            symbols: HashMap::new(),
+            symbols: FxHashMap::default(),
             counts: HealthCounts::default(),
         }
     }
