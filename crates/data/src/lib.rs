@@ -7,9 +7,12 @@
 //!   malformed or impossible, never a panic.
 //! - [`health`]: gaps in trade ids and silences per symbol, marked on the tick that
 //!   ends them, for the layers to act on.
+//! - [`historical`]: Binance's historical trades, aggTrades and bookTicker CSV files,
+//!   row by row, into the same ticks.
 //! - [`generate`]: a deterministic, seeded multi-symbol market in the same wire format.
 #![forbid(unsafe_code)]
 
 pub mod generate;
 pub mod health;
+pub mod historical;
 pub mod parse;

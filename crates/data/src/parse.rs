@@ -96,6 +96,11 @@ pub enum ParseErrorKind {
     /// Well-formed, but impossible.
     #[error("{0}")]
     Invalid(Invalid),
+    /// A historical CSV row of the wrong shape: a column too many or too few, or a
+    /// field that is not the number or boolean its column holds
+    /// ([`crate::historical`]).
+    #[error("malformed CSV row: {0}")]
+    Csv(&'static str),
     /// Not a tick: a message of another kind ([`parse`] only; [`parse_message`]
     /// returns [`Message::Skipped`]).
     #[error("not a tick: {}", .0.name())]
@@ -104,7 +109,7 @@ pub enum ParseErrorKind {
 
 /// Every reason [`ParseErrorKind::reason`] gives, in a fixed order (for counting by
 /// reason), `not_a_tick` last; a test checks each variant's is here.
-pub const REASONS: [&str; 15] = [
+pub const REASONS: [&str; 16] = [
     "json",
     "missing_field",
     "decimal",
@@ -119,6 +124,7 @@ pub const REASONS: [&str; 15] = [
     "zero_timestamp",
     "timestamp_out_of_range",
     "symbol_characters",
+    "csv",
     "not_a_tick",
 ];
 
@@ -132,6 +138,7 @@ impl ParseErrorKind {
             ParseErrorKind::Field(_) => "symbol_too_long",
             ParseErrorKind::UnsupportedEvent(_) => "unsupported_event",
             ParseErrorKind::Invalid(invalid) => invalid.reason(),
+            ParseErrorKind::Csv(_) => "csv",
             ParseErrorKind::NotATick(_) => "not_a_tick",
         }
     }
@@ -711,7 +718,7 @@ fn offset_in(message: &[u8], part: &str) -> usize {
 
 /// A timestamp in milliseconds (below 10^14), microseconds (below 10^17) or
 /// nanoseconds, in nanoseconds; `None` past what a `u64` of nanoseconds holds.
-fn to_nanos(value: u64) -> Option<u64> {
+pub(crate) fn to_nanos(value: u64) -> Option<u64> {
     const MICROS_FROM: u64 = 100_000_000_000_000;
     const NANOS_FROM: u64 = 100_000_000_000_000_000;
     if value >= NANOS_FROM {
@@ -1235,6 +1242,7 @@ mod tests {
             },
             ParseErrorKind::Field(tick_of(TRADE).0.set_symbol(&"X".repeat(64)).unwrap_err()),
             ParseErrorKind::UnsupportedEvent(ArrayString::new()),
+            ParseErrorKind::Csv(""),
             ParseErrorKind::NotATick(SkipKind::Depth),
         ]);
         let mut seen = std::collections::HashSet::new();
@@ -1257,6 +1265,7 @@ mod tests {
                 | ParseErrorKind::Decimal { .. }
                 | ParseErrorKind::Field(_)
                 | ParseErrorKind::UnsupportedEvent(_)
+                | ParseErrorKind::Csv(_)
                 | ParseErrorKind::NotATick(_) => {}
             }
             assert!(REASONS.contains(&kind.reason()), "{}", kind.reason());

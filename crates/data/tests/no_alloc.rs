@@ -98,3 +98,26 @@ fn rejected_and_skipped_messages_allocate_nothing() {
     }
     assert_eq!(CountingAllocator::thread_allocations() - before, 0);
 }
+
+/// Historical CSV rows, good and bad, parse without allocating.
+#[test]
+fn historical_rows_parse_without_allocating() {
+    use data::historical::{Layout, RowParser};
+    let rows: [&[u8]; 4] = [
+        b"51175358,17.80180000,5.69000000,101.29224200,1583709433583,True,True",
+        b"51175359,-1,5.69000000,101.29224200,1583709433583,True,True",
+        b"51175360,17.8,5.69,101.29,1735689600123456,False,True",
+        b"x,17.8,5.69,101.29,1735689600123456,False,True",
+    ];
+    let parser = RowParser::new(Layout::detect(rows[0]).unwrap(), "BNBUSDT").unwrap();
+    for row in rows {
+        drop(parser.parse(row));
+    }
+    let before = CountingAllocator::thread_allocations();
+    for _ in 0..1_000 {
+        for row in rows {
+            std::hint::black_box(parser.parse(row).map(|(tick, _)| tick.trade_id).ok());
+        }
+    }
+    assert_eq!(CountingAllocator::thread_allocations() - before, 0);
+}

@@ -30,18 +30,36 @@ pub enum Source {
         /// Messages to generate.
         ticks: u64,
     },
-    /// Recorded JSON lines, one message per line, replayed to the end (or `limit`).
+    /// A recording replayed to the end (or `limit`): stream messages as JSON lines,
+    /// or one of Binance's historical CSV files, extracted or as the `.zip` it is
+    /// downloaded as ([`InputFormat`]).
     File {
         /// The file.
         path: PathBuf,
         /// Stop after this many lines, if set.
         limit: Option<u64>,
     },
-    /// JSON lines on standard input, to its end (or `limit`).
+    /// A recording on standard input, to its end (or `limit`).
     Stdin {
         /// Stop after this many lines, if set.
         limit: Option<u64>,
     },
+}
+
+/// How an input's lines are read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InputFormat {
+    /// From its first line: a JSON object is stream messages; a row of one of
+    /// Binance's historical CSV layouts (or its header) is that file
+    /// (`data::historical::Layout::detect`); anything else is read as JSON (and counted
+    /// malformed).
+    #[default]
+    Auto,
+    /// Stream messages, one JSON object a line.
+    Json,
+    /// Historical CSV rows of this kind (the header and column count still read from
+    /// the first line).
+    Csv(data::historical::Kind),
 }
 
 impl Source {
@@ -109,6 +127,11 @@ pub struct Config {
     /// exchange timestamp seen), has a stale feed: its next tick is marked, and risk
     /// and the strategy act on it (`data::health`).
     pub stale_after_ns: u64,
+    /// How the input's lines are read.
+    pub input_format: InputFormat,
+    /// The symbol of a historical CSV file's rows (which do not name it), when its
+    /// file name does not give it (`BTCUSDT-trades-2024-01-01.csv`).
+    pub symbol: Option<String>,
     /// The longest input line read (its newline included); a longer one is counted
     /// `line_too_long` and skipped without being buffered
     /// ([`MAX_LINE_BYTES`](crate::MAX_LINE_BYTES) by default).
@@ -132,6 +155,8 @@ impl Default for Config {
             reserve: true,
             rate: None,
             max_line_bytes: crate::MAX_LINE_BYTES,
+            input_format: InputFormat::Auto,
+            symbol: None,
             stale_after_ns: 5_000_000_000,
             faults: Faults::default(),
         }

@@ -34,8 +34,8 @@ use infrastructure::memory::safe_pools::{ORDER_POOL, SIGNAL_POOL, TICK_POOL};
 use infrastructure::memory::{MEMORY_STATS, exported_pool_stats};
 
 pub use config::{
-    Config, DEFAULT_TICKS, DEFAULT_WINDOW, Faults, LINE_LIMITS, MALFORMED_SAMPLES, Source,
-    TradingSettings, pool_memory_bound, reserve_pools,
+    Config, DEFAULT_TICKS, DEFAULT_WINDOW, Faults, InputFormat, LINE_LIMITS, MALFORMED_SAMPLES,
+    Source, TradingSettings, pool_memory_bound, reserve_pools,
 };
 pub use metrics::metrics_registry;
 pub use report::{
@@ -197,8 +197,7 @@ pub struct FeedFaultCounts {
 /// An invalid configuration, an unreadable input file, or a stage that panicked.
 pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     config.validate()?;
-    let (input, most_messages) =
-        stages::feed::Input::open(&config.source, config.max_line_bytes, progress)?;
+    let (input, most_messages) = stages::feed::Input::open(config, progress)?;
     let layers = stages::trading::Layers::new(&config.trading)?;
     let started = Instant::now();
     // The static pools exist before the run is measured, so their fixed structures

@@ -68,6 +68,17 @@ struct Args {
     /// scraper sees the final values (a signal ends it early).
     #[arg(long, value_name = "SECONDS", requires = "metrics_addr")]
     linger: Option<u64>,
+    /// With --input: how to read it. `auto` (the default) reads a JSON object a line as
+    /// stream messages, and recognises Binance's historical trades, aggTrades and
+    /// bookTicker CSV files (with or without their header; a .zip as downloaded, or
+    /// extracted) from their first line; `json`, `trades`, `aggTrades` or `bookTicker`
+    /// says which.
+    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = input_format)]
+    format: pipeline::InputFormat,
+    /// The symbol of a historical CSV file's rows, when its file name does not give it
+    /// (BTCUSDT-trades-2024-01-01.csv does).
+    #[arg(long, value_name = "SYMBOL")]
+    symbol: Option<String>,
     /// With --input: the longest line read, in bytes, its newline included; a longer
     /// one is counted malformed (`line_too_long`) and skipped without being buffered.
     /// 256 to 16777216.
@@ -104,6 +115,17 @@ struct Addresses {
 /// Checks the form `HOST:PORT` (the flag's syntax: a usage error); the name is
 /// resolved when the server starts, so a resolver failure is a run error (1), not a
 /// usage one.
+/// `--format`: `auto`, `json`, or a historical file kind.
+fn input_format(text: &str) -> Result<pipeline::InputFormat, String> {
+    match text {
+        "auto" => Ok(pipeline::InputFormat::Auto),
+        "json" => Ok(pipeline::InputFormat::Json),
+        other => data::historical::Kind::from_name(other)
+            .map(pipeline::InputFormat::Csv)
+            .ok_or_else(|| format!("{other:?} is not auto, json, trades, aggTrades or bookTicker")),
+    }
+}
+
 fn resolve(given: &str) -> Result<Addresses, String> {
     let port = given
         .rsplit_once(':')
@@ -229,6 +251,8 @@ fn run(args: Args) -> Result<ExitCode> {
         rate: args.rate,
         channel_capacity: usize::try_from(args.channel_capacity)?,
         max_line_bytes: usize::try_from(args.max_line_bytes)?,
+        input_format: args.format,
+        symbol: args.symbol,
         stale_after_ns: args.stale_after_ms.saturating_mul(1_000_000),
         trading: pipeline::TradingSettings {
             limits: risk::RiskLimits {

@@ -194,8 +194,11 @@ pub struct LineOutcomes {
     pub skipped: std::collections::BTreeMap<&'static str, u64>,
     /// Malformed lines by reason (`json`, `crossed_book`, `line_too_long`, …).
     pub malformed: std::collections::BTreeMap<&'static str, u64>,
-    /// Blank lines: `lines` = ticks + skipped + malformed + blank.
+    /// Blank lines.
     pub blank: u64,
+    /// Header rows of a historical CSV file: `lines` = ticks + skipped + malformed +
+    /// blank + header.
+    pub header: u64,
 }
 
 impl LineOutcomes {
@@ -216,6 +219,7 @@ impl LineOutcomes {
                 .map(|(reason, n)| (*reason, n))
                 .collect(),
             blank: outcomes.blank,
+            header: outcomes.header,
         }
     }
 }
@@ -243,6 +247,9 @@ pub struct Report {
     pub skipped: u64,
     /// Lines that failed to parse.
     pub malformed: u64,
+    /// What the input was read as: `json`, or a historical file's kind (`trades`,
+    /// `aggTrades`, `bookTicker`); none before its first line.
+    pub input_format: Option<&'static str>,
     /// The lines by outcome: ticks by format, skipped by kind, malformed by reason.
     pub outcomes: LineOutcomes,
     /// The first of them ([`crate::MALFORMED_SAMPLES`] at most), with their errors.
@@ -365,6 +372,7 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
         ticks: analysis.ticks,
         skipped: feed.skipped,
         malformed: feed.malformed,
+        input_format: feed.format,
         outcomes: LineOutcomes::of(&feed.outcomes),
         malformed_samples: feed.samples,
         stopped: feed.stopped,
@@ -702,8 +710,10 @@ impl fmt::Display for Report {
         };
         writeln!(
             f,
-            "  {} lines read: {} ticks{}, {} skipped{}, {} malformed{}, {} blank",
+            "  {} lines read{}: {} ticks{}, {} skipped{}, {} malformed{}, {} blank{}",
             self.lines,
+            self.input_format
+                .map_or(String::new(), |f| format!(" as {f}")),
             self.ticks,
             nonzero(&self.outcomes.ticks),
             self.skipped,
@@ -711,6 +721,11 @@ impl fmt::Display for Report {
             self.malformed,
             nonzero(&self.outcomes.malformed),
             self.outcomes.blank,
+            if self.outcomes.header > 0 {
+                format!(", {} header", self.outcomes.header)
+            } else {
+                String::new()
+            },
         )?;
         let h = &self.feed_health;
         writeln!(

@@ -880,3 +880,186 @@ fn a_gap_and_a_stall_stop_approvals_for_the_recovery_time() {
     std::fs::remove_file(&faulty).unwrap();
     std::fs::remove_file(&clean).unwrap();
 }
+
+/// A directory of its own for this process's files with chosen names.
+fn tempdir() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("pipeline-e2e-dir-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn file_config(path: &std::path::Path) -> Config {
+    Config {
+        source: Source::File {
+            path: path.to_owned(),
+            limit: None,
+        },
+        window: 500,
+        ..Config::default()
+    }
+}
+
+/// Binance's historical files as downloaded: a spot trades CSV (no header, times in
+/// ms and µs), the same file zipped, a futures aggTrades file with its header, and a
+/// bookTicker file: each read as its kind, its symbol from its name, its bad rows
+/// counted by reason, and the VWAP and volume its rows imply.
+#[test]
+fn historical_csv_files_and_their_zips_replay_as_ticks() {
+    let _serial = serial();
+    let dir = tempdir();
+    // 2,000 spot trades at 100 or 200 (alternately, 1 and 3 units), two bad rows,
+    // the second half timed in microseconds (as from 2025).
+    let mut rows = String::new();
+    let (mut notional, mut volume) = (0_u64, 0_u64);
+    for i in 0..2_000_u64 {
+        let (price, qty) = if i % 2 == 0 { (100, 1) } else { (200, 3) };
+        match i {
+            500 => rows.push_str("1500,-5,1,1,1583709433583,True,True\n"),
+            1_500 => rows.push_str("2500,100,1,1,1583709433583,maybe,True\n"),
+            _ => {
+                let time = if i < 1_000 {
+                    1_583_709_433_583 + i
+                } else {
+                    (1_735_689_600_000 + i) * 1_000 + 123
+                };
+                rows.push_str(&format!(
+                    "{},{price}.00000000,{qty}.00000000,{}.0,{time},{},True\n",
+                    1_000 + i,
+                    price * qty,
+                    if i % 3 == 0 { "True" } else { "False" }
+                ));
+                notional += price * qty;
+                volume += qty;
+            }
+        }
+    }
+    let csv = dir.join("BTCUSDT-trades-2024-01-01.csv");
+    std::fs::write(&csv, &rows).unwrap();
+    let report = run(&file_config(&csv));
+    assert_eq!(report.input_format, Some("trades"));
+    assert_eq!(
+        (report.lines, report.ticks, report.malformed),
+        (2_000, 1_998, 2),
+        "{report}"
+    );
+    assert_eq!(report.outcomes.ticks["trade"], 1_998);
+    assert_eq!(
+        (
+            report.outcomes.malformed["price_not_positive"],
+            report.outcomes.malformed["csv"]
+        ),
+        (1, 1)
+    );
+    let btc = report
+        .symbols
+        .iter()
+        .find(|s| s.symbol == "BTCUSDT")
+        .unwrap();
+    assert_eq!(btc.market_volume, volume.to_string().parse().unwrap());
+    let vwap: infrastructure::types::Decimal = btc.market_vwap.unwrap();
+    assert!(
+        (vwap.to_f64() - notional as f64 / volume as f64).abs() < 1e-6,
+        "{vwap}"
+    );
+    assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
+
+    // The same file zipped, as downloaded.
+    let zipped = dir.join("BTCUSDT-trades-2024-01-01.zip");
+    {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&zipped).unwrap());
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("BTCUSDT-trades-2024-01-01.csv", options)
+            .unwrap();
+        zip.write_all(rows.as_bytes()).unwrap();
+        zip.finish().unwrap();
+    }
+    assert!(std::fs::metadata(&zipped).unwrap().len() < rows.len() as u64 / 2);
+    let from_zip = run(&file_config(&zipped));
+    assert_eq!(
+        (
+            from_zip.lines,
+            from_zip.ticks,
+            from_zip.malformed,
+            from_zip.input_format
+        ),
+        (2_000, 1_998, 2, Some("trades"))
+    );
+    assert_eq!(from_zip.symbols[0].market_vwap, btc.market_vwap);
+
+    // A truncated archive, and one whose data is damaged (its directory intact, so
+    // the damage shows only as it is inflated), are errors of the run, not short or
+    // garbled replays.
+    let bytes = std::fs::read(&zipped).unwrap();
+    let cut = dir.join("BTCUSDT-trades-2024-01-02.zip");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let progress = Arc::new(Progress::default());
+    assert!(pipeline::run(&file_config(&cut), &progress).is_err());
+    let mut damaged = bytes.clone();
+    for byte in &mut damaged[bytes.len() / 3..bytes.len() / 3 + 64] {
+        *byte ^= 0x5A;
+    }
+    let damaged_path = dir.join("BTCUSDT-trades-2024-01-03.zip");
+    std::fs::write(&damaged_path, &damaged).unwrap();
+    let progress = Arc::new(Progress::default());
+    let error = pipeline::run(&file_config(&damaged_path), &progress).unwrap_err();
+    assert!(format!("{error:#}").contains("reading"), "{error:#}");
+
+    // A futures aggTrades file with its header; its symbol from its name.
+    let agg = dir.join("ETHUSDT-aggTrades-2024-01-01.csv");
+    let mut text = String::from(
+        "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n",
+    );
+    for i in 0..300_u64 {
+        text.push_str(&format!(
+            "{},2000.5,0.25,{},{},{},false\n",
+            26_129 + i,
+            27_781 + 2 * i,
+            27_782 + 2 * i,
+            1_498_793_709_153 + i
+        ));
+    }
+    std::fs::write(&agg, &text).unwrap();
+    let report = run(&file_config(&agg));
+    assert_eq!(report.input_format, Some("aggTrades"));
+    assert_eq!(
+        (report.lines, report.ticks, report.outcomes.header),
+        (301, 300, 1),
+        "{report}"
+    );
+    assert_eq!(report.outcomes.ticks["aggTrade"], 300);
+    assert_eq!(report.symbols[0].symbol, "ETHUSDT");
+    assert!(report.to_string().contains("301 lines read as aggTrades"));
+
+    // A bookTicker file, under a name that does not say its symbol: --symbol does.
+    let book = dir.join("quotes.csv");
+    let mut text = String::new();
+    for i in 0..300_u64 {
+        text.push_str(&format!(
+            "{},31503.30,2.917,31503.40,2.004,{},{}\n",
+            1_626_398_520_538 + i,
+            1_625_097_600_012 + i,
+            1_625_097_600_018 + i
+        ));
+    }
+    std::fs::write(&book, &text).unwrap();
+    let progress = Arc::new(Progress::default());
+    let error = pipeline::run(&file_config(&book), &progress).unwrap_err();
+    assert!(format!("{error:#}").contains("--symbol"), "{error:#}");
+    let report = run(&Config {
+        symbol: Some("BTCUSDT".to_owned()),
+        ..file_config(&book)
+    });
+    assert_eq!(report.outcomes.ticks["futures_bookTicker"], 300);
+    // Told it is trades, a bookTicker file is refused at its first line.
+    let progress = Arc::new(Progress::default());
+    let wrong = Config {
+        symbol: Some("BTCUSDT".to_owned()),
+        input_format: pipeline::InputFormat::Csv(data::historical::Kind::Trades),
+        ..file_config(&book)
+    };
+    assert!(pipeline::run(&wrong, &progress).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -14,7 +14,7 @@ use infrastructure::types::Tick;
 use serde::Serialize;
 
 use super::Clock;
-use crate::config::{MALFORMED_SAMPLES, Source};
+use crate::config::{Config, InputFormat, MALFORMED_SAMPLES, Source};
 use crate::{Progress, StopReason};
 
 /// An input line that did not parse.
@@ -98,6 +98,8 @@ pub struct Outcomes {
     pub malformed: [u64; MALFORMED_REASONS.len()],
     /// Blank lines (white space only), skipped without a message.
     pub blank: u64,
+    /// A historical CSV file's header row.
+    pub header: u64,
 }
 
 impl Outcomes {
@@ -129,6 +131,9 @@ pub struct FeedFigures {
     pub samples: Vec<MalformedLine>,
     /// Gaps and silences in the symbols' streams (`data::health`).
     pub health: data::health::HealthCounts,
+    /// What the input was read as (`json`, or the historical file's kind), once its
+    /// first line is read.
+    pub format: Option<&'static str>,
     /// Why the feed stopped before the end of its source, if it did.
     pub stopped: Option<StopReason>,
 }
@@ -154,6 +159,63 @@ impl FeedFigures {
     }
 }
 
+/// How the feed reads an input's lines.
+enum Decoder {
+    /// Stream messages.
+    Json,
+    /// A historical CSV file's rows.
+    Csv(data::historical::RowParser),
+}
+
+impl Decoder {
+    /// The decoder for an input of `format` whose first line (not blank) is `first`,
+    /// and whether that line is a header to skip.
+    ///
+    /// # Errors
+    /// CSV rows whose symbol is neither given nor in the file name, or a first line
+    /// that is not the CSV kind `format` names.
+    fn choose(
+        format: InputFormat,
+        symbol: Option<&str>,
+        first: &[u8],
+        name: &str,
+    ) -> Result<(Decoder, bool)> {
+        use data::historical::{Layout, RowParser};
+        let layout = match format {
+            InputFormat::Json => return Ok((Decoder::Json, false)),
+            InputFormat::Auto if first.starts_with(b"{") => return Ok((Decoder::Json, false)),
+            InputFormat::Auto => match Layout::detect(first) {
+                Some(layout) => layout,
+                None => return Ok((Decoder::Json, false)),
+            },
+            InputFormat::Csv(kind) => match Layout::detect(first) {
+                Some(layout) if layout.kind == kind => layout,
+                _ => anyhow::bail!(
+                    "{name}: the first line is not a row or header of Binance's historical {} files",
+                    kind.name()
+                ),
+            },
+        };
+        let Some(symbol) = symbol else {
+            anyhow::bail!(
+                "{name} holds historical {} rows, which do not name their symbol, and its file name does not either (BTCUSDT-{}-2024-01-01.csv): give it with --symbol",
+                layout.kind.name(),
+                layout.kind.name()
+            );
+        };
+        let rows = RowParser::new(layout, symbol)
+            .map_err(|e| anyhow::anyhow!("the symbol {symbol:?} of {name}: {}", e.kind))?;
+        Ok((Decoder::Csv(rows), layout.header))
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Decoder::Json => "json",
+            Decoder::Csv(rows) => rows.layout().kind.name(),
+        }
+    }
+}
+
 /// A source, opened: the feed thread reads it.
 pub(crate) enum Input {
     /// The seeded generator.
@@ -164,6 +226,9 @@ pub(crate) enum Input {
         name: String,
         limit: Option<u64>,
         max_line_bytes: usize,
+        /// How to read its lines, and the symbol its file name gives (for CSV rows).
+        format: InputFormat,
+        symbol: Option<String>,
     },
 }
 
@@ -188,12 +253,18 @@ impl Input {
     /// Opens `source`, and says how many messages it can hold at most (for the
     /// window rows reserved up front): the generator's count or the `--ticks` limit;
     /// `None` for a file or standard input without a limit (a file may grow).
-    pub(crate) fn open(
-        source: &Source,
-        max_line_bytes: usize,
-        progress: &Arc<Progress>,
-    ) -> Result<(Input, Option<u64>)> {
-        Ok(match source {
+    pub(crate) fn open(config: &Config, progress: &Arc<Progress>) -> Result<(Input, Option<u64>)> {
+        let max_line_bytes = config.max_line_bytes;
+        let format = config.input_format;
+        // The symbol of CSV rows: given, or in a Binance file name.
+        let symbol = |file_name: Option<&str>| {
+            config.symbol.clone().or_else(|| {
+                file_name
+                    .and_then(data::historical::symbol_of_file)
+                    .map(|(symbol, _)| symbol.to_owned())
+            })
+        };
+        Ok(match &config.source {
             Source::Generated { seed, ticks } => (
                 Input::Generated {
                     seed: *seed,
@@ -201,6 +272,28 @@ impl Input {
                 },
                 Some(*ticks),
             ),
+            Source::File { path, limit }
+                if path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("zip")) =>
+            {
+                let (stream, entry) = super::unzip::open(path)?;
+                let name = format!("{} ({entry})", path.display());
+                (
+                    Input::Lines {
+                        reader: Box::new(BufReader::with_capacity(
+                            CHUNK,
+                            ThreadedReader::start(stream, Arc::clone(progress))?,
+                        )),
+                        name,
+                        limit: *limit,
+                        max_line_bytes,
+                        format,
+                        symbol: symbol(Some(&entry)),
+                    },
+                    *limit,
+                )
+            }
             Source::File { path, limit } => {
                 let file =
                     File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -231,6 +324,8 @@ impl Input {
                         name,
                         limit: *limit,
                         max_line_bytes,
+                        format,
+                        symbol: symbol(path.file_name().and_then(|n| n.to_str())),
                     },
                     *limit,
                 )
@@ -244,6 +339,8 @@ impl Input {
                     name: "standard input".to_owned(),
                     limit: *limit,
                     max_line_bytes,
+                    format,
+                    symbol: symbol(None),
                 },
                 *limit,
             ),
@@ -466,7 +563,7 @@ pub(crate) fn feed(
     // symbol quoted only is timed by the others' trades).
     let mut market_ns = 0_u64;
     // False when the feed must stop: trading has gone, or a stop was asked for.
-    let mut forward = |figures: &mut FeedFigures, message: &[u8], line: u64| {
+    let mut forward = |figures: &mut FeedFigures, decoder: &Decoder, message: &[u8], line: u64| {
         if let Some(reason) = progress.stop_requested() {
             figures.stopped = Some(reason);
             return false;
@@ -476,7 +573,13 @@ pub(crate) fn feed(
             return false;
         }
         let received = clock.now_ns();
-        match data::parse::parse_message(message) {
+        let parsed = match decoder {
+            Decoder::Json => data::parse::parse_message(message),
+            Decoder::Csv(rows) => rows
+                .parse(message)
+                .map(|(tick, format)| data::parse::Message::Tick(tick, format)),
+        };
+        match parsed {
             Ok(data::parse::Message::Tick(mut tick, format)) => {
                 tick.local_ts_ns = received;
                 tick.sequence = line;
@@ -505,7 +608,7 @@ pub(crate) fn feed(
             let mut market = MarketGenerator::new(seed);
             for line in 1..=n {
                 market.next_message(&mut buffer);
-                if !forward(&mut figures, &buffer, line) {
+                if !forward(&mut figures, &Decoder::Json, &buffer, line) {
                     break;
                 }
                 figures.lines += 1;
@@ -516,7 +619,11 @@ pub(crate) fn feed(
             name,
             limit,
             max_line_bytes,
+            format,
+            symbol,
         } => {
+            // Chosen at the first line that is not blank.
+            let mut decoder = None;
             let mut line = 0;
             let stopped = || progress.stop_requested().is_some();
             while limit.is_none_or(|limit| line < limit) {
@@ -542,8 +649,25 @@ pub(crate) fn feed(
                     let message = buffer.trim_ascii();
                     if message.is_empty() {
                         figures.outcomes.blank += 1;
-                    } else if !forward(&mut figures, message, line) {
-                        break;
+                    } else {
+                        let decoder = match &decoder {
+                            Some(decoder) => decoder,
+                            None => {
+                                let (chosen, header) =
+                                    Decoder::choose(format, symbol.as_deref(), message, &name)?;
+                                figures.format = Some(chosen.name());
+                                let chosen = decoder.insert(chosen);
+                                if header {
+                                    figures.outcomes.header += 1;
+                                    figures.lines += 1;
+                                    continue;
+                                }
+                                chosen
+                            }
+                        };
+                        if !forward(&mut figures, decoder, message, line) {
+                            break;
+                        }
                     }
                 }
                 figures.lines += 1;

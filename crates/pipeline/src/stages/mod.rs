@@ -7,6 +7,7 @@
 pub(crate) mod analysis;
 pub(crate) mod feed;
 pub(crate) mod trading;
+mod unzip;
 
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
