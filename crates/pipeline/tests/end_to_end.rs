@@ -754,7 +754,7 @@ fn a_recording_of_every_kind_is_counted_by_outcome() {
     assert_eq!(btc.market_volume, "5".parse().unwrap());
     assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
     let text = report.to_string();
-    assert!(text.contains("11 lines read: 5 ticks (aggTrade 1, bookTicker 1, futures_bookTicker 1, trade 2), 4 skipped (depth 1, error_reply 1, kline 1, reply 1), 2 malformed (crossed_book 1, price_not_positive 1)"), "{text}");
+    assert!(text.contains("11 lines read as json: 5 ticks (aggTrade 1, bookTicker 1, futures_bookTicker 1, trade 2), 4 skipped (depth 1, error_reply 1, kline 1, reply 1), 2 malformed (crossed_book 1, price_not_positive 1)"), "{text}");
 }
 
 /// A recording with a gap in one symbol's trade ids and a stall of the whole feed:
