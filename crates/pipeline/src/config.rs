@@ -39,6 +39,14 @@ pub enum Source {
         /// Stop after this many lines, if set.
         limit: Option<u64>,
     },
+    /// A Binance combined-stream WebSocket (`ws://` or `wss://`), until the run is
+    /// stopped (or `limit` lines); reconnected when it drops.
+    Connect {
+        /// The URL, naming its streams: `wss://stream.binance.com:9443/stream?streams=btcusdt@trade`.
+        url: String,
+        /// Stop after this many messages, if set.
+        limit: Option<u64>,
+    },
     /// A recording on standard input, to its end (or `limit`).
     Stdin {
         /// Stop after this many lines, if set.
@@ -67,7 +75,9 @@ impl Source {
     pub fn limit(&self) -> Option<u64> {
         match *self {
             Source::Generated { ticks, .. } => Some(ticks),
-            Source::File { limit, .. } | Source::Stdin { limit } => limit,
+            Source::File { limit, .. }
+            | Source::Stdin { limit }
+            | Source::Connect { limit, .. } => limit,
         }
     }
 }
@@ -127,6 +137,8 @@ pub struct Config {
     /// exchange timestamp seen), has a stale feed: its next tick is marked, and risk
     /// and the strategy act on it (`data::health`).
     pub stale_after_ns: u64,
+    /// How the live source connects.
+    pub live: crate::LiveSettings,
     /// How the input's lines are read.
     pub input_format: InputFormat,
     /// The symbol of a historical CSV file's rows (which do not name it), when its
@@ -155,6 +167,7 @@ impl Default for Config {
             reserve: true,
             rate: None,
             max_line_bytes: crate::MAX_LINE_BYTES,
+            live: crate::LiveSettings::default(),
             input_format: InputFormat::Auto,
             symbol: None,
             stale_after_ns: 5_000_000_000,

@@ -43,6 +43,7 @@ pub use report::{
 };
 pub use stages::analysis::{KEPT_WINDOWS, SteadyState};
 pub use stages::feed::{MALFORMED_REASONS, MAX_LINE_BYTES, Outcomes, SAMPLE_BYTES};
+pub use stages::live::{LiveFigures, LiveSettings};
 pub use stages::{AnalysisFigures, FeedFigures, MalformedLine, TradingFigures, WindowRow};
 
 /// Why a run stopped before the end of its source.
@@ -99,6 +100,8 @@ pub struct Progress {
     stop: CachePadded<AtomicU8>,
     // Written only when a feed fault is seen or acted on: rare.
     faults: CachePadded<FaultCounters>,
+    // Written by the network thread of a live source.
+    live: CachePadded<stages::live::LiveCounters>,
     // Written by the analysis thread, read by a scrape.
     latency: metrics::StageHistograms,
 }
@@ -134,6 +137,11 @@ impl Progress {
 
     pub(crate) fn count_malformed(&self) {
         self.malformed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What the live source's network thread has done so far.
+    pub fn live(&self) -> LiveFigures {
+        self.live.figures()
     }
 
     /// Feed faults so far: gaps, trade ids missing, silences (the feed's monitor),
@@ -198,6 +206,8 @@ pub struct FeedFaultCounts {
 pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     config.validate()?;
     let (input, most_messages) = stages::feed::Input::open(config, progress)?;
+    // A live source's network thread ends with the run, however it ends.
+    let _finish_live = FinishLive(progress);
     let layers = stages::trading::Layers::new(&config.trading)?;
     let started = Instant::now();
     // The static pools exist before the run is measured, so their fixed structures
@@ -314,9 +324,19 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         memory_at_start,
         memory_bound: pool_memory_bound(config),
         counting,
+        live: progress.live(),
     });
     drop(kept_orders); // `Faults::keep_orders`: live until the report was built
     Ok(report)
+}
+
+/// Tells a live source's network thread that the run is over, when dropped.
+struct FinishLive<'a>(&'a Progress);
+
+impl Drop for FinishLive<'_> {
+    fn drop(&mut self) {
+        self.0.live.finish();
+    }
 }
 
 fn join<T>(handle: std::thread::JoinHandle<T>, stage: &str) -> Result<T> {

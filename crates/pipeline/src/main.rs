@@ -41,8 +41,19 @@ struct Args {
     ticks: Option<u64>,
     /// Replay recorded Binance JSON lines from FILE instead of generating a market;
     /// `-` reads standard input.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "connect")]
     input: Option<PathBuf>,
+    /// Trade on live data: a Binance combined-stream WebSocket URL (wss:// or ws://),
+    /// such as wss://stream.binance.com:9443/stream?streams=btcusdt@trade/ethusdt@aggTrade.
+    /// Reconnects when the connection drops; runs until a signal (or --ticks messages).
+    #[arg(long, value_name = "URL")]
+    connect: Option<String>,
+    /// With --connect: PEM certificates to trust besides the usual roots.
+    #[arg(long, value_name = "FILE", requires = "connect")]
+    ca_file: Option<PathBuf>,
+    /// With --connect: the longest wait between two connection attempts.
+    #[arg(long, value_name = "MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    reconnect_max_ms: u64,
     /// Seed of the generated market.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -233,6 +244,10 @@ fn run(args: Args) -> Result<ExitCode> {
         say!("pools configured from the environment: {configured:?}");
     }
     let source = match args.input {
+        _ if args.connect.is_some() => Source::Connect {
+            url: args.connect.clone().unwrap_or_default(),
+            limit: args.ticks,
+        },
         Some(path) if path.as_os_str() == "-" => Source::Stdin { limit: args.ticks },
         Some(path) => Source::File {
             path,
@@ -252,6 +267,11 @@ fn run(args: Args) -> Result<ExitCode> {
         channel_capacity: usize::try_from(args.channel_capacity)?,
         max_line_bytes: usize::try_from(args.max_line_bytes)?,
         input_format: args.format,
+        live: pipeline::LiveSettings {
+            ca_file: args.ca_file,
+            backoff_max: std::time::Duration::from_millis(args.reconnect_max_ms),
+            ..pipeline::LiveSettings::default()
+        },
         symbol: args.symbol,
         stale_after_ns: args.stale_after_ms.saturating_mul(1_000_000),
         trading: pipeline::TradingSettings {

@@ -43,6 +43,9 @@ impl StageRecorders {
 /// Reads one of [`crate::FeedFaultCounts`].
 type FaultCount = fn(&crate::FeedFaultCounts) -> u64;
 
+/// Reads one of [`crate::LiveFigures`].
+type LiveCount = fn(&crate::LiveFigures) -> u64;
+
 /// The metrics of [`monitoring::pool_registry`] plus the pipeline's own, read from
 /// `progress`: `trading_pipeline_ticks_total`, `trading_pipeline_malformed_lines_total`,
 /// the feed's faults and what was done about them (`trading_pipeline_feed_gaps_total`,
@@ -102,6 +105,41 @@ pub fn metrics_registry(progress: &Arc<Progress>) -> Registry {
             help,
             monitoring::Kind::Counter,
             move || read(&progress.feed_faults()),
+        );
+    }
+    let live: [(&str, &str, LiveCount); 5] = [
+        (
+            "pipeline_live_connection_attempts",
+            "Connection attempts of the live source.",
+            |l| l.attempts,
+        ),
+        (
+            "pipeline_live_connections",
+            "Connections of the live source that were made and subscribed.",
+            |l| l.connected,
+        ),
+        (
+            "pipeline_live_dropped",
+            "Connections of the live source that ended while the run went on.",
+            |l| l.dropped,
+        ),
+        (
+            "pipeline_live_messages",
+            "Text messages the live source handed to the feed.",
+            |l| l.messages,
+        ),
+        ("pipeline_live_bytes", "Bytes of those messages.", |l| {
+            l.bytes
+        }),
+    ];
+    for (name, help, read) in live {
+        let progress = Arc::clone(progress);
+        monitoring::register_fn(
+            &mut registry,
+            name,
+            help,
+            monitoring::Kind::Counter,
+            move || read(&progress.live()),
         );
     }
     monitoring::register_latency(

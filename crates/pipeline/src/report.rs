@@ -277,6 +277,8 @@ pub struct Report {
     pub allocations: Allocations,
     /// Gaps and silences in the feed, and what risk and the strategy did about them.
     pub feed_health: FeedHealth,
+    /// What the live source's network thread did (`--connect` only).
+    pub live: Option<crate::LiveFigures>,
     /// Trading activity.
     pub trading: Trading,
     /// Per-symbol analysis.
@@ -301,6 +303,7 @@ pub(crate) struct Parts<'a> {
     pub(crate) memory_at_start: usize,
     pub(crate) memory_bound: usize,
     pub(crate) counting: bool,
+    pub(crate) live: crate::LiveFigures,
 }
 
 pub(crate) fn build(parts: Parts<'_>) -> Report {
@@ -317,6 +320,7 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
         memory_at_start,
         memory_bound,
         counting,
+        live,
     } = parts;
     let source = match &config.source {
         Source::Generated { seed, ticks } => {
@@ -324,6 +328,7 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
         }
         Source::File { path, .. } => format!("file {}", path.display()),
         Source::Stdin { .. } => "standard input".to_owned(),
+        Source::Connect { url, .. } => format!("live {url}"),
     };
     let source = match config.rate {
         Some(rate) => format!("{source}, paced at {rate} messages/s"),
@@ -413,6 +418,7 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
             steady_state_ticks,
             per_tick,
         },
+        live: matches!(config.source, Source::Connect { .. }).then_some(live),
         feed_health: FeedHealth {
             stale_after_ms: config.stale_after_ns / 1_000_000,
             recovery_ms: config.trading.limits.feed_recovery_ns / 1_000_000,
@@ -727,6 +733,13 @@ impl fmt::Display for Report {
                 String::new()
             },
         )?;
+        if let Some(live) = &self.live {
+            writeln!(
+                f,
+                "  live source: {} connection attempts, {} connected, {} dropped; {} messages ({} bytes)",
+                live.attempts, live.connected, live.dropped, live.messages, live.bytes
+            )?;
+        }
         let h = &self.feed_health;
         writeln!(
             f,

@@ -253,6 +253,16 @@ fn flags_that_cannot_work_are_refused() {
     refused(&["--metrics-addr", "127.0.0.1"], "--metrics-addr");
     refused(&["--max-line-bytes", "10"], "--max-line-bytes");
     refused(&["--stale-after-ms", "0"], "--stale-after-ms");
+    refused(&["--ca-file", "x.pem"], "--connect");
+    refused(
+        &[
+            "--connect",
+            "ws://127.0.0.1:1/stream?streams=x@trade",
+            "--input",
+            "x",
+        ],
+        "--input",
+    );
     refused(&["--max-line-bytes", "20000000"], "--max-line-bytes");
 
     let help = pipeline().arg("--help").output().unwrap();
@@ -551,4 +561,48 @@ fn a_signal_stops_a_feed_reading_only_blank_lines_or_an_endless_line() {
             feeder.join().unwrap();
         }
     }
+}
+
+/// A live run ends on a signal: the server sends a few messages and then nothing (as a
+/// quiet market does); SIGINT stops the network thread and the feed, the report says
+/// what came, and the status is the signal's.
+#[test]
+fn a_signal_stops_a_live_run_on_a_quiet_connection() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let mut socket = tungstenite::accept(tcp).unwrap();
+        // The subscription, answered.
+        let _ = socket.read().unwrap();
+        socket
+            .send(tungstenite::Message::text(r#"{"result":null,"id":1}"#))
+            .unwrap();
+        for i in 1..=5 {
+            socket
+                .send(tungstenite::Message::text(format!(
+                    r#"{{"e":"trade","E":1,"s":"BTCUSDT","t":{i},"p":"1","q":"1","T":1,"m":true}}"#
+                )))
+                .unwrap();
+        }
+        // Then quiet until the client goes.
+        while socket.read().is_ok() {}
+    });
+    let mut command = pipeline();
+    command.args([
+        "--connect",
+        &format!("ws://127.0.0.1:{port}/stream?streams=btcusdt@trade"),
+        "--json",
+    ]);
+    let (mut child, stderr) = start(command);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, "INT");
+    let (status, stdout) = finish(&mut child, Duration::from_secs(30));
+    let stderr = stderr.join();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["ticks"], 5, "{stdout}");
+    assert_eq!(report["live"]["connected"], 1, "{stdout}");
+    assert_eq!(report["stopped"], "Interrupt", "{stdout}");
+    server.join().unwrap();
 }

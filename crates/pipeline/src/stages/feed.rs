@@ -330,6 +330,23 @@ impl Input {
                     *limit,
                 )
             }
+            Source::Connect { url, limit } => (
+                Input::Lines {
+                    reader: Box::new(BufReader::with_capacity(
+                        CHUNK,
+                        ThreadedReader::start(
+                            super::live::open(url, &config.live, progress)?,
+                            Arc::clone(progress),
+                        )?,
+                    )),
+                    name: url.clone(),
+                    limit: *limit,
+                    max_line_bytes,
+                    format: InputFormat::Json,
+                    symbol: None,
+                },
+                *limit,
+            ),
             Source::Stdin { limit } => (
                 Input::Lines {
                     reader: Box::new(BufReader::with_capacity(

@@ -6,6 +6,7 @@
 
 pub(crate) mod analysis;
 pub(crate) mod feed;
+pub(crate) mod live;
 pub(crate) mod trading;
 mod unzip;
 
