@@ -19,6 +19,76 @@ use rustc_hash::FxHashMap;
 
 use crate::parse::TickFormat;
 
+/// The market's clock: the latest exchange time seen, guarded against one bad
+/// timestamp. A tick more than `max_jump_ns` ahead of the clock moves it only if the
+/// next tick is that far ahead too (the market did move on, after a stall);
+/// otherwise it is an outlier, counted, and the clock stays where it was, so that one
+/// tick dated days ahead cannot make every symbol look stale, or stop the clock that
+/// risk's limits run on until the market catches up with it.
+///
+/// # Examples
+/// ```
+/// use data::health::MarketClock;
+///
+/// let mut clock = MarketClock::new(5_000);
+/// assert_eq!(clock.advance(1_000), 1_000);
+/// assert_eq!(clock.advance(900_000), 1_000, "one tick far ahead: held");
+/// assert_eq!(clock.advance(1_100), 1_100);
+/// assert_eq!(clock.outliers(), 1);
+/// assert_eq!(clock.advance(60_000), 1_100, "a stall's first tick: held…");
+/// assert_eq!(clock.advance(60_010), 60_010, "…and moved by the second");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct MarketClock {
+    max_jump_ns: u64,
+    now_ns: u64,
+    /// A tick far ahead, waiting for the next to confirm it.
+    pending: Option<u64>,
+    outliers: u64,
+}
+
+impl MarketClock {
+    /// A clock at 0 that holds jumps of more than `max_jump_ns` for confirmation.
+    pub fn new(max_jump_ns: u64) -> Self {
+        MarketClock {
+            max_jump_ns,
+            now_ns: 0,
+            pending: None,
+            outliers: 0,
+        }
+    }
+
+    /// The clock after a tick stamped `exchange_ns` (0: no time, as spot quotes).
+    pub fn advance(&mut self, exchange_ns: u64) -> u64 {
+        if exchange_ns == 0 {
+            return self.now_ns;
+        }
+        let far = self.now_ns != 0 && exchange_ns > self.now_ns.saturating_add(self.max_jump_ns);
+        if !far {
+            if self.pending.take().is_some() {
+                self.outliers += 1;
+            }
+            self.now_ns = self.now_ns.max(exchange_ns);
+        } else if self.pending.take().is_some() {
+            // Two in a row that far ahead: the market moved on.
+            self.now_ns = exchange_ns;
+        } else {
+            self.pending = Some(exchange_ns);
+        }
+        self.now_ns
+    }
+
+    /// The clock.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    /// Ticks far ahead of the clock that the next tick did not confirm.
+    pub fn outliers(&self) -> u64 {
+        self.outliers
+    }
+}
+
 /// What the monitor counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HealthCounts {

@@ -30,8 +30,9 @@
 //!   buffer on the stack. It allocates nothing, for a tick, a skipped message or a
 //!   rejected one.
 //! - the reference path ([`mod@reference`]), serde_json, run where the fast path hands a
-//!   message over (a price field holding a number serde might refuse as out of range,
-//!   or an object; values nested past 64 levels; more than 256 bytes of escaped text):
+//!   message over (a price field holding a number within a hair of `f64::MAX`, or an
+//!   object; values nested past 64 levels; more than 256 bytes of escaped text; 0.75%
+//!   of the differential test's generated and mutated messages, none of Binance's):
 //!   it allocates to decode escapes and skip nested values, and boxes its errors.
 //!
 //! The two accept and refuse the same messages for the same reasons: a differential

@@ -256,10 +256,19 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         let finished = Arc::clone(&finished);
         let rate = config.rate;
         let monitor = data::health::FeedMonitor::new(config.stale_after_ns);
+        let stale_after_ns = config.stale_after_ns;
         std::thread::Builder::new()
             .name("feed".into())
             .spawn(move || {
-                let figures = stages::feed::feed(input, clock, &tick_tx, &progress, rate, monitor);
+                let figures = stages::feed::feed(
+                    input,
+                    clock,
+                    &tick_tx,
+                    &progress,
+                    rate,
+                    monitor,
+                    stale_after_ns,
+                );
                 drop(tick_tx);
                 finished.wait();
                 figures
@@ -269,6 +278,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         let finished = Arc::clone(&finished);
         let progress = Arc::clone(progress);
         let allocate_every = config.faults.allocate_every;
+        let max_clock_jump_ns = config.stale_after_ns;
         std::thread::Builder::new()
             .name("trading".into())
             .spawn(move || {
@@ -279,6 +289,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
                     &event_tx,
                     &progress,
                     allocate_every,
+                    max_clock_jump_ns,
                 );
                 drop(event_tx);
                 finished.wait();

@@ -298,7 +298,22 @@ fn run(args: Args) -> Result<ExitCode> {
         // passes a signal on to the run.
         let mut next_reclaim = Instant::now();
         let mut told = false;
+        // Feed faults are logged from here, not from the stage threads that see them:
+        // an event a subscriber formats allocates on the thread that emits it.
+        let mut faults = pipeline::FeedFaultCounts::default();
         let mut tend = || {
+            let now = progress.feed_faults();
+            if now != faults {
+                tracing::warn!(
+                    new_gaps = now.gaps - faults.gaps,
+                    new_missing_ids = now.missing_ids - faults.missing_ids,
+                    new_silences = now.stale - faults.stale,
+                    rejected_signals = now.rejected,
+                    strategy_restarts = now.restarts,
+                    "feed faults: risk holds the symbols' signals for the recovery time and the strategy restarts their averages"
+                );
+                faults = now;
+            }
             if Instant::now() >= next_reclaim {
                 infrastructure::memory::reclaim_driven();
                 next_reclaim += PoolConfig::DEFAULT_RECLAIM_INTERVAL;
@@ -335,6 +350,8 @@ fn run(args: Args) -> Result<ExitCode> {
             tend();
             std::thread::sleep(PROGRESS_INTERVAL);
         }
+        // What the last interval saw (a short run may end inside its first).
+        tend();
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }

@@ -131,6 +131,9 @@ pub struct FeedHealth {
     pub stale: u64,
     /// Ticks whose trade id was at or below the previous one (replayed or reordered).
     pub repeated: u64,
+    /// Ticks dated more than `stale_after_ms` ahead of the market clock that the next
+    /// tick did not confirm: outliers, held off the clock.
+    pub clock_outliers: u64,
     /// Times the strategy restarted a symbol's averages after a fault.
     pub strategy_restarts: u64,
     /// Signals risk rejected because their symbol's feed was not healthy.
@@ -426,6 +429,7 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
             missing_ids: feed.health.missing_ids,
             stale: feed.health.stale,
             repeated: feed.health.repeated,
+            clock_outliers: feed.clock_outliers,
             strategy_restarts: trading.strategy_restarts,
             rejected_signals: trading.risk.feed_unhealthy,
         },
@@ -743,12 +747,13 @@ impl fmt::Display for Report {
         let h = &self.feed_health;
         writeln!(
             f,
-            "  feed health: {} gaps ({} trade ids missing), {} silences over {} ms, {} repeated ids; strategy restarts {}, signals rejected for the feed {} (recovery {} ms)",
+            "  feed health: {} gaps ({} trade ids missing), {} silences over {} ms, {} repeated ids, {} clock outliers; strategy restarts {}, signals rejected for the feed {} (recovery {} ms)",
             h.gaps,
             h.missing_ids,
             h.stale,
             h.stale_after_ms,
             h.repeated,
+            h.clock_outliers,
             h.strategy_restarts,
             h.rejected_signals,
             h.recovery_ms

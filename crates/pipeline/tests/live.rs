@@ -103,8 +103,16 @@ fn serve<S: Read + Write>(
     seen
 }
 
+/// One run at a time: a run resets and checks the process-wide pool statistics.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs the pipeline against `url` for the lines the server sends, with a watchdog.
 fn run_against(url: String, ca_file: Option<std::path::PathBuf>) -> pipeline::Report {
+    let _serial = serial();
     // Two subscription replies and the lines sent.
     let expected = 2 + DROP_AFTER + (recording().len() - RESUME_AT);
     let config = Config {

@@ -606,3 +606,113 @@ fn a_signal_stops_a_live_run_on_a_quiet_connection() {
     assert_eq!(report["stopped"], "Interrupt", "{stdout}");
     server.join().unwrap();
 }
+
+/// Two symbols trading every 100 ms of market time on a price wave, 6,000 lines, with
+/// what `fault` adds at line 4,000 and after (in the steady state).
+fn market_with(fault: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "pipeline-ops-faults-{}-{fault}.jsonl",
+        std::process::id()
+    ));
+    let mut out = String::new();
+    let mut ids = [0_u64; 3];
+    let mut time = 1_672_515_782_000_u64;
+    for line in 1..=6_000_u64 {
+        time += 50;
+        let i = (line % 2) as usize;
+        let symbol = ["BTCUSDT", "ETHUSDT"][i];
+        ids[i] += 1;
+        if fault == "gap" && line == 4_001 {
+            ids[i] += 3;
+        }
+        if fault == "repeat" && line == 4_001 {
+            ids[i] -= 1;
+        }
+        if fault == "silence" && line == 4_001 {
+            time += 10_000;
+        }
+        let base = [40_000.0, 2_000.0][i];
+        let price = base * (1.0 + 0.002 * ((line as f64) / 40.0).sin());
+        // One tick dated ten days ahead (the rest of it as it should be).
+        let stamp = if fault == "outlier" && line == 4_001 {
+            time + 864_000_000
+        } else {
+            time
+        };
+        out.push_str(&format!(
+            r#"{{"e":"trade","E":{stamp},"s":"{symbol}","t":{},"p":"{price:.2}","q":"0.01","T":{stamp},"m":{}}}"#,
+            ids[i],
+            line % 3 == 0
+        ));
+        out.push('\n');
+        // A third symbol trades three times early (too few to give a signal), then
+        // once after a gap, in the steady state.
+        if fault == "new_symbol" && [100, 110, 120, 4_000].contains(&line) {
+            ids[2] += if line == 4_000 { 7 } else { 1 };
+            out.push_str(&format!(
+                r#"{{"e":"trade","E":{time},"s":"XRPUSDT","t":{},"p":"0.6","q":"10","T":{time},"m":true}}"#,
+                ids[2]
+            ));
+            out.push('\n');
+        }
+    }
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+/// Feed faults in the steady state, with logging on (the binary's subscriber): the
+/// run exits 0 with no allocation on the stage threads, the faults are logged once
+/// from the main thread, a tick dated ten days ahead is held off the market clock
+/// (trading goes on as if it had its true time), and a fault on a symbol risk had not
+/// met makes no state in the steady state.
+#[test]
+fn feed_faults_in_the_steady_state_keep_the_invariants() {
+    let run = |fault: &str| {
+        let path = market_with(fault);
+        let output = pipeline()
+            .args([
+                "--input",
+                path.to_str().unwrap(),
+                "--window",
+                "1000",
+                "--json",
+            ])
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(0), "{fault}: {stderr}\n{stdout}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(
+            report["allocations"]["steady_state"], 0,
+            "{fault}: {stdout}"
+        );
+        (report, stderr)
+    };
+    let (clean, _) = run("none");
+    let (gap, log) = run("gap");
+    assert_eq!(gap["feed_health"]["gaps"], 1);
+    assert!(log.contains("feed faults"), "{log}");
+    let (silence, _) = run("silence");
+    assert_eq!(silence["feed_health"]["stale"], 2);
+    let (new_symbol, _) = run("new_symbol");
+    assert_eq!(new_symbol["feed_health"]["gaps"], 1);
+    let (repeat, _) = run("repeat");
+    assert_eq!(
+        (
+            repeat["feed_health"]["repeated"].as_u64(),
+            repeat["feed_health"]["gaps"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    let (outlier, _) = run("outlier");
+    assert_eq!(outlier["feed_health"]["clock_outliers"], 1);
+    assert_eq!(outlier["feed_health"]["stale"], 0, "no symbol looks stale");
+    assert_eq!(
+        outlier["trading"]["risk"]["approved"], clean["trading"]["risk"]["approved"],
+        "the outlier changes no decision"
+    );
+    assert!(clean["trading"]["risk"]["approved"].as_u64().unwrap() > 20);
+}

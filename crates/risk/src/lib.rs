@@ -332,28 +332,31 @@ impl RiskEngine {
         })
     }
 
-    /// A tick seen at `now_ns` (the clock of `check`): one marked with a feed fault
-    /// blocks its symbol's approvals until `now_ns + feed_recovery_ns`, and a later
-    /// fault extends the block.
+    /// A tick seen at `now_ns` (the clock of `check`); call it for every tick, so a
+    /// symbol's state is made when the symbol is first seen (not at a fault in the
+    /// steady state). One marked with a feed fault blocks its symbol's approvals until
+    /// `now_ns + feed_recovery_ns`, and a later fault extends the block. Faults are
+    /// logged at debug level only: an event a subscriber formats allocates on this
+    /// (hot) thread; the caller reports them from elsewhere.
     pub fn on_tick(&mut self, tick: &Tick, now_ns: u64) {
+        let recovery = self.limits.feed_recovery_ns;
+        let state = self.symbol(tick.symbol_key());
         let Some(fault) = tick.feed_fault else {
             return;
         };
-        self.counts.feed_faults += 1;
-        let recovery = self.limits.feed_recovery_ns;
         let until = now_ns.saturating_add(recovery);
-        let state = self.symbol(tick.symbol_key());
         if until > state.feed_blocked_until {
             state.feed_blocked_until = until;
         }
+        self.counts.feed_faults += 1;
         match fault {
-            FeedFault::Gap { missing } => tracing::warn!(
+            FeedFault::Gap { missing } => tracing::debug!(
                 symbol = tick.symbol(),
                 missing,
                 recovery_ms = recovery / 1_000_000,
                 "trade ids missing: no approval for the symbol until its feed has been clean for the recovery time"
             ),
-            FeedFault::Stale { silent_ns } => tracing::warn!(
+            FeedFault::Stale { silent_ns } => tracing::debug!(
                 symbol = tick.symbol(),
                 silent_ms = silent_ns / 1_000_000,
                 recovery_ms = recovery / 1_000_000,

@@ -9,9 +9,9 @@
 //! It accepts and refuses exactly what the serde reference path does (a differential
 //! test over generated and mutated messages, and a fuzz target, check it). What it
 //! does not decide itself it hands back as [`Stop::Fallback`], and the caller runs the
-//! reference path on the whole message: a number in a price field with an exponent or
-//! past `u64::MAX` (serde may refuse one out of `f64` range), an object in a price
-//! field (serde decodes its keys), values nested more than 64 levels deep in an
+//! reference path on the whole message: a number in a price field within a hair of
+//! `f64::MAX` (serde refuses one out of range, and its rounding is its own), an object
+//! in a price field (serde decodes its keys), values nested more than 64 levels deep in an
 //! unknown field, and escaped strings whose decoded text outgrows the scratch space.
 //! An escaped string is decoded into the scratch space the caller gives; a first scan
 //! is given none, and falls back at the first escape it must decode.
@@ -918,12 +918,30 @@ impl<'a> Scanner<'a> {
                 self.at += 1;
                 Ok(Some(Loose::Text(Cow::Borrowed(self.borrowed_str()?))))
             }
-            Some(b'0'..=b'9' | b'-') => match self.number()? {
-                Number::Unsigned(value) => Ok(Some(Loose::Unsigned(value))),
-                Number::Finite => Ok(Some(Loose::Other)),
-                // serde may refuse it as out of range: it decides.
-                Number::Other => Err(Stop::Fallback),
-            },
+            Some(b'0'..=b'9' | b'-') => {
+                let start = self.at;
+                match self.number()? {
+                    Number::Unsigned(value) => Ok(Some(Loose::Unsigned(value))),
+                    Number::Finite => Ok(Some(Loose::Other)),
+                    // An exponent, or more digits than a `u64`: serde reads an `f64`,
+                    // and refuses one out of range. Far from the edge, the value says
+                    // which; near it (where serde's rounding and std's may differ),
+                    // serde decides.
+                    Number::Other => {
+                        let value = std::str::from_utf8(&self.bytes[start..self.at])
+                            .ok()
+                            .and_then(|text| text.parse::<f64>().ok())
+                            .ok_or(Stop::Fallback)?;
+                        if value.is_infinite() {
+                            Err(self.error("a number out of range"))
+                        } else if value.abs() < 1e300 {
+                            Ok(Some(Loose::Other))
+                        } else {
+                            Err(Stop::Fallback)
+                        }
+                    }
+                }
+            }
             Some(b'n') => self.null().map(|()| None),
             // serde reads the keys of an object here as strings (UTF-8 checked,
             // escapes decoded): it decides.

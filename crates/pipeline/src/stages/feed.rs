@@ -50,12 +50,10 @@ fn sample_of(error: &dyn std::fmt::Display) -> ArrayString<SAMPLE_BYTES> {
     impl std::fmt::Write for Cut {
         fn write_str(&mut self, s: &str) -> std::fmt::Result {
             for c in s.chars() {
-                // Room is kept for the `…` (3 bytes).
-                if self.cut || self.text.len() + c.len_utf8() > SAMPLE_BYTES - 3 {
+                if self.cut || self.text.try_push(c).is_err() {
                     self.cut = true;
                     return Ok(());
                 }
-                self.text.push(c);
             }
             Ok(())
         }
@@ -67,6 +65,12 @@ fn sample_of(error: &dyn std::fmt::Display) -> ArrayString<SAMPLE_BYTES> {
     // Writing to `Cut` cannot fail; a `Display` that fails leaves what it wrote.
     let _ = std::fmt::write(&mut out, format_args!("{error}"));
     if out.cut {
+        // Room for the `…` (3 bytes), at a character boundary.
+        let mut keep = SAMPLE_BYTES - '…'.len_utf8();
+        while !out.text.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        out.text.truncate(keep);
         out.text.push('…');
     }
     out.text
@@ -131,6 +135,9 @@ pub struct FeedFigures {
     pub samples: Vec<MalformedLine>,
     /// Gaps and silences in the symbols' streams (`data::health`).
     pub health: data::health::HealthCounts,
+    /// Ticks dated far ahead of the market clock that the next tick did not confirm
+    /// (`data::health::MarketClock`).
+    pub clock_outliers: u64,
     /// What the input was read as (`json`, or the historical file's kind), once its
     /// first line is read.
     pub format: Option<&'static str>,
@@ -563,6 +570,7 @@ pub(crate) fn feed(
     progress: &Progress,
     rate: Option<u64>,
     mut monitor: data::health::FeedMonitor,
+    stale_after_ns: u64,
 ) -> Result<FeedFigures> {
     super::start_stage_thread();
     // Room for every sample, and for the longest line accepted, made once: taking a
@@ -576,9 +584,9 @@ pub(crate) fn feed(
         Input::Lines { max_line_bytes, .. } => max_line_bytes,
     });
     let pace = Pace::new(rate, clock);
-    // The market's clock: the latest exchange time seen (quotes carry none, so a
-    // symbol quoted only is timed by the others' trades).
-    let mut market_ns = 0_u64;
+    // The market's clock: the latest exchange time seen, an outlier held (quotes carry
+    // no time, so a symbol quoted only is timed by the others' trades).
+    let mut market = data::health::MarketClock::new(stale_after_ns);
     // False when the feed must stop: trading has gone, or a stop was asked for.
     let mut forward = |figures: &mut FeedFigures, decoder: &Decoder, message: &[u8], line: u64| {
         if let Some(reason) = progress.stop_requested() {
@@ -600,7 +608,7 @@ pub(crate) fn feed(
             Ok(data::parse::Message::Tick(mut tick, format)) => {
                 tick.local_ts_ns = received;
                 tick.sequence = line;
-                market_ns = market_ns.max(tick.exchange_ts_ns);
+                let market_ns = market.advance(tick.exchange_ts_ns);
                 if monitor.observe(&mut tick, format, market_ns).is_some() {
                     figures.health = monitor.counts();
                     progress.set_feed_health(figures.health);
@@ -691,6 +699,10 @@ pub(crate) fn feed(
             }
         }
     }
+    // Counts that mark no tick (repeated ids) are taken here.
+    figures.health = monitor.counts();
+    figures.clock_outliers = market.outliers();
+    progress.set_feed_health(figures.health);
     Ok(figures)
 }
 
@@ -823,8 +835,10 @@ mod tests {
         assert!(cut.len() <= SAMPLE_BYTES, "{}", cut.len());
         assert!(cut.ends_with('…'), "{cut}");
         assert!(cut.trim_end_matches('…').chars().all(|c| c == 'é'));
-        let exact = "x".repeat(SAMPLE_BYTES - 3);
+        let exact = "x".repeat(SAMPLE_BYTES);
         assert_eq!(sample_of(&exact).as_str(), exact, "what fits is not cut");
+        let over = "x".repeat(SAMPLE_BYTES + 1);
+        assert_eq!(sample_of(&over).len(), SAMPLE_BYTES);
     }
 
     /// Every reason the parser can give has its own counter: the one left out is

@@ -60,12 +60,14 @@ pub(crate) fn trading(
     events: &Sender<Event>,
     progress: &crate::Progress,
     allocate_every: u64,
+    max_clock_jump_ns: u64,
 ) -> TradingFigures {
     super::start_stage_thread();
     let mut out = VenueOutput::with_capacity(1_024, 1_024);
     let mut figures = TradingFigures::default();
     // The market's own clock (trade timestamps; quotes carry none) drives the venue
     // and the rate limits, so a replay makes the same decisions at any speed.
+    let mut market = data::health::MarketClock::new(max_clock_jump_ns);
     let mut market_ns = 0;
     let mut seen = 0_u64;
     for tick in ticks {
@@ -74,12 +76,10 @@ pub(crate) fn trading(
         if allocate_every != 0 && seen.is_multiple_of(allocate_every) {
             drop(std::hint::black_box(Box::new(seen)));
         }
-        market_ns = market_ns.max(tick.exchange_ts_ns);
+        market_ns = market.advance(tick.exchange_ts_ns);
         layers.venue.on_tick(&tick, market_ns, &mut out);
         let fault = tick.feed_fault.is_some();
-        if fault {
-            layers.risk.on_tick(&tick, market_ns);
-        }
+        layers.risk.on_tick(&tick, market_ns);
         let signal = layers.strategy.on_tick(&tick, clock.now_ns());
         if fault {
             progress.set_feed_reactions(
