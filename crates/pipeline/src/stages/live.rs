@@ -340,9 +340,19 @@ fn read(
                 counters
                     .bytes
                     .fetch_add(text.len() as u64, Ordering::Relaxed);
-                let written = lines
-                    .write_all(text.as_bytes())
-                    .and_then(|()| lines.write_all(b"\n"));
+                // One message, one line: a line break inside it (white space, in JSON
+                // that is valid) becomes a space.
+                let bytes = text.as_bytes();
+                let written = if bytes.iter().any(|&b| b == b'\n' || b == b'\r') {
+                    let flat: Vec<u8> = bytes
+                        .iter()
+                        .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
+                        .collect();
+                    lines.write_all(&flat)
+                } else {
+                    lines.write_all(bytes)
+                }
+                .and_then(|()| lines.write_all(b"\n"));
                 if written.is_err() {
                     return Ended::FeedGone;
                 }
