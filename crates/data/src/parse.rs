@@ -496,7 +496,19 @@ pub fn parse(message: &[u8]) -> Result<PoolGuard<'static, Tick>, ParseError> {
 /// # Ok::<(), data::parse::ParseError>(())
 /// ```
 pub fn parse_message(message: &[u8]) -> Result<Message, ParseError> {
-    message_with(message, Path::Fast)
+    let mut tick = TICK_POOL.acquire();
+    // Binance's own shapes, valid, straight into the tick; anything else through the
+    // decoded fields, with the tick (reset) handed on.
+    if let Some(format) = scan::direct(message, &mut tick) {
+        return Ok(Message::Tick(tick, format));
+    }
+    infrastructure::memory::Poolable::reset(&mut *tick);
+    let tick = with_message(message, Path::Fast, move |wire, end| {
+        let mut tick = tick;
+        let format = fill(message, wire, &mut tick, end)?;
+        Ok(Message::Tick(tick, format))
+    })?;
+    Ok(tick.unwrap_or_else(Message::Skipped))
 }
 
 /// Parses one message into `tick` (which should be in its default state).
@@ -505,6 +517,10 @@ pub fn parse_message(message: &[u8]) -> Result<Message, ParseError> {
 /// A [`ParseError`] saying what is wrong and at which byte (a message that is not a
 /// tick is [`ParseErrorKind::NotATick`]); `tick` may then be partly written.
 pub fn parse_into(message: &[u8], tick: &mut Tick) -> Result<TickFormat, ParseError> {
+    if let Some(format) = scan::direct(message, tick) {
+        return Ok(format);
+    }
+    infrastructure::memory::Poolable::reset(tick);
     with_message(message, Path::Fast, |wire, end| {
         fill(message, wire, tick, end)
     })?

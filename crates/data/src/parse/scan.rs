@@ -25,7 +25,9 @@
 
 use std::borrow::Cow;
 
-use super::{Loose, ParseError, ParseErrorKind, Text, Wire};
+use infrastructure::types::{Decimal, Side, Tick, TickKind};
+
+use super::{Loose, ParseError, ParseErrorKind, Text, TickFormat, Wire};
 
 /// Why the scan stopped short of a decoded message.
 #[derive(Debug)]
@@ -214,6 +216,168 @@ const SPOT_BOOK_TICKER: &[Step] = shape![
     b",\"A\":\"" AskQuantity,
 ];
 
+/// Where the shaped scan puts what it reads: the decoded fields ([`Wire`]), or a tick
+/// directly ([`TickSink`]). `None` from a setter ends the shaped scan.
+trait Sink<'a> {
+    fn event(&mut self, event: &'a str);
+    fn integer(&mut self, slot: Slot, value: u64) -> Option<()>;
+    fn string(&mut self, slot: Slot, value: &'a str) -> Option<()>;
+    fn boolean(&mut self, slot: Slot, value: bool) -> Option<()>;
+}
+
+impl<'a> Sink<'a> for Wire<'a> {
+    #[inline(always)]
+    fn event(&mut self, event: &'a str) {
+        self.e = Some(Text(Cow::Borrowed(event)));
+    }
+
+    #[inline(always)]
+    fn integer(&mut self, slot: Slot, value: u64) -> Option<()> {
+        match slot {
+            Slot::EventTime => self.event_time = Some(value),
+            Slot::TradeId => self.t = Some(value),
+            Slot::Time => self.time = Some(value),
+            Slot::UpdateId => self.u = Some(value),
+            Slot::AggregateId => self.a = Some(Loose::Unsigned(value)),
+            _ => {}
+        }
+        Some(())
+    }
+
+    #[inline(always)]
+    fn string(&mut self, slot: Slot, value: &'a str) -> Option<()> {
+        let loose = Some(Loose::Text(Cow::Borrowed(value)));
+        match slot {
+            Slot::Symbol => self.s = Some(Text(Cow::Borrowed(value))),
+            Slot::Price => self.p = loose,
+            Slot::Quantity => self.q = loose,
+            Slot::Bid => self.b = loose,
+            Slot::BidQuantity => self.bid_qty = loose,
+            Slot::Ask => self.a = loose,
+            Slot::AskQuantity => self.ask_qty = loose,
+            _ => {}
+        }
+        Some(())
+    }
+
+    #[inline(always)]
+    fn boolean(&mut self, slot: Slot, value: bool) -> Option<()> {
+        if let Slot::Maker = slot {
+            self.m = Some(value);
+        }
+        Some(())
+    }
+}
+
+/// The shaped scan writing a tick directly, each value validated as `fill` validates
+/// it: any value `fill` would refuse ends the scan (`None`), and the caller runs the
+/// general path, which says why. The decoded-field struct and its validation were
+/// a third of a trade's instructions.
+struct TickSink<'t> {
+    tick: &'t mut Tick,
+    /// `T`, in nanoseconds.
+    time: Option<u64>,
+}
+
+impl<'a> Sink<'a> for TickSink<'_> {
+    #[inline(always)]
+    fn event(&mut self, _: &'a str) {}
+
+    #[inline(always)]
+    fn integer(&mut self, slot: Slot, value: u64) -> Option<()> {
+        match slot {
+            // Checked non-zero, as `fill` checks `E`; the tick's time is `T`.
+            Slot::EventTime => (value != 0).then_some(())?,
+            Slot::Time => {
+                (value != 0).then_some(())?;
+                self.time = Some(super::to_nanos(value)?);
+            }
+            Slot::TradeId | Slot::AggregateId => self.tick.trade_id = value,
+            Slot::UpdateId => self.tick.update_id = value,
+            _ => {}
+        }
+        Some(())
+    }
+
+    #[inline(always)]
+    fn string(&mut self, slot: Slot, value: &'a str) -> Option<()> {
+        let decimal = || Decimal::parse_bytes(value.as_bytes()).ok();
+        let tick = &mut *self.tick;
+        match slot {
+            Slot::Symbol => {
+                let ascii_bad = |b: &u8| *b <= b' ' || *b == 0x7F;
+                if value.is_empty() || !value.is_ascii() || value.as_bytes().iter().any(ascii_bad) {
+                    return None;
+                }
+                tick.set_symbol(value).ok()?;
+            }
+            Slot::Price => tick.price = decimal().filter(|d| *d > Decimal::ZERO)?,
+            Slot::Quantity => tick.quantity = decimal().filter(|d| *d > Decimal::ZERO)?,
+            Slot::Bid => tick.bid_price = decimal().filter(|d| *d > Decimal::ZERO)?,
+            Slot::Ask => tick.ask_price = decimal().filter(|d| *d > Decimal::ZERO)?,
+            Slot::BidQuantity => tick.bid_quantity = decimal().filter(|d| *d >= Decimal::ZERO)?,
+            Slot::AskQuantity => tick.ask_quantity = decimal().filter(|d| *d >= Decimal::ZERO)?,
+            _ => {}
+        }
+        Some(())
+    }
+
+    #[inline(always)]
+    fn boolean(&mut self, slot: Slot, value: bool) -> Option<()> {
+        if let Slot::Maker = slot {
+            // `m`: the buyer is the maker, so the seller crossed the spread.
+            self.tick.aggressor = Some(if value { Side::Sell } else { Side::Buy });
+        }
+        Some(())
+    }
+}
+
+/// A message in one of Binance's shapes, bare or wrapped, parsed and validated
+/// straight into `tick` (in its default state). `None` for anything else, or anything
+/// the validation would refuse: `tick` may then be partly written.
+pub(super) fn direct(message: &[u8], tick: &mut Tick) -> Option<TickFormat> {
+    const STREAM: Literal = Literal::new(b"{\"stream");
+    const STREAM_VALUE: Literal = Literal::new(b"\":\"");
+    const DATA: Literal = Literal::new(b",\"data\":");
+    let text = std::str::from_utf8(message).ok()?;
+    let mut scan = Scanner {
+        bytes: message,
+        text: Some(text),
+        scratch: &mut [],
+        at: 0,
+    };
+    let mut sink = TickSink { tick, time: None };
+    let wrapped = scan.literal_is(STREAM);
+    if wrapped {
+        scan.literal_is(STREAM_VALUE).then_some(())?;
+        scan.shaped_str()?;
+        scan.literal_is(DATA).then_some(())?;
+    }
+    let format = scan.shaped_object(&mut sink)?;
+    let end = if wrapped {
+        message.len() - 1
+    } else {
+        message.len()
+    };
+    (scan.at == end && (!wrapped || message.last() == Some(&b'}'))).then_some(())?;
+    let time = sink.time;
+    let tick = sink.tick;
+    match format {
+        TickFormat::Trade | TickFormat::AggTrade => {
+            tick.kind = TickKind::Trade;
+            tick.exchange_ts_ns = time?;
+        }
+        TickFormat::BookTicker | TickFormat::FuturesBookTicker => {
+            tick.kind = TickKind::Quote;
+            (tick.bid_price < tick.ask_price).then_some(())?;
+            if format == TickFormat::FuturesBookTicker {
+                tick.exchange_ts_ns = time?;
+            }
+        }
+    }
+    Some(format)
+}
+
 /// Bytes that end the fast run through a string: `"`, `\` and the control characters.
 static STRING_STOP: [bool; 256] = {
     let mut table = [false; 256];
@@ -301,71 +465,70 @@ impl<'a> Scanner<'a> {
         (self.at == self.bytes.len()).then_some(Framed::Bare)
     }
 
-    /// One object in one of the shapes, from its `{` past its `}`.
+    /// One object in one of the shapes, from its `{` past its `}`, into `sink`; the
+    /// format it is.
     #[inline(always)]
-    fn shaped_object(&mut self, wire: &mut Wire<'a>) -> Option<()> {
+    fn shaped_object<S: Sink<'a>>(&mut self, sink: &mut S) -> Option<TickFormat> {
         const EVENT: Literal = Literal::new(b"{\"e\":\"");
         const UPDATE_ID: Literal = Literal::new(b"{\"u\":");
-        if self.literal_is(UPDATE_ID) {
-            wire.u = Some(self.shaped_unsigned()?);
-            self.steps(wire, SPOT_BOOK_TICKER)?;
+        let format = if self.literal_is(UPDATE_ID) {
+            sink.integer(Slot::UpdateId, self.shaped_unsigned()?)?;
+            self.steps(sink, SPOT_BOOK_TICKER)?;
+            TickFormat::BookTicker
         } else {
             self.literal_is(EVENT).then_some(())?;
             let event = self.shaped_str()?;
-            wire.e = Some(Text(Cow::Borrowed(event)));
+            sink.event(event);
             match event {
                 "trade" => {
                     let start = self.at;
-                    if self.steps(wire, SPOT_TRADE).is_none() {
+                    if self.steps(sink, SPOT_TRADE).is_none() {
                         // The futures trade: the same fields, `T` second, `X` for `M`.
                         self.at = start;
-                        self.steps(wire, FUTURES_TRADE)?;
+                        self.steps(sink, FUTURES_TRADE)?;
                     }
+                    TickFormat::Trade
                 }
                 "aggTrade" => {
-                    self.steps(wire, AGG_TRADE)?;
+                    self.steps(sink, AGG_TRADE)?;
                     if self.peek() == Some(b',') {
-                        self.steps(wire, AGG_TRADE_TAIL)?;
+                        self.steps(sink, AGG_TRADE_TAIL)?;
                     }
+                    TickFormat::AggTrade
                 }
-                "bookTicker" => self.steps(wire, FUTURES_BOOK_TICKER)?,
+                "bookTicker" => {
+                    self.steps(sink, FUTURES_BOOK_TICKER)?;
+                    TickFormat::FuturesBookTicker
+                }
                 _ => return None,
             }
-        }
-        (self.peek() == Some(b'}')).then(|| self.at += 1)
+        };
+        (self.peek() == Some(b'}')).then(|| self.at += 1)?;
+        Some(format)
     }
 
     #[inline(always)]
-    fn steps(&mut self, wire: &mut Wire<'a>, steps: &[Step]) -> Option<()> {
+    fn steps<S: Sink<'a>>(&mut self, sink: &mut S, steps: &[Step]) -> Option<()> {
         for &(literal, slot) in steps {
             if !self.literal_is(literal) {
                 return None;
             }
-            let text = |scan: &mut Self| scan.shaped_str().map(|s| Text(Cow::Borrowed(s)));
-            let loose = |scan: &mut Self| scan.shaped_str().map(|s| Loose::Text(Cow::Borrowed(s)));
             match slot {
-                Slot::EventTime => wire.event_time = Some(self.shaped_unsigned()?),
-                Slot::Symbol => wire.s = Some(text(self)?),
-                Slot::TradeId => wire.t = Some(self.shaped_unsigned()?),
-                Slot::Price => wire.p = Some(loose(self)?),
-                Slot::Quantity => wire.q = Some(loose(self)?),
-                Slot::Time => wire.time = Some(self.shaped_unsigned()?),
-                Slot::Maker => wire.m = Some(self.shaped_boolean()?),
-                Slot::UpdateId => wire.u = Some(self.shaped_unsigned()?),
-                Slot::Bid => wire.b = Some(loose(self)?),
-                Slot::BidQuantity => wire.bid_qty = Some(loose(self)?),
-                Slot::Ask => wire.a = Some(loose(self)?),
-                Slot::AggregateId => wire.a = Some(Loose::Unsigned(self.shaped_unsigned()?)),
-                Slot::AskQuantity => wire.ask_qty = Some(loose(self)?),
-                Slot::AnyBoolean => {
-                    self.shaped_boolean()?;
-                }
-                Slot::AnyInteger => {
-                    self.shaped_unsigned()?;
-                }
-                Slot::AnyString => {
-                    self.shaped_str()?;
-                }
+                Slot::EventTime
+                | Slot::TradeId
+                | Slot::Time
+                | Slot::UpdateId
+                | Slot::AggregateId
+                | Slot::AnyInteger => sink.integer(slot, self.shaped_unsigned()?)?,
+                Slot::Symbol
+                | Slot::Price
+                | Slot::Quantity
+                | Slot::Bid
+                | Slot::BidQuantity
+                | Slot::Ask
+                | Slot::AskQuantity
+                | Slot::AnyString => sink.string(slot, self.shaped_str()?)?,
+                Slot::Maker | Slot::AnyBoolean => sink.boolean(slot, self.shaped_boolean()?)?,
             }
         }
         Some(())
