@@ -499,10 +499,11 @@ pub fn parse_message(message: &[u8]) -> Result<Message, ParseError> {
     let mut tick = TICK_POOL.acquire();
     // Binance's own shapes, valid, straight into the tick; anything else through the
     // decoded fields, with the tick (reset) handed on.
-    if let Some(format) = scan::direct(message, &mut tick) {
-        return Ok(Message::Tick(tick, format));
+    match scan::direct(message, &mut tick) {
+        Ok(format) => return Ok(Message::Tick(tick, format)),
+        Err(true) => infrastructure::memory::Poolable::reset(&mut *tick),
+        Err(false) => {}
     }
-    infrastructure::memory::Poolable::reset(&mut *tick);
     let tick = with_message(message, Path::Fast, move |wire, end| {
         let mut tick = tick;
         let format = fill(message, wire, &mut tick, end)?;
@@ -517,10 +518,11 @@ pub fn parse_message(message: &[u8]) -> Result<Message, ParseError> {
 /// A [`ParseError`] saying what is wrong and at which byte (a message that is not a
 /// tick is [`ParseErrorKind::NotATick`]); `tick` may then be partly written.
 pub fn parse_into(message: &[u8], tick: &mut Tick) -> Result<TickFormat, ParseError> {
-    if let Some(format) = scan::direct(message, tick) {
-        return Ok(format);
+    match scan::direct(message, tick) {
+        Ok(format) => return Ok(format),
+        Err(true) => infrastructure::memory::Poolable::reset(tick),
+        Err(false) => {}
     }
-    infrastructure::memory::Poolable::reset(tick);
     with_message(message, Path::Fast, |wire, end| {
         fill(message, wire, tick, end)
     })?

@@ -277,6 +277,8 @@ struct TickSink<'t> {
     tick: &'t mut Tick,
     /// `T`, in nanoseconds.
     time: Option<u64>,
+    /// Whether anything was written into the tick.
+    touched: bool,
 }
 
 impl<'a> Sink<'a> for TickSink<'_> {
@@ -285,6 +287,7 @@ impl<'a> Sink<'a> for TickSink<'_> {
 
     #[inline(always)]
     fn integer(&mut self, slot: Slot, value: u64) -> Option<()> {
+        self.touched = true;
         match slot {
             // Checked non-zero, as `fill` checks `E`; the tick's time is `T`.
             Slot::EventTime => (value != 0).then_some(())?,
@@ -301,6 +304,7 @@ impl<'a> Sink<'a> for TickSink<'_> {
 
     #[inline(always)]
     fn string(&mut self, slot: Slot, value: &'a str) -> Option<()> {
+        self.touched = true;
         let decimal = || Decimal::parse_bytes(value.as_bytes()).ok();
         let tick = &mut *self.tick;
         match slot {
@@ -324,6 +328,7 @@ impl<'a> Sink<'a> for TickSink<'_> {
 
     #[inline(always)]
     fn boolean(&mut self, slot: Slot, value: bool) -> Option<()> {
+        self.touched = true;
         if let Slot::Maker = slot {
             // `m`: the buyer is the maker, so the seller crossed the spread.
             self.tick.aggressor = Some(if value { Side::Sell } else { Side::Buy });
@@ -333,9 +338,19 @@ impl<'a> Sink<'a> for TickSink<'_> {
 }
 
 /// A message in one of Binance's shapes, bare or wrapped, parsed and validated
-/// straight into `tick` (in its default state). `None` for anything else, or anything
-/// the validation would refuse: `tick` may then be partly written.
-pub(super) fn direct(message: &[u8], tick: &mut Tick) -> Option<TickFormat> {
+/// straight into `tick` (in its default state). `Err` for anything else, or anything
+/// the validation would refuse, saying whether `tick` was written to.
+pub(super) fn direct(message: &[u8], tick: &mut Tick) -> Result<TickFormat, bool> {
+    let mut sink = TickSink {
+        tick,
+        time: None,
+        touched: false,
+    };
+    let format = direct_into(message, &mut sink);
+    format.ok_or(sink.touched)
+}
+
+fn direct_into(message: &[u8], sink: &mut TickSink<'_>) -> Option<TickFormat> {
     const STREAM: Literal = Literal::new(b"{\"stream");
     const STREAM_VALUE: Literal = Literal::new(b"\":\"");
     const DATA: Literal = Literal::new(b",\"data\":");
@@ -346,14 +361,13 @@ pub(super) fn direct(message: &[u8], tick: &mut Tick) -> Option<TickFormat> {
         scratch: &mut [],
         at: 0,
     };
-    let mut sink = TickSink { tick, time: None };
     let wrapped = scan.literal_is(STREAM);
     if wrapped {
         scan.literal_is(STREAM_VALUE).then_some(())?;
         scan.shaped_str()?;
         scan.literal_is(DATA).then_some(())?;
     }
-    let format = scan.shaped_object(&mut sink)?;
+    let format = scan.shaped_object(sink)?;
     let end = if wrapped {
         message.len() - 1
     } else {
@@ -361,7 +375,8 @@ pub(super) fn direct(message: &[u8], tick: &mut Tick) -> Option<TickFormat> {
     };
     (scan.at == end && (!wrapped || message.last() == Some(&b'}'))).then_some(())?;
     let time = sink.time;
-    let tick = sink.tick;
+    sink.touched = true;
+    let tick = &mut *sink.tick;
     match format {
         TickFormat::Trade | TickFormat::AggTrade => {
             tick.kind = TickKind::Trade;
