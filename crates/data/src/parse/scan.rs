@@ -179,42 +179,21 @@ impl Literal {
     }
 }
 
-/// One step of a shape: literal bytes (the key, its quotes and colon, the comma
-/// before it, the quote that opens a string), then the value.
-type Step = (Literal, Slot);
-
+/// Reads the steps of a shape, in order: each its literal bytes (the key, its quotes
+/// and colon, the comma before it, the quote that opens a string), then its value.
+/// Written out step by step: a loop over a table of steps cost a dispatch on the slot
+/// per step.
 macro_rules! shape {
-    ($($literal:literal $slot:ident),* $(,)?) => {
-        &[$((Literal::new($literal), Slot::$slot)),*]
-    };
+    ($scan:ident, $sink:ident, $($literal:literal $slot:ident),* $(,)?) => {{
+        $(
+            if !$scan.literal_is(const { Literal::new($literal) }) {
+                return None;
+            }
+            $scan.step($sink, Slot::$slot)?;
+        )*
+        Some(())
+    }};
 }
-
-/// After `{"e":"trade"`: a spot trade, and a futures trade.
-const SPOT_TRADE: &[Step] = shape![
-    b",\"E\":" EventTime, b",\"s\":\"" Symbol, b",\"t\":" TradeId, b",\"p\":\"" Price,
-    b",\"q\":\"" Quantity, b",\"T\":" Time, b",\"m\":" Maker, b",\"M\":" AnyBoolean,
-];
-const FUTURES_TRADE: &[Step] = shape![
-    b",\"E\":" EventTime, b",\"T\":" Time, b",\"s\":\"" Symbol, b",\"t\":" TradeId,
-    b",\"p\":\"" Price, b",\"q\":\"" Quantity, b",\"X\":\"" AnyString, b",\"m\":" Maker,
-];
-/// After `{"e":"aggTrade"`: spot (with `M`) and futures (without) alike.
-const AGG_TRADE: &[Step] = shape![
-    b",\"E\":" EventTime, b",\"s\":\"" Symbol, b",\"a\":" AggregateId, b",\"p\":\"" Price,
-    b",\"q\":\"" Quantity, b",\"f\":" AnyInteger, b",\"l\":" AnyInteger, b",\"T\":" Time,
-    b",\"m\":" Maker,
-];
-const AGG_TRADE_TAIL: &[Step] = shape![b",\"M\":" AnyBoolean];
-/// After `{"e":"bookTicker"`: the futures quote.
-const FUTURES_BOOK_TICKER: &[Step] = shape![
-    b",\"u\":" UpdateId, b",\"E\":" EventTime, b",\"T\":" Time, b",\"s\":\"" Symbol,
-    b",\"b\":\"" Bid, b",\"B\":\"" BidQuantity, b",\"a\":\"" Ask, b",\"A\":\"" AskQuantity,
-];
-/// After `{"u":`: the spot quote.
-const SPOT_BOOK_TICKER: &[Step] = shape![
-    b",\"s\":\"" Symbol, b",\"b\":\"" Bid, b",\"B\":\"" BidQuantity, b",\"a\":\"" Ask,
-    b",\"A\":\"" AskQuantity,
-];
 
 /// Where the shaped scan puts what it reads: the decoded fields ([`Wire`]), or a tick
 /// directly ([`TickSink`]). `None` from a setter ends the shaped scan.
@@ -488,7 +467,7 @@ impl<'a> Scanner<'a> {
         const UPDATE_ID: Literal = Literal::new(b"{\"u\":");
         let format = if self.literal_is(UPDATE_ID) {
             sink.integer(Slot::UpdateId, self.shaped_unsigned()?)?;
-            self.steps(sink, SPOT_BOOK_TICKER)?;
+            self.spot_book_ticker(sink)?;
             TickFormat::BookTicker
         } else {
             self.literal_is(EVENT).then_some(())?;
@@ -497,22 +476,22 @@ impl<'a> Scanner<'a> {
             match event {
                 "trade" => {
                     let start = self.at;
-                    if self.steps(sink, SPOT_TRADE).is_none() {
+                    if self.spot_trade(sink).is_none() {
                         // The futures trade: the same fields, `T` second, `X` for `M`.
                         self.at = start;
-                        self.steps(sink, FUTURES_TRADE)?;
+                        self.futures_trade(sink)?;
                     }
                     TickFormat::Trade
                 }
                 "aggTrade" => {
-                    self.steps(sink, AGG_TRADE)?;
+                    self.agg_trade(sink)?;
                     if self.peek() == Some(b',') {
-                        self.steps(sink, AGG_TRADE_TAIL)?;
+                        self.agg_trade_tail(sink)?;
                     }
                     TickFormat::AggTrade
                 }
                 "bookTicker" => {
-                    self.steps(sink, FUTURES_BOOK_TICKER)?;
+                    self.futures_book_ticker(sink)?;
                     TickFormat::FuturesBookTicker
                 }
                 _ => return None,
@@ -522,31 +501,78 @@ impl<'a> Scanner<'a> {
         Some(format)
     }
 
+    /// After `{"e":"trade"`: a spot trade.
     #[inline(always)]
-    fn steps<S: Sink<'a>>(&mut self, sink: &mut S, steps: &[Step]) -> Option<()> {
-        for &(literal, slot) in steps {
-            if !self.literal_is(literal) {
-                return None;
-            }
-            match slot {
-                Slot::EventTime
-                | Slot::TradeId
-                | Slot::Time
-                | Slot::UpdateId
-                | Slot::AggregateId
-                | Slot::AnyInteger => sink.integer(slot, self.shaped_unsigned()?)?,
-                Slot::Symbol
-                | Slot::Price
-                | Slot::Quantity
-                | Slot::Bid
-                | Slot::BidQuantity
-                | Slot::Ask
-                | Slot::AskQuantity
-                | Slot::AnyString => sink.string(slot, self.shaped_str()?)?,
-                Slot::Maker | Slot::AnyBoolean => sink.boolean(slot, self.shaped_boolean()?)?,
-            }
+    fn spot_trade<S: Sink<'a>>(&mut self, sink: &mut S) -> Option<()> {
+        shape!(self, sink,
+            b",\"E\":" EventTime, b",\"s\":\"" Symbol, b",\"t\":" TradeId, b",\"p\":\"" Price,
+            b",\"q\":\"" Quantity, b",\"T\":" Time, b",\"m\":" Maker, b",\"M\":" AnyBoolean,
+        )
+    }
+
+    /// After `{"e":"trade"`: a futures trade (`T` second, `X` for `M`).
+    #[inline(always)]
+    fn futures_trade<S: Sink<'a>>(&mut self, sink: &mut S) -> Option<()> {
+        shape!(self, sink,
+            b",\"E\":" EventTime, b",\"T\":" Time, b",\"s\":\"" Symbol, b",\"t\":" TradeId,
+            b",\"p\":\"" Price, b",\"q\":\"" Quantity, b",\"X\":\"" AnyString, b",\"m\":" Maker,
+        )
+    }
+
+    /// After `{"e":"aggTrade"`: spot (with `M`, [`Self::agg_trade_tail`]) and futures
+    /// (without) alike.
+    #[inline(always)]
+    fn agg_trade<S: Sink<'a>>(&mut self, sink: &mut S) -> Option<()> {
+        shape!(self, sink,
+            b",\"E\":" EventTime, b",\"s\":\"" Symbol, b",\"a\":" AggregateId, b",\"p\":\"" Price,
+            b",\"q\":\"" Quantity, b",\"f\":" AnyInteger, b",\"l\":" AnyInteger, b",\"T\":" Time,
+            b",\"m\":" Maker,
+        )
+    }
+
+    #[inline(always)]
+    fn agg_trade_tail<S: Sink<'a>>(&mut self, sink: &mut S) -> Option<()> {
+        shape!(self, sink, b",\"M\":" AnyBoolean)
+    }
+
+    /// After `{"e":"bookTicker"`: the futures quote.
+    #[inline(always)]
+    fn futures_book_ticker<S: Sink<'a>>(&mut self, sink: &mut S) -> Option<()> {
+        shape!(self, sink,
+            b",\"u\":" UpdateId, b",\"E\":" EventTime, b",\"T\":" Time, b",\"s\":\"" Symbol,
+            b",\"b\":\"" Bid, b",\"B\":\"" BidQuantity, b",\"a\":\"" Ask, b",\"A\":\"" AskQuantity,
+        )
+    }
+
+    /// After `{"u":`: the spot quote.
+    #[inline(always)]
+    fn spot_book_ticker<S: Sink<'a>>(&mut self, sink: &mut S) -> Option<()> {
+        shape!(self, sink,
+            b",\"s\":\"" Symbol, b",\"b\":\"" Bid, b",\"B\":\"" BidQuantity, b",\"a\":\"" Ask,
+            b",\"A\":\"" AskQuantity,
+        )
+    }
+
+    /// One step's value, into `sink`.
+    #[inline(always)]
+    fn step<S: Sink<'a>>(&mut self, sink: &mut S, slot: Slot) -> Option<()> {
+        match slot {
+            Slot::EventTime
+            | Slot::TradeId
+            | Slot::Time
+            | Slot::UpdateId
+            | Slot::AggregateId
+            | Slot::AnyInteger => sink.integer(slot, self.shaped_unsigned()?),
+            Slot::Symbol
+            | Slot::Price
+            | Slot::Quantity
+            | Slot::Bid
+            | Slot::BidQuantity
+            | Slot::Ask
+            | Slot::AskQuantity
+            | Slot::AnyString => sink.string(slot, self.shaped_str()?),
+            Slot::Maker | Slot::AnyBoolean => sink.boolean(slot, self.shaped_boolean()?),
         }
-        Some(())
     }
 
     /// Whether `literal` is at `self.at`, stepping past it if so.
