@@ -198,6 +198,9 @@ macro_rules! shape {
 /// Where the shaped scan puts what it reads: the decoded fields ([`Wire`]), or a tick
 /// directly ([`TickSink`]). `None` from a setter ends the shaped scan.
 trait Sink<'a> {
+    /// Whether it needs `E`'s value, or only whether it is zero (then the scan passes
+    /// 1 for any other value, and saves computing it).
+    const EVENT_TIME_VALUE: bool;
     fn event(&mut self, event: &'a str);
     fn integer(&mut self, slot: Slot, value: u64) -> Option<()>;
     fn string(&mut self, slot: Slot, value: &'a str) -> Option<()>;
@@ -205,6 +208,8 @@ trait Sink<'a> {
 }
 
 impl<'a> Sink<'a> for Wire<'a> {
+    const EVENT_TIME_VALUE: bool = true;
+
     #[inline(always)]
     fn event(&mut self, event: &'a str) {
         self.e = Some(Text(Cow::Borrowed(event)));
@@ -261,6 +266,9 @@ struct TickSink<'t> {
 }
 
 impl<'a> Sink<'a> for TickSink<'_> {
+    // `fill` reads `E` only to check that it is not zero.
+    const EVENT_TIME_VALUE: bool = false;
+
     #[inline(always)]
     fn event(&mut self, _: &'a str) {}
 
@@ -557,12 +565,15 @@ impl<'a> Scanner<'a> {
     #[inline(always)]
     fn step<S: Sink<'a>>(&mut self, sink: &mut S, slot: Slot) -> Option<()> {
         match slot {
-            Slot::EventTime
-            | Slot::TradeId
-            | Slot::Time
-            | Slot::UpdateId
-            | Slot::AggregateId
-            | Slot::AnyInteger => sink.integer(slot, self.shaped_unsigned()?),
+            // Values never read: checked, not computed.
+            Slot::AnyInteger => self.shaped_unsigned_checked().map(|_| ()),
+            Slot::EventTime if !S::EVENT_TIME_VALUE => {
+                let nonzero = self.shaped_unsigned_checked()?;
+                sink.integer(slot, u64::from(nonzero))
+            }
+            Slot::EventTime | Slot::TradeId | Slot::Time | Slot::UpdateId | Slot::AggregateId => {
+                sink.integer(slot, self.shaped_unsigned()?)
+            }
             Slot::Symbol
             | Slot::Price
             | Slot::Quantity
@@ -618,6 +629,46 @@ impl<'a> Scanner<'a> {
         match self.peek() {
             Some(b'0'..=b'9' | b'.' | b'e' | b'E') => None,
             _ => Some(value),
+        }
+    }
+
+    /// [`Self::shaped_unsigned`] without its value: whether it is not zero.
+    #[inline(always)]
+    fn shaped_unsigned_checked(&mut self) -> Option<bool> {
+        let nonzero = match self.peek()? {
+            b'1'..=b'9' => {
+                let start = self.at;
+                let mut whole_words = true;
+                while let Some(word) = self.word(self.at) {
+                    let digits = (non_digits(word).trailing_zeros() / 8) as usize;
+                    self.at += digits;
+                    if digits < 8 {
+                        whole_words = false;
+                        break;
+                    }
+                }
+                if whole_words {
+                    // Near the end of the input: digit by digit.
+                    while let Some(b'0'..=b'9') = self.peek() {
+                        self.at += 1;
+                    }
+                }
+                // More than 19 digits may not fit a `u64`.
+                let len = self.at - start;
+                if len > 19 {
+                    digits_value(self.bytes, start, len)?;
+                }
+                true
+            }
+            b'0' => {
+                self.at += 1;
+                false
+            }
+            _ => return None,
+        };
+        match self.peek() {
+            Some(b'0'..=b'9' | b'.' | b'e' | b'E') => None,
+            _ => Some(nonzero),
         }
     }
 
