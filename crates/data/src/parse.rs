@@ -496,6 +496,9 @@ pub fn parse(message: &[u8]) -> Result<PoolGuard<'static, Tick>, ParseError> {
 /// # Ok::<(), data::parse::ParseError>(())
 /// ```
 pub fn parse_message(message: &[u8]) -> Result<Message, ParseError> {
+    if !scan::may_be_shaped(message) {
+        return message_with(message, Path::Fast);
+    }
     let mut tick = TICK_POOL.acquire();
     // Binance's own shapes, valid, straight into the tick; anything else through the
     // decoded fields, with the tick (reset) handed on.

@@ -324,6 +324,19 @@ impl<'a> Sink<'a> for TickSink<'_> {
     }
 }
 
+/// Whether `message` starts as one of Binance's shapes does (so a tick is worth taking
+/// from the pool for [`direct`]; a depth update, a reply or a reordered message is
+/// not).
+#[inline(always)]
+pub(super) fn may_be_shaped(message: &[u8]) -> bool {
+    let starts = |prefix: &[u8]| message.starts_with(prefix);
+    starts(b"{\"e\":\"trade\"")
+        || starts(b"{\"u\":")
+        || starts(b"{\"e\":\"aggTrade\"")
+        || starts(b"{\"e\":\"bookTicker\"")
+        || starts(b"{\"stream\":\"")
+}
+
 /// A message in one of Binance's shapes, bare or wrapped, parsed and validated
 /// straight into `tick` (in its default state). `Err` for anything else, or anything
 /// the validation would refuse, saying whether `tick` was written to.
