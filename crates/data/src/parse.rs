@@ -561,6 +561,13 @@ pub fn falls_back(message: &[u8]) -> bool {
     )
 }
 
+/// Whether the fast path's shapes take `message` straight into a tick (for the tests
+/// that compare the paths, which must know the direct route was taken).
+#[doc(hidden)]
+pub fn goes_direct(message: &[u8]) -> bool {
+    scan::may_be_shaped(message) && scan::direct(message, &mut Tick::default()).is_ok()
+}
+
 /// Bytes of decoded text a message's escaped strings may take on the fast path
 /// (beyond them, the reference path decodes it).
 const SCRATCH: usize = 256;

@@ -201,9 +201,10 @@ trait Sink<'a> {
     /// Whether it needs `E`'s value, or only whether it is zero (then the scan passes
     /// 1 for any other value, and saves computing it).
     const EVENT_TIME_VALUE: bool;
-    fn event(&mut self, event: &'a str);
+    /// The event; its text is ASCII (as are the strings below).
+    fn event(&mut self, event: &'a [u8]) -> Option<()>;
     fn integer(&mut self, slot: Slot, value: u64) -> Option<()>;
-    fn string(&mut self, slot: Slot, value: &'a str) -> Option<()>;
+    fn string(&mut self, slot: Slot, value: &'a [u8]) -> Option<()>;
     fn boolean(&mut self, slot: Slot, value: bool) -> Option<()>;
 }
 
@@ -211,8 +212,9 @@ impl<'a> Sink<'a> for Wire<'a> {
     const EVENT_TIME_VALUE: bool = true;
 
     #[inline(always)]
-    fn event(&mut self, event: &'a str) {
-        self.e = Some(Text(Cow::Borrowed(event)));
+    fn event(&mut self, event: &'a [u8]) -> Option<()> {
+        self.e = Some(Text(Cow::Borrowed(std::str::from_utf8(event).ok()?)));
+        Some(())
     }
 
     #[inline(always)]
@@ -229,7 +231,8 @@ impl<'a> Sink<'a> for Wire<'a> {
     }
 
     #[inline(always)]
-    fn string(&mut self, slot: Slot, value: &'a str) -> Option<()> {
+    fn string(&mut self, slot: Slot, value: &'a [u8]) -> Option<()> {
+        let value = std::str::from_utf8(value).ok()?;
         let loose = Some(Loose::Text(Cow::Borrowed(value)));
         match slot {
             Slot::Symbol => self.s = Some(Text(Cow::Borrowed(value))),
@@ -270,7 +273,9 @@ impl<'a> Sink<'a> for TickSink<'_> {
     const EVENT_TIME_VALUE: bool = false;
 
     #[inline(always)]
-    fn event(&mut self, _: &'a str) {}
+    fn event(&mut self, _: &'a [u8]) -> Option<()> {
+        Some(())
+    }
 
     #[inline(always)]
     fn integer(&mut self, slot: Slot, value: u64) -> Option<()> {
@@ -290,17 +295,19 @@ impl<'a> Sink<'a> for TickSink<'_> {
     }
 
     #[inline(always)]
-    fn string(&mut self, slot: Slot, value: &'a str) -> Option<()> {
+    fn string(&mut self, slot: Slot, value: &'a [u8]) -> Option<()> {
         self.touched = true;
-        let decimal = || Decimal::parse_bytes(value.as_bytes()).ok();
+        let decimal = || Decimal::parse_bytes(value).ok();
         let tick = &mut *self.tick;
         match slot {
             Slot::Symbol => {
-                let ascii_bad = |b: &u8| *b <= b' ' || *b == 0x7F;
-                if value.is_empty() || !value.is_ascii() || value.as_bytes().iter().any(ascii_bad) {
+                // ASCII (the scan checked): white space and control characters are
+                // at or below a space, or DEL.
+                let bad = |b: &u8| *b <= b' ' || *b == 0x7F;
+                if value.is_empty() || value.iter().any(bad) {
                     return None;
                 }
-                tick.set_symbol(value).ok()?;
+                tick.set_symbol(std::str::from_utf8(value).ok()?).ok()?;
             }
             Slot::Price => tick.price = decimal().filter(|d| *d > Decimal::ZERO)?,
             Slot::Quantity => tick.quantity = decimal().filter(|d| *d > Decimal::ZERO)?,
@@ -354,17 +361,18 @@ fn direct_into(message: &[u8], sink: &mut TickSink<'_>) -> Option<TickFormat> {
     const STREAM: Literal = Literal::new(b"{\"stream");
     const STREAM_VALUE: Literal = Literal::new(b"\":\"");
     const DATA: Literal = Literal::new(b",\"data\":");
-    let text = std::str::from_utf8(message).ok()?;
+    // No UTF-8 check of the whole message: every string this path reads must be
+    // ASCII (the rest is literals and digits), which serde would accept as UTF-8.
     let mut scan = Scanner {
         bytes: message,
-        text: Some(text),
+        text: None,
         scratch: &mut [],
         at: 0,
     };
     let wrapped = scan.literal_is(STREAM);
     if wrapped {
         scan.literal_is(STREAM_VALUE).then_some(())?;
-        scan.shaped_str()?;
+        scan.shaped_ascii()?;
         scan.literal_is(DATA).then_some(())?;
     }
     let format = scan.shaped_object(sink)?;
@@ -492,10 +500,10 @@ impl<'a> Scanner<'a> {
             TickFormat::BookTicker
         } else {
             self.literal_is(EVENT).then_some(())?;
-            let event = self.shaped_str()?;
-            sink.event(event);
+            let event = self.shaped_ascii()?;
+            sink.event(event)?;
             match event {
-                "trade" => {
+                b"trade" => {
                     let start = self.at;
                     if self.spot_trade(sink).is_none() {
                         // The futures trade: the same fields, `T` second, `X` for `M`.
@@ -504,14 +512,14 @@ impl<'a> Scanner<'a> {
                     }
                     TickFormat::Trade
                 }
-                "aggTrade" => {
+                b"aggTrade" => {
                     self.agg_trade(sink)?;
                     if self.peek() == Some(b',') {
                         self.agg_trade_tail(sink)?;
                     }
                     TickFormat::AggTrade
                 }
-                "bookTicker" => {
+                b"bookTicker" => {
                     self.futures_book_ticker(sink)?;
                     TickFormat::FuturesBookTicker
                 }
@@ -594,7 +602,7 @@ impl<'a> Scanner<'a> {
             | Slot::BidQuantity
             | Slot::Ask
             | Slot::AskQuantity
-            | Slot::AnyString => sink.string(slot, self.shaped_str()?),
+            | Slot::AnyString => sink.string(slot, self.shaped_ascii()?),
             Slot::Maker | Slot::AnyBoolean => sink.boolean(slot, self.shaped_boolean()?),
         }
     }
@@ -625,6 +633,16 @@ impl<'a> Scanner<'a> {
             return None;
         }
         self.str_between(start, end.quote).ok()
+    }
+
+    /// An ASCII string without escapes (its opening quote consumed, its closing one
+    /// stepped past).
+    #[inline(always)]
+    fn shaped_ascii(&mut self) -> Option<&'a [u8]> {
+        let start = self.at;
+        let end = self.string_end().ok()?;
+        let text = &self.bytes[start..end.quote];
+        (!end.escaped && text.is_ascii()).then_some(text)
     }
 
     /// An unsigned integer that fits a `u64`, without sign, fraction or exponent.
