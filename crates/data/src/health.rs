@@ -19,31 +19,37 @@ use rustc_hash::FxHashMap;
 
 use crate::parse::TickFormat;
 
-/// The market's clock: the latest exchange time seen, guarded against one bad
-/// timestamp. A tick more than `max_jump_ns` ahead of the clock moves it only if the
-/// next tick is that far ahead too (the market did move on, after a stall);
-/// otherwise it is an outlier, counted, and the clock stays where it was, so that one
-/// tick dated days ahead cannot make every symbol look stale, or stop the clock that
-/// risk's limits run on until the market catches up with it.
+/// The market's clock: the latest exchange time seen, guarded against bad
+/// timestamps. A tick more than `max_jump_ns` ahead of the clock is held: it moves the
+/// clock only when a later tick comes within `max_jump_ns` of it (the market did move
+/// on, after a stall); a held tick that no later one agrees with is an outlier,
+/// counted, and the clock stays where it was. The first tick is held the same way,
+/// until a second agrees with it: before that the clock reads 0 (no time yet). So one
+/// tick dated days ahead, first or not, alone or after a stall, cannot make every
+/// symbol look stale, or stop the clock that risk's limits run on until the market
+/// catches up with it.
 ///
 /// # Examples
 /// ```
 /// use data::health::MarketClock;
 ///
 /// let mut clock = MarketClock::new(5_000);
-/// assert_eq!(clock.advance(1_000), 1_000);
-/// assert_eq!(clock.advance(900_000), 1_000, "one tick far ahead: held");
+/// assert_eq!(clock.advance(1_000), 0, "the first tick: held until a second agrees");
+/// assert_eq!(clock.advance(1_050), 1_050);
+/// assert_eq!(clock.advance(900_000), 1_050, "one tick far ahead: held");
 /// assert_eq!(clock.advance(1_100), 1_100);
 /// assert_eq!(clock.outliers(), 1);
 /// assert_eq!(clock.advance(60_000), 1_100, "a stall's first tick: held…");
-/// assert_eq!(clock.advance(60_010), 60_010, "…and moved by the second");
+/// assert_eq!(clock.advance(60_010), 60_010, "…and moved by the next");
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct MarketClock {
     max_jump_ns: u64,
     now_ns: u64,
-    /// A tick far ahead, waiting for the next to confirm it.
-    pending: Option<u64>,
+    /// Ticks far ahead, waiting for a later one to agree: two, so that an outlier
+    /// between a stall's first tick and its second does not make either miss the
+    /// other.
+    pending: [Option<u64>; 2],
     outliers: u64,
 }
 
@@ -53,7 +59,7 @@ impl MarketClock {
         MarketClock {
             max_jump_ns,
             now_ns: 0,
-            pending: None,
+            pending: [None; 2],
             outliers: 0,
         }
     }
@@ -63,17 +69,39 @@ impl MarketClock {
         if exchange_ns == 0 {
             return self.now_ns;
         }
-        let far = self.now_ns != 0 && exchange_ns > self.now_ns.saturating_add(self.max_jump_ns);
-        if !far {
-            if self.pending.take().is_some() {
-                self.outliers += 1;
+        let near = |a: u64, b: u64| a.abs_diff(b) <= self.max_jump_ns;
+        let ahead = self.now_ns == 0 || exchange_ns > self.now_ns.saturating_add(self.max_jump_ns);
+        if !ahead {
+            // The held ones had no company: outliers.
+            for held in &mut self.pending {
+                if held.take().is_some() {
+                    self.outliers += 1;
+                }
             }
             self.now_ns = self.now_ns.max(exchange_ns);
-        } else if self.pending.take().is_some() {
-            // Two in a row that far ahead: the market moved on.
-            self.now_ns = exchange_ns;
+            return self.now_ns;
+        }
+        if let Some(held) = self
+            .pending
+            .iter()
+            .flatten()
+            .find(|&&h| near(h, exchange_ns))
+        {
+            // A later tick agrees with a held one: the market moved on; the other
+            // held one, if any, was an outlier.
+            self.now_ns = self.now_ns.max(held.max(&exchange_ns).to_owned());
+            let others = self.pending.iter().flatten().count() - 1;
+            self.outliers += others as u64;
+            self.pending = [None; 2];
         } else {
-            self.pending = Some(exchange_ns);
+            // Held in place of the older one, which none agreed with.
+            if self.pending[0].is_some() && self.pending[1].is_some() {
+                self.outliers += 1;
+            }
+            self.pending = [self.pending[1].or(self.pending[0]), Some(exchange_ns)];
+            if self.pending[0] == self.pending[1] {
+                self.pending[0] = None;
+            }
         }
         self.now_ns
     }
@@ -162,14 +190,19 @@ impl FeedMonitor {
     ) -> Option<FeedFault> {
         let streams = self.symbols.entry(*tick.symbol_key()).or_default();
         let mut fault = None;
-        if let Some(last) = streams.last_seen_ns {
+        // A clock at 0 has no time yet: no silence can be measured on it.
+        if now_ns != 0
+            && let Some(last) = streams.last_seen_ns
+        {
             let silent_ns = now_ns.saturating_sub(last);
             if silent_ns > self.stale_after_ns {
                 fault = Some(FeedFault::Stale { silent_ns });
-                self.counts.stale += 1;
+                self.counts.stale = self.counts.stale.saturating_add(1);
             }
         }
-        streams.last_seen_ns = Some(streams.last_seen_ns.map_or(now_ns, |l| l.max(now_ns)));
+        if now_ns != 0 {
+            streams.last_seen_ns = Some(streams.last_seen_ns.map_or(now_ns, |l| l.max(now_ns)));
+        }
         let last = match (tick.kind, format) {
             (TickKind::Trade, TickFormat::Trade) => Some(&mut streams.last_trade),
             (TickKind::Trade, TickFormat::AggTrade) => Some(&mut streams.last_aggregate),
@@ -181,11 +214,13 @@ impl FeedMonitor {
                 Some(previous) if id > previous.saturating_add(1) => {
                     let missing = id - previous - 1;
                     fault = Some(FeedFault::Gap { missing });
-                    self.counts.gaps += 1;
-                    self.counts.missing_ids += missing;
+                    self.counts.gaps = self.counts.gaps.saturating_add(1);
+                    self.counts.missing_ids = self.counts.missing_ids.saturating_add(missing);
                     *last = Some(id);
                 }
-                Some(previous) if id <= previous => self.counts.repeated += 1,
+                Some(previous) if id <= previous => {
+                    self.counts.repeated = self.counts.repeated.saturating_add(1);
+                }
                 _ => *last = Some(id),
             }
         }
@@ -209,6 +244,29 @@ mod tests {
         tick.kind = TickKind::Trade;
         tick.trade_id = id;
         tick
+    }
+
+    /// One bad timestamp, first, alone, after a stall or doubled, never moves the
+    /// clock for good; a real stall does, at its second tick.
+    #[test]
+    fn the_market_clock_holds_outliers_wherever_they_come() {
+        const YEAR_2100: u64 = 4_102_444_800_000;
+        let run = |times: &[u64]| {
+            let mut clock = MarketClock::new(5_000);
+            let seen: Vec<u64> = times.iter().map(|&t| clock.advance(t)).collect();
+            (seen, clock.outliers())
+        };
+        // An outlier first: the second and third ticks agree, the clock follows them.
+        let (seen, outliers) = run(&[YEAR_2100, 1_000, 1_100, 1_200]);
+        assert_eq!((seen[2..].to_vec(), outliers), (vec![1_100, 1_200], 1));
+        // A real stall, then an outlier, then the market again.
+        let (seen, outliers) = run(&[1_000, 1_100, 61_000, YEAR_2100, 61_100, 61_200]);
+        assert_eq!(seen, [0, 1_100, 1_100, 1_100, 61_100, 61_200]);
+        assert_eq!(outliers, 1, "the outlier, not the stall");
+        // Two outliers in a row that agree with each other are a jump the market
+        // made; two that do not are both outliers.
+        let (seen, outliers) = run(&[1_000, 1_100, YEAR_2100, 1_200, YEAR_2100 + 9_000_000, 1_300]);
+        assert_eq!((*seen.last().unwrap(), outliers), (1_300, 2));
     }
 
     #[test]
@@ -273,12 +331,14 @@ mod tests {
             let mut tick = quote.clone();
             monitor.observe(&mut tick, TickFormat::BookTicker, now)
         };
-        assert_eq!(at(0), None);
-        assert_eq!(at(1_000), None, "at the limit: not stale");
-        assert_eq!(at(2_001), Some(FeedFault::Stale { silent_ns: 1_001 }));
+        assert_eq!(at(1), None);
+        assert_eq!(at(1_001), None, "at the limit: not stale");
+        assert_eq!(at(2_002), Some(FeedFault::Stale { silent_ns: 1_001 }));
         assert_eq!(at(2_500), None);
         // A clock that goes back (quotes timed by others' trades) is no silence.
         assert_eq!(at(2_000), None);
+        // A clock at 0 has no time yet: nothing is measured on it.
+        assert_eq!(at(0), None);
         assert_eq!(monitor.counts().stale, 1);
     }
 
@@ -286,10 +346,10 @@ mod tests {
     fn a_gap_after_a_silence_is_marked_as_the_gap_and_both_are_counted() {
         let mut monitor = FeedMonitor::new(1_000);
         let mut first = trade("BTCUSDT", 1);
-        monitor.observe(&mut first, TickFormat::Trade, 0);
+        monitor.observe(&mut first, TickFormat::Trade, 1);
         let mut after = trade("BTCUSDT", 4);
         assert_eq!(
-            monitor.observe(&mut after, TickFormat::Trade, 5_000),
+            monitor.observe(&mut after, TickFormat::Trade, 5_001),
             Some(FeedFault::Gap { missing: 2 })
         );
         let counts = monitor.counts();

@@ -152,6 +152,11 @@ fn split(line: &[u8]) -> Result<Row, ParseError> {
                 row.ends[row.count] = written;
                 row.count += 1;
                 if record_end {
+                    // A carriage return ends a record for csv-core: one left inside
+                    // the line would hide the rest of it.
+                    if input < line.len() {
+                        return Err(csv_error(input, "a line holding more than one row"));
+                    }
                     return Ok(row);
                 }
             }
@@ -185,6 +190,43 @@ fn boolean(field: &[u8]) -> Option<bool> {
 }
 
 impl Layout {
+    /// The layout of a file known to hold `kind` (its name says so, or a flag) whose
+    /// first row is `line`: its header, or the column count one of that kind's
+    /// layouts has. A first row with a bad value is read by its columns (and rejected
+    /// as a row); one that is exactly another kind's row is `None`. So a bad first row
+    /// cannot make a file of trades be read as aggregate trades.
+    pub fn detect_as(kind: Kind, line: &[u8]) -> Option<Layout> {
+        let row = split(line).ok()?;
+        let columns = row.count;
+        for (header_kind, names) in HEADERS {
+            if header_kind == kind
+                && columns == names.len()
+                && (0..columns).all(|i| row.field(i) == names[i].as_bytes())
+            {
+                return Some(Layout {
+                    kind,
+                    columns,
+                    header: true,
+                });
+            }
+        }
+        let fits = match kind {
+            Kind::Trades => columns == 6 || columns == 7,
+            Kind::AggTrades => columns == 7 || columns == 8,
+            Kind::BookTicker => columns == 7,
+        };
+        // A row that is exactly another kind's (a bookTicker file given as trades) is
+        // refused rather than read row by row into rejections.
+        if Layout::detect(line).is_some_and(|other| other.kind != kind) {
+            return None;
+        }
+        fits.then_some(Layout {
+            kind,
+            columns,
+            header: false,
+        })
+    }
+
     /// The layout of a file whose first row is `line`: its header's column names, or,
     /// without a header, its columns and which of them are booleans. `None` if it is
     /// none of Binance's five.
@@ -228,6 +270,8 @@ impl Layout {
 /// the monthly `BTCUSDT-aggTrades-2024-01.zip`) → `BTCUSDT`, with the kind the name
 /// gives.
 pub fn symbol_of_file(name: &str) -> Option<(&str, Kind)> {
+    // The file's own name, wherever it sits in a path (or inside an archive).
+    let name = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let mut parts = name.split('-');
     let symbol = parts.next().filter(|s| !s.is_empty())?;
     let kind = Kind::from_name(parts.next()?)?;
@@ -442,6 +486,32 @@ mod tests {
         assert_eq!(Layout::detect(b"{\"e\":\"trade\"}"), None);
     }
 
+    /// A file whose kind is known is read by that kind's columns: a bad first row is
+    /// a row to reject, a row of another kind a refusal.
+    #[test]
+    fn a_known_kind_is_read_by_its_columns() {
+        let bad_first = b"1,-5,1,1,1583709433583,True,True";
+        assert_eq!(
+            Layout::detect_as(Kind::Trades, bad_first),
+            Some(Layout {
+                kind: Kind::Trades,
+                columns: 7,
+                header: false
+            })
+        );
+        assert_eq!(
+            Layout::detect_as(Kind::Trades, BOOK),
+            None,
+            "a bookTicker row"
+        );
+        assert_eq!(Layout::detect_as(Kind::BookTicker, FUTURES_TRADE), None);
+        let header = HEADERS[1].1.join(",");
+        assert_eq!(
+            Layout::detect_as(Kind::AggTrades, header.as_bytes()).map(|l| l.header),
+            Some(true)
+        );
+    }
+
     #[test]
     fn rows_become_ticks_of_their_format() {
         let parse = |row: &[u8]| {
@@ -501,6 +571,10 @@ mod tests {
         assert_eq!(reason("x,5,1,1,1583709433583,True,True"), ("csv", 0));
         assert_eq!(reason("1,5,1,1,1583709433583,True").0, "csv");
         assert_eq!(reason("1,5,1,1,1583709433583,True,True,1,2").0, "csv");
+        assert_eq!(
+            reason("1,5,1,1,1583709433583,True,True\rGARBAGE,,,"),
+            ("csv", 32)
+        );
         let book = RowParser::new(Layout::detect(BOOK).unwrap(), "BTCUSDT").unwrap();
         let crossed = book.parse(b"1,31503.50,2.9,31503.40,2.0,1625097600012,1625097600018");
         assert_eq!(
@@ -524,6 +598,10 @@ mod tests {
         assert_eq!(
             symbol_of_file("BTCUSDT-bookTicker-2024-01-01.csv"),
             Some(("BTCUSDT", Kind::BookTicker))
+        );
+        assert_eq!(
+            symbol_of_file("data/spot/BTCUSDT-trades-2024-01-01.csv"),
+            Some(("BTCUSDT", Kind::Trades))
         );
         assert_eq!(symbol_of_file("recording.jsonl"), None);
         assert_eq!(symbol_of_file("BTCUSDT-1m-2024-01.zip"), None, "klines");

@@ -54,6 +54,10 @@ struct Args {
     /// With --connect: the longest wait between two connection attempts.
     #[arg(long, value_name = "MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
     reconnect_max_ms: u64,
+    /// With --connect: a connection that delivers no frame for this long is taken for
+    /// dead and made again (Binance pings every 20 s).
+    #[arg(long, value_name = "MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..))]
+    idle_ms: u64,
     /// Seed of the generated market.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -84,11 +88,11 @@ struct Args {
     /// bookTicker CSV files (with or without their header; a .zip as downloaded, or
     /// extracted) from their first line; `json`, `trades`, `aggTrades` or `bookTicker`
     /// says which.
-    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = input_format)]
+    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = input_format, conflicts_with = "connect")]
     format: pipeline::InputFormat,
     /// The symbol of a historical CSV file's rows, when its file name does not give it
     /// (BTCUSDT-trades-2024-01-01.csv does).
-    #[arg(long, value_name = "SYMBOL")]
+    #[arg(long, value_name = "SYMBOL", requires = "input")]
     symbol: Option<String>,
     /// With --input: the longest line read, in bytes, its newline included; a longer
     /// one is counted malformed (`line_too_long`) and skipped without being buffered.
@@ -270,6 +274,7 @@ fn run(args: Args) -> Result<ExitCode> {
         live: pipeline::LiveSettings {
             ca_file: args.ca_file,
             backoff_max: std::time::Duration::from_millis(args.reconnect_max_ms),
+            idle_timeout: std::time::Duration::from_millis(args.idle_ms),
             ..pipeline::LiveSettings::default()
         },
         symbol: args.symbol,
@@ -305,9 +310,9 @@ fn run(args: Args) -> Result<ExitCode> {
             let now = progress.feed_faults();
             if now != faults {
                 tracing::warn!(
-                    new_gaps = now.gaps - faults.gaps,
-                    new_missing_ids = now.missing_ids - faults.missing_ids,
-                    new_silences = now.stale - faults.stale,
+                    new_gaps = now.gaps.saturating_sub(faults.gaps),
+                    new_missing_ids = now.missing_ids.saturating_sub(faults.missing_ids),
+                    new_silences = now.stale.saturating_sub(faults.stale),
                     rejected_signals = now.rejected,
                     strategy_restarts = now.restarts,
                     "feed faults: risk holds the symbols' signals for the recovery time and the strategy restarts their averages"

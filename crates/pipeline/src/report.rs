@@ -740,8 +740,13 @@ impl fmt::Display for Report {
         if let Some(live) = &self.live {
             writeln!(
                 f,
-                "  live source: {} connection attempts, {} connected, {} dropped; {} messages ({} bytes)",
-                live.attempts, live.connected, live.dropped, live.messages, live.bytes
+                "  live source: {} connection attempts, {} connected, {} dropped; {} messages ({} bytes), {} binary frames ignored",
+                live.attempts,
+                live.connected,
+                live.dropped,
+                live.messages,
+                live.bytes,
+                live.ignored
             )?;
         }
         let h = &self.feed_health;

@@ -125,6 +125,7 @@ fn run_against(url: String, ca_file: Option<std::path::PathBuf>) -> pipeline::Re
             ca_file,
             backoff_initial: Duration::from_millis(20),
             backoff_max: Duration::from_millis(100),
+            ..LiveSettings::default()
         },
         ..Config::default()
     };
@@ -241,4 +242,57 @@ fn a_tls_websocket_with_the_tests_own_certificate() {
     let seen = server.join().unwrap();
     std::fs::remove_file(&ca_file).unwrap();
     check(&report, &seen);
+}
+
+/// A connection that goes quiet (open, but no frame: a half-open socket, a stuck
+/// server) is taken for dead after the idle timeout, and made again.
+#[test]
+fn a_silent_connection_is_dropped_after_the_idle_timeout() {
+    let _serial = serial();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (done_tx, done) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let lines = recording();
+        let mut seen = Seen::default();
+        let mut quiet = Vec::new();
+        for range in [0..3, 3..5] {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut socket = tungstenite::accept(tcp).unwrap();
+            subscribe(&mut socket, &mut seen);
+            for line in &lines[range] {
+                socket.send(Message::text(line.clone())).unwrap();
+            }
+            socket.flush().unwrap();
+            // Each stays open and says nothing more (the second until the test is
+            // over).
+            quiet.push(socket);
+        }
+        let _ = done.recv_timeout(Duration::from_secs(30));
+        drop(quiet);
+        seen
+    });
+    let config = Config {
+        source: Source::Connect {
+            url: format!("ws://127.0.0.1:{port}/stream?streams=btcusdt@trade"),
+            limit: Some(2 + 5),
+        },
+        window: 5,
+        live: LiveSettings {
+            backoff_initial: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(100),
+            idle_timeout: Duration::from_millis(300),
+            ..LiveSettings::default()
+        },
+        ..Config::default()
+    };
+    let progress = Arc::new(Progress::default());
+    let report = pipeline::run(&config, &progress).unwrap();
+    done_tx.send(()).unwrap();
+    let seen = server.join().unwrap();
+    let live = report.live.unwrap();
+    assert_eq!((report.ticks, report.skipped), (5, 2), "{report}");
+    assert_eq!((live.connected, live.dropped), (2, 1), "{report}");
+    assert_eq!(seen.subscriptions.len(), 2);
 }

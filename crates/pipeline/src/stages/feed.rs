@@ -183,24 +183,28 @@ impl Decoder {
     /// that is not the CSV kind `format` names.
     fn choose(
         format: InputFormat,
+        named: Option<data::historical::Kind>,
         symbol: Option<&str>,
         first: &[u8],
         name: &str,
     ) -> Result<(Decoder, bool)> {
         use data::historical::{Layout, RowParser};
-        let layout = match format {
-            InputFormat::Json => return Ok((Decoder::Json, false)),
-            InputFormat::Auto if first.starts_with(b"{") => return Ok((Decoder::Json, false)),
-            InputFormat::Auto => match Layout::detect(first) {
-                Some(layout) => layout,
-                None => return Ok((Decoder::Json, false)),
-            },
-            InputFormat::Csv(kind) => match Layout::detect(first) {
-                Some(layout) if layout.kind == kind => layout,
-                _ => anyhow::bail!(
+        let as_kind = |kind: data::historical::Kind| {
+            Layout::detect_as(kind, first).ok_or_else(|| {
+                anyhow::anyhow!(
                     "{name}: the first line is not a row or header of Binance's historical {} files",
                     kind.name()
-                ),
+                )
+            })
+        };
+        let layout = match (format, named) {
+            (InputFormat::Json, _) => return Ok((Decoder::Json, false)),
+            (InputFormat::Auto, _) if first.starts_with(b"{") => return Ok((Decoder::Json, false)),
+            // The file name says what it holds: its first row only says how.
+            (InputFormat::Auto, Some(kind)) | (InputFormat::Csv(kind), _) => as_kind(kind)?,
+            (InputFormat::Auto, None) => match Layout::detect(first) {
+                Some(layout) => layout,
+                None => return Ok((Decoder::Json, false)),
             },
         };
         let Some(symbol) = symbol else {
@@ -233,9 +237,11 @@ pub(crate) enum Input {
         name: String,
         limit: Option<u64>,
         max_line_bytes: usize,
-        /// How to read its lines, and the symbol its file name gives (for CSV rows).
+        /// How to read its lines, and the symbol and kind its file name gives (for
+        /// CSV rows).
         format: InputFormat,
         symbol: Option<String>,
+        named: Option<data::historical::Kind>,
     },
 }
 
@@ -263,14 +269,22 @@ impl Input {
     pub(crate) fn open(config: &Config, progress: &Arc<Progress>) -> Result<(Input, Option<u64>)> {
         let max_line_bytes = config.max_line_bytes;
         let format = config.input_format;
-        // The symbol of CSV rows: given, or in a Binance file name.
-        let symbol = |file_name: Option<&str>| {
-            config.symbol.clone().or_else(|| {
-                file_name
-                    .and_then(data::historical::symbol_of_file)
-                    .map(|(symbol, _)| symbol.to_owned())
-            })
+        // The symbol of CSV rows: given, or in a Binance file name (the first of
+        // `names` that is one); and the kind the name says.
+        fn named(names: &[Option<&str>]) -> Option<(String, data::historical::Kind)> {
+            names
+                .iter()
+                .flatten()
+                .find_map(|n| data::historical::symbol_of_file(n))
+                .map(|(symbol, kind)| (symbol.to_owned(), kind))
+        }
+        let symbol = |names: &[Option<&str>]| {
+            config
+                .symbol
+                .clone()
+                .or_else(|| named(names).map(|(symbol, _)| symbol))
         };
+        let kind = |names: &[Option<&str>]| named(names).map(|(_, kind)| kind);
         Ok(match &config.source {
             Source::Generated { seed, ticks } => (
                 Input::Generated {
@@ -286,6 +300,10 @@ impl Input {
             {
                 let (stream, entry) = super::unzip::open(path)?;
                 let name = format!("{} ({entry})", path.display());
+                let names = [
+                    Some(entry.as_str()),
+                    path.file_name().and_then(|n| n.to_str()),
+                ];
                 (
                     Input::Lines {
                         reader: Box::new(BufReader::with_capacity(
@@ -296,7 +314,8 @@ impl Input {
                         limit: *limit,
                         max_line_bytes,
                         format,
-                        symbol: symbol(Some(&entry)),
+                        symbol: symbol(&names),
+                        named: kind(&names),
                     },
                     *limit,
                 )
@@ -332,7 +351,8 @@ impl Input {
                         limit: *limit,
                         max_line_bytes,
                         format,
-                        symbol: symbol(path.file_name().and_then(|n| n.to_str())),
+                        symbol: symbol(&[path.file_name().and_then(|n| n.to_str())]),
+                        named: kind(&[path.file_name().and_then(|n| n.to_str())]),
                     },
                     *limit,
                 )
@@ -351,6 +371,7 @@ impl Input {
                     max_line_bytes,
                     format: InputFormat::Json,
                     symbol: None,
+                    named: None,
                 },
                 *limit,
             ),
@@ -364,7 +385,8 @@ impl Input {
                     limit: *limit,
                     max_line_bytes,
                     format,
-                    symbol: symbol(None),
+                    symbol: symbol(&[]),
+                    named: None,
                 },
                 *limit,
             ),
@@ -646,6 +668,7 @@ pub(crate) fn feed(
             max_line_bytes,
             format,
             symbol,
+            named,
         } => {
             // Chosen at the first line that is not blank.
             let mut decoder = None;
@@ -678,8 +701,13 @@ pub(crate) fn feed(
                         let decoder = match &decoder {
                             Some(decoder) => decoder,
                             None => {
-                                let (chosen, header) =
-                                    Decoder::choose(format, symbol.as_deref(), message, &name)?;
+                                let (chosen, header) = Decoder::choose(
+                                    format,
+                                    named,
+                                    symbol.as_deref(),
+                                    message,
+                                    &name,
+                                )?;
                                 figures.format = Some(chosen.name());
                                 let chosen = decoder.insert(chosen);
                                 if header {

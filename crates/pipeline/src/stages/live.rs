@@ -35,6 +35,9 @@ pub struct LiveSettings {
     pub backoff_initial: Duration,
     /// The longest wait between two attempts.
     pub backoff_max: Duration,
+    /// A connection that delivers no frame for this long (not even a ping; Binance
+    /// pings every 20 s) is taken for dead, dropped and made again.
+    pub idle_timeout: Duration,
 }
 
 impl Default for LiveSettings {
@@ -43,6 +46,7 @@ impl Default for LiveSettings {
             ca_file: None,
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -55,6 +59,7 @@ pub(crate) struct LiveCounters {
     dropped: AtomicU64,
     messages: AtomicU64,
     bytes: AtomicU64,
+    ignored: AtomicU64,
     /// Set when the run is over (whatever ended it): the network thread ends too.
     finished: std::sync::atomic::AtomicBool,
 }
@@ -69,10 +74,13 @@ pub struct LiveFigures {
     /// Connections that ended while the run went on (closed by the server, or an
     /// error).
     pub dropped: u64,
-    /// Text messages handed to the feed.
+    /// Text messages received (written to the feed's pipe: with `--ticks`, the
+    /// last few may not be read).
     pub messages: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Binary frames, which no Binance stream sends: counted and dropped.
+    pub ignored: u64,
 }
 
 impl LiveCounters {
@@ -93,6 +101,7 @@ impl LiveCounters {
             dropped: self.dropped.load(Ordering::Relaxed),
             messages: self.messages.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
+            ignored: self.ignored.load(Ordering::Relaxed),
         }
     }
 }
@@ -257,7 +266,13 @@ fn network(
                     counters.connected.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(url = target.url, streams = ?target.streams, "connected");
                     backoff = settings.backoff_initial;
-                    match read(&mut socket, &over, counters, &mut lines) {
+                    match read(
+                        &mut socket,
+                        &over,
+                        counters,
+                        settings.idle_timeout,
+                        &mut lines,
+                    ) {
                         Ended::Stopped | Ended::FeedGone => {
                             let _ = socket.close(None);
                             let _ = socket.flush();
@@ -328,13 +343,19 @@ fn read(
     socket: &mut WebSocket<MaybeTlsStream<TcpStream>>,
     over: &dyn Fn() -> bool,
     counters: &LiveCounters,
+    idle_timeout: Duration,
     lines: &mut std::io::PipeWriter,
 ) -> Ended {
+    let mut last_frame = std::time::Instant::now();
     loop {
         if over() {
             return Ended::Stopped;
         }
-        match socket.read() {
+        let frame = socket.read();
+        if frame.is_ok() {
+            last_frame = std::time::Instant::now();
+        }
+        match frame {
             Ok(Message::Text(text)) => {
                 counters.messages.fetch_add(1, Ordering::Relaxed);
                 counters
@@ -357,8 +378,11 @@ fn read(
                     return Ended::FeedGone;
                 }
             }
-            // Answered by tungstenite as it reads; binary frames are no stream's.
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_) | Message::Frame(_)) => {}
+            // Answered by tungstenite as it reads.
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+            Ok(Message::Binary(_)) => {
+                counters.ignored.fetch_add(1, Ordering::Relaxed);
+            }
             Ok(Message::Close(frame)) => {
                 return Ended::Dropped(format!(
                     "closed by the server{}",
@@ -369,7 +393,15 @@ fn read(
                 if matches!(
                     error.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+                ) =>
+            {
+                if last_frame.elapsed() > idle_timeout {
+                    return Ended::Dropped(format!(
+                        "no frame for {} ms: taken for dead",
+                        idle_timeout.as_millis()
+                    ));
+                }
+            }
             Err(error) => return Ended::Dropped(error.to_string()),
         }
     }

@@ -39,12 +39,19 @@ pub(crate) fn open(path: &Path) -> Result<(ZipStream, String)> {
             archive.len()
         );
     }
-    let entry = archive
-        .by_index(0)
-        .with_context(|| format!("reading the file inside {name}"))?
-        .name()
-        .with_context(|| format!("reading the name of the file inside {name}"))?
-        .into_owned();
+    let (entry, is_file, size) = {
+        let file = archive
+            .by_index(0)
+            .with_context(|| format!("reading the file inside {name}"))?;
+        let entry = file
+            .name()
+            .with_context(|| format!("reading the name of the file inside {name}"))?
+            .into_owned();
+        (entry, file.is_file(), file.size())
+    };
+    if !is_file || size == 0 {
+        bail!("{name} holds no data: its one entry, {entry:?}, is not a file with content");
+    }
     let (pipe, mut writer) = std::io::pipe().context("making a pipe for the archive")?;
     let inflater = std::thread::Builder::new()
         .name("unzip".into())
