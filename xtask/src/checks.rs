@@ -200,10 +200,16 @@ const MIRI_FILTERS: &[&str] = &[
 
 /// Selected tests that are `#[cfg_attr(miri, ignore)]`, with why: Miri must report
 /// exactly these as ignored, and pass every other selected test.
-const MIRI_IGNORED: &[(&str, &str)] = &[(
-    "types::decimal::tests::display_round_trips",
-    "2,000 proptest cases of safe code",
-)];
+const MIRI_IGNORED: &[(&str, &str)] = &[
+    (
+        "types::decimal::tests::display_round_trips",
+        "2,000 proptest cases of safe code",
+    ),
+    (
+        "types::decimal::tests::the_plain_path_agrees_with_the_checked_one",
+        "2,000 proptest cases of safe code",
+    ),
+];
 
 /// The infrastructure tests under ThreadSanitizer, with std rebuilt instrumented (so
 /// its own synchronisation is seen and reports are real).

@@ -19,13 +19,14 @@
 //! Per-symbol state is allocated when a symbol is first seen, never after.
 #![forbid(unsafe_code)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use infrastructure::types::{
     Decimal, FeedFault, RejectReason, RiskDecision, Side, Signal, Symbol, Tick,
 };
+use rustc_hash::FxHashMap;
 
 /// Invalid [`RiskLimits`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -218,7 +219,8 @@ impl RiskCounts {
 pub struct RiskEngine {
     limits: RiskLimits,
     kill_switch: KillSwitch,
-    symbols: HashMap<Symbol, SymbolRisk>,
+    /// FxHash: `on_tick` looks a symbol up on every tick.
+    symbols: FxHashMap<Symbol, SymbolRisk>,
     counts: RiskCounts,
 }
 
@@ -232,7 +234,7 @@ impl RiskEngine {
         Ok(RiskEngine {
             limits,
             kill_switch,
-            symbols: HashMap::new(),
+            symbols: FxHashMap::default(),
             counts: RiskCounts::default(),
         })
     }
