@@ -40,11 +40,8 @@ impl StageRecorders {
     }
 }
 
-/// Reads one of [`crate::FeedFaultCounts`].
-type FaultCount = fn(&crate::FeedFaultCounts) -> u64;
-
-/// Reads one of [`crate::LiveFigures`].
-type LiveCount = fn(&crate::LiveFigures) -> u64;
+/// Reads one counter of a run's [`Progress`].
+type ProgressCount = fn(&Progress) -> u64;
 
 /// The metrics of [`monitoring::pool_registry`] plus the pipeline's own, read from
 /// `progress`: `trading_pipeline_ticks_total`, `trading_pipeline_malformed_lines_total`,
@@ -70,76 +67,66 @@ pub fn metrics_registry(progress: &Arc<Progress>) -> Registry {
         monitoring::Kind::Counter,
         move || malformed.malformed(),
     );
-    let faults: [(&str, &str, FaultCount); 5] = [
+    // Counters read from `progress` at each scrape: the feed's faults and what was
+    // done about them, and the live source.
+    let counters: [(&str, &str, ProgressCount); 10] = [
         (
             "pipeline_feed_gaps",
             "Gaps in a symbol's trade ids (messages lost).",
-            |c| c.gaps,
+            |p| p.feed_faults().gaps,
         ),
         (
             "pipeline_feed_missing_ids",
             "Trade ids missing in the gaps.",
-            |c| c.missing_ids,
+            |p| p.feed_faults().missing_ids,
         ),
         (
             "pipeline_feed_stale",
             "Silences of a symbol's feed longer than the stale limit (market time).",
-            |c| c.stale,
+            |p| p.feed_faults().stale,
         ),
         (
             "pipeline_feed_rejected_signals",
             "Signals risk rejected because their symbol's feed was not healthy.",
-            |c| c.rejected,
+            |p| p.feed_faults().rejected,
         ),
         (
             "pipeline_strategy_restarts",
             "Times the strategy restarted a symbol's averages after a feed fault.",
-            |c| c.restarts,
+            |p| p.feed_faults().restarts,
         ),
-    ];
-    for (name, help, read) in faults {
-        let progress = Arc::clone(progress);
-        monitoring::register_fn(
-            &mut registry,
-            name,
-            help,
-            monitoring::Kind::Counter,
-            move || read(&progress.feed_faults()),
-        );
-    }
-    let live: [(&str, &str, LiveCount); 5] = [
         (
             "pipeline_live_connection_attempts",
             "Connection attempts of the live source.",
-            |l| l.attempts,
+            |p| p.live().attempts,
         ),
         (
             "pipeline_live_connections",
             "Connections of the live source that were made and subscribed.",
-            |l| l.connected,
+            |p| p.live().connected,
         ),
         (
             "pipeline_live_dropped",
             "Connections of the live source that ended while the run went on.",
-            |l| l.dropped,
+            |p| p.live().dropped,
         ),
         (
             "pipeline_live_messages",
-            "Text messages the live source handed to the feed.",
-            |l| l.messages,
+            "Text messages the live source received and wrote to the feed's pipe.",
+            |p| p.live().messages,
         ),
-        ("pipeline_live_bytes", "Bytes of those messages.", |l| {
-            l.bytes
+        ("pipeline_live_bytes", "Bytes of those messages.", |p| {
+            p.live().bytes
         }),
     ];
-    for (name, help, read) in live {
+    for (name, help, read) in counters {
         let progress = Arc::clone(progress);
         monitoring::register_fn(
             &mut registry,
             name,
             help,
             monitoring::Kind::Counter,
-            move || read(&progress.live()),
+            move || read(&progress),
         );
     }
     monitoring::register_latency(

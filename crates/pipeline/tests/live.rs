@@ -143,6 +143,24 @@ fn run_against(url: String, ca_file: Option<std::path::PathBuf>) -> pipeline::Re
         }
     };
     runner.join().unwrap();
+    // The metrics say what the report says.
+    let live = report.live.expect("a live report");
+    let metrics = monitoring::render(&pipeline::metrics_registry(&progress)).unwrap();
+    for (name, value) in [
+        (
+            "trading_pipeline_live_connection_attempts_total",
+            live.attempts,
+        ),
+        ("trading_pipeline_live_connections_total", live.connected),
+        ("trading_pipeline_live_dropped_total", live.dropped),
+        ("trading_pipeline_live_messages_total", live.messages),
+        ("trading_pipeline_live_bytes_total", live.bytes),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == format!("{name} {value}")),
+            "{name} {value} not in:\n{metrics}"
+        );
+    }
     report
 }
 
