@@ -536,7 +536,7 @@ pub fn parse_into(message: &[u8], tick: &mut Tick) -> Result<TickFormat, ParseEr
 }
 
 /// The reference path: the same parse with serde_json decoding every message. The
-/// fast path is tested against it; it is slower (about 400 ns a trade against 60) and
+/// fast path is tested against it; it is slower (about seven times, on a trade: `docs/benchmarks.md`) and
 /// allocates for escapes, nested values and errors.
 pub mod reference {
     use super::{Message, ParseError, Path};

@@ -11,7 +11,7 @@ mod signal;
 mod tick;
 
 pub use decimal::{DECIMAL_PLACES, Decimal, DecimalBuffer, DecimalError};
-pub use inline_str::{CapacityError, FieldError, InlineStr};
+pub use inline_str::{AsciiError, CapacityError, FieldError, InlineStr};
 pub use order::{CLIENT_ORDER_ID_CAPACITY, Order, OrderStatus, OrderType, TimeInForce};
 pub use signal::{RejectReason, RiskDecision, STRATEGY_CAPACITY, Signal, SignalKind};
 pub use tick::{FeedFault, Tick, TickKind};
@@ -83,6 +83,17 @@ macro_rules! symbol_field {
             symbol,
             set_symbol
         );
+
+        /// Sets `symbol` from bytes a parser has scanned, without the general UTF-8
+        /// check ([`InlineStr::set_ascii`](crate::types::InlineStr::set_ascii)).
+        ///
+        /// # Errors
+        /// [`AsciiError`](crate::types::AsciiError) if a byte is not ASCII or the value is
+        /// longer than the field's inline capacity; the field is then left unchanged.
+        #[inline]
+        pub fn set_symbol_ascii(&mut self, value: &[u8]) -> Result<(), $crate::types::AsciiError> {
+            self.symbol.set_ascii(value)
+        }
 
         /// The instrument as an inline [`Symbol`](crate::types::Symbol), e.g. to key a map
         /// or to copy into another pooled object.
