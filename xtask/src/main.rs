@@ -84,7 +84,7 @@ fn main() -> Result<()> {
     sh.change_dir(workspace_root());
     match cli.verb {
         Verb::Ci => ci(&sh),
-        Verb::Loom { full } => loom(&sh, full),
+        Verb::Loom { full } => loom(&sh, if full { Bound::Full } else { Bound::Standard }),
         Verb::Asan => checks::asan(&sh),
         Verb::Valgrind => checks::valgrind(&sh),
         Verb::Miri => checks::miri(&sh),
@@ -163,7 +163,7 @@ fn ci_steps(sh: &Shell) -> Result<()> {
     step("doctest", || {
         Ok(cmd!(sh, "cargo test --workspace --doc --locked").run()?)
     })?;
-    loom(sh, false)?;
+    loom(sh, Bound::Ci)?;
     checks::asan(sh)?;
     checks::valgrind(sh)?;
     checks::miri(sh)?;
@@ -196,10 +196,22 @@ fn soak(sh: &Shell, seconds: u64) -> Result<()> {
     })
 }
 
-fn loom(sh: &Shell, full: bool) -> Result<()> {
+/// How far the loom models search.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    /// 3 preemptions, 2 for the heaviest model (`heavy_model` in the models): CI's.
+    Ci,
+    /// 3 preemptions for every model.
+    Standard,
+    /// 4 preemptions for every model.
+    Full,
+}
+
+fn loom(sh: &Shell, bound: Bound) -> Result<()> {
     step("loom", || {
-        let default = if full { "4" } else { "3" };
+        let default = if bound == Bound::Full { "4" } else { "3" };
         let preemptions = std::env::var("LOOM_MAX_PREEMPTIONS").unwrap_or_else(|_| default.into());
+        let _heavy = (bound == Bound::Ci).then(|| sh.push_env("LOOM_HEAVY_MAX_PREEMPTIONS", "2"));
         // A separate target dir: `--cfg loom` rebuilds everything, and sharing the
         // normal one would throw away its cache on every switch.
         // Debug assertions on: the pools' `debug_assert!`s are invariants loom should see.
@@ -224,10 +236,29 @@ fn loom(sh: &Shell, full: bool) -> Result<()> {
                 executions.len()
             );
         }
+        // Each model's line ends with its bound, `(preemption bound Some(N))`.
+        let capped: Vec<String> = executions
+            .iter()
+            .filter(|line| !line.ends_with(&format!("Some({preemptions}))")))
+            .map(|line| {
+                let name = line.split(':').next().unwrap_or(line);
+                let bound = line
+                    .rsplit("Some(")
+                    .next()
+                    .unwrap_or("?)")
+                    .trim_end_matches(')');
+                format!("{name} at {bound}")
+            })
+            .collect();
+        let capped = if capped.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", capped.join(", "))
+        };
         skips::record(
             "loom",
             format!(
-                "{} models, preemption bound {preemptions}",
+                "{} models, preemption bound {preemptions}{capped}",
                 executions.len()
             ),
         );
