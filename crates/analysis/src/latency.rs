@@ -78,6 +78,38 @@ impl LatencySummary {
     }
 }
 
+/// One run-long histogram of nanoseconds, with [`Latencies`]' range and precision,
+/// allocated once: recording never allocates.
+#[derive(Debug)]
+pub struct NanosHistogram(Histogram<u64>);
+
+impl Default for NanosHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NanosHistogram {
+    /// An empty histogram, 3 significant digits from 1 ns to [`MAX_TRACKED_NS`].
+    pub fn new() -> Self {
+        match Histogram::new_with_bounds(1, MAX_TRACKED_NS, 3) {
+            Ok(histogram) => NanosHistogram(histogram),
+            // Constant, valid bounds, as in `Latencies::new`.
+            Err(error) => unreachable!("histogram bounds: {error}"),
+        }
+    }
+
+    /// Records one sample; values beyond the range count as its ends.
+    pub fn record(&mut self, nanos: u64) {
+        self.0.saturating_record(nanos.clamp(1, MAX_TRACKED_NS));
+    }
+
+    /// Its percentiles.
+    pub fn summary(&self) -> LatencySummary {
+        LatencySummary::of(&self.0)
+    }
+}
+
 /// A run-long and a per-window histogram for each [`Stage`], allocated once: recording
 /// never allocates.
 #[derive(Debug)]

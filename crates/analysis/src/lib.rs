@@ -18,7 +18,7 @@ use infrastructure::types::{
 };
 use serde::Serialize;
 
-pub use latency::{Latencies, LatencySummary, Stage};
+pub use latency::{Latencies, LatencySummary, NanosHistogram, Stage};
 
 /// Raw units of a product of two decimals (16 places) per raw unit of one (8 places).
 const PRODUCT_SCALE: i128 = 10_i128.pow(DECIMAL_PLACES);

@@ -230,6 +230,9 @@ pub struct Faults {
     /// The trading stage allocates once every this many ticks (0: never): heap
     /// allocations on the hot path.
     pub allocate_every: u64,
+    /// The feed stops for this long before it reads this message (1-based): a stall
+    /// that latencies stamped at the read would not show (coordinated omission).
+    pub stall_feed: Option<(u64, std::time::Duration)>,
 }
 
 /// Threads that use the pools during a run: main, the short-lived priming thread and

@@ -254,7 +254,10 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     let feed = {
         let progress = Arc::clone(progress);
         let finished = Arc::clone(&finished);
-        let rate = config.rate;
+        let pacing = stages::feed::Pacing {
+            rate: config.rate,
+            stall: config.faults.stall_feed,
+        };
         let monitor = data::health::FeedMonitor::new(config.stale_after_ns);
         let stale_after_ns = config.stale_after_ns;
         std::thread::Builder::new()
@@ -265,7 +268,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
                     clock,
                     &tick_tx,
                     &progress,
-                    rate,
+                    pacing,
                     monitor,
                     stale_after_ns,
                 );

@@ -24,6 +24,21 @@ pub struct StageLatency {
     pub latency: Option<LatencySummary>,
 }
 
+/// How the feed kept to its `--rate` schedule: the figures beside the latencies, which
+/// are measured from when each message was due (`crate::stages::feed::Schedule`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ScheduleReport {
+    /// Messages per second asked for.
+    pub rate: u64,
+    /// Per message, its read less its due time: what stamping it at its read would
+    /// have left out of its latencies.
+    pub lateness: LatencySummary,
+    /// Per wait for a message not yet due, the longest the feed thread was away
+    /// across one yield: the host's hiccups, as the first thread of the critical path
+    /// met them (`count` is the waits).
+    pub hiccups: LatencySummary,
+}
+
 /// One pool's work during the run, and its state at the end.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PoolReport {
@@ -266,8 +281,11 @@ pub struct Report {
     /// Ticks per second over `processing_seconds` (`None` below 2 ticks, where it
     /// would be one tick's latency, not a rate).
     pub ticks_per_second: Option<f64>,
-    /// Latency per stage over the run.
+    /// Latency per stage over the run, from when each message was received (when it
+    /// was due, under `--rate`).
     pub latency: Vec<StageLatency>,
+    /// The feed's schedule, under `--rate`.
+    pub schedule: Option<ScheduleReport>,
     /// The windows kept: the first and the latest ([`crate::KEPT_WINDOWS`] in all).
     pub windows: Vec<WindowRow>,
     /// Windows closed, kept or not.
@@ -395,6 +413,15 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
                 latency: summary(latencies.total(stage)),
             })
             .collect(),
+        schedule: feed
+            .schedule
+            .as_ref()
+            .zip(config.rate)
+            .map(|(schedule, rate)| ScheduleReport {
+                rate,
+                lateness: schedule.lateness.summary(),
+                hiccups: schedule.hiccups.summary(),
+            }),
         windows: analysis.windows,
         windows_closed: analysis.windows_closed,
         pools: pools
@@ -565,6 +592,21 @@ impl Report {
                     .to_vec(),
             };
             t.add_row(row);
+        }
+        if let Some(schedule) = &self.schedule {
+            for (name, l) in [
+                ("(feed lateness)", schedule.lateness),
+                ("(host hiccups)", schedule.hiccups),
+            ] {
+                t.add_row(vec![
+                    name.to_owned(),
+                    l.count.to_string(),
+                    micros(l.p50_ns),
+                    micros(l.p99_ns),
+                    micros(l.p999_ns),
+                    micros(l.max_ns),
+                ]);
+            }
         }
         t
     }
@@ -775,6 +817,13 @@ impl fmt::Display for Report {
             }
         }
         writeln!(f, "\n{}", self.latency_table())?;
+        if let Some(schedule) = &self.schedule {
+            writeln!(
+                f,
+                "  latencies from when each message was due at {} messages/s; feed lateness: its read less its due time; host hiccups: the feed thread's longest time away across one yield, per wait",
+                schedule.rate
+            )?;
+        }
         writeln!(f, "\n{}", self.window_table())?;
         let listed = self.windows.len() as u64;
         if self.windows_closed > listed {

@@ -1067,3 +1067,53 @@ fn historical_csv_files_and_their_zips_replay_as_ticks() {
     assert!(pipeline::run(&wrong, &progress).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Under `--rate`, a message's latency runs from when it was due: a stall of the feed
+/// shows in the latencies of the messages it delayed (stamped at their read, it would
+/// vanish: coordinated omission), and the report says how late the feed read them.
+#[test]
+fn a_paced_run_measures_latency_from_when_each_message_was_due() {
+    let _serial = serial();
+    let stall = std::time::Duration::from_millis(60);
+    let config = Config {
+        rate: Some(2_000),
+        faults: Faults {
+            stall_feed: Some((200, stall)),
+            ..Faults::default()
+        },
+        ..generated(5, 400, 100)
+    };
+    let report = run(&config);
+    assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
+    let schedule = report.schedule.expect("a paced run reports its schedule");
+    assert_eq!(schedule.rate, 2_000);
+    assert_eq!(schedule.lateness.count, 400, "every message's lateness");
+    let stall_ns = u64::try_from(stall.as_nanos()).unwrap();
+    // The stall began up to one interval (0.5 ms) before that message was due.
+    assert!(
+        schedule.lateness.max_ns >= stall_ns - 500_000,
+        "the message after the stall was read at least {stall:?} late: {schedule:?}"
+    );
+    // The messages due during the stall were waited for by nobody: no hiccup.
+    assert!(
+        schedule.hiccups.count > 0 && schedule.hiccups.count < 400,
+        "{schedule:?}"
+    );
+    let end_to_end = report
+        .latency
+        .iter()
+        .find(|s| s.stage == "end_to_end")
+        .and_then(|s| s.latency)
+        .expect("end-to-end latencies");
+    assert!(
+        end_to_end.max_ns >= stall_ns - 500_000,
+        "the stall shows in the end-to-end latency: {end_to_end:?}"
+    );
+    // About a sixth of the messages (the 120 due in the stall's 60 ms, of 400) were
+    // delayed by it: the 99th percentile sees it.
+    assert!(end_to_end.p99_ns >= stall_ns / 2, "{end_to_end:?}");
+
+    // Unpaced, there is no schedule to keep.
+    let unpaced = run(&generated(5, 400, 100));
+    assert!(unpaced.schedule.is_none());
+}

@@ -143,6 +143,25 @@ pub struct FeedFigures {
     pub format: Option<&'static str>,
     /// Why the feed stopped before the end of its source, if it did.
     pub stopped: Option<StopReason>,
+    /// How the feed kept to its schedule, when it had one (`--rate`).
+    pub schedule: Option<Schedule>,
+}
+
+/// How the feed kept to its schedule. A paced message's latency is measured from when
+/// it was due, not from when the feed got round to reading it: a stall that delays
+/// the reads after it then shows in their latencies, as it would for messages that
+/// arrive on a network while the process is stalled (coordinated omission).
+#[derive(Debug, Default)]
+pub struct Schedule {
+    /// Per message: when the feed read it, less when it was due. What stamping each
+    /// message at its read would have left out of every latency.
+    pub lateness: analysis::NanosHistogram,
+    /// Per wait for a message that was not yet due: the longest the feed thread was
+    /// away between two looks at the clock while it yielded (sleeps, for waits over
+    /// 200 µs, are not counted: the OS wakes a sleeper late by design). The host's
+    /// hiccups as the thread that starts the critical path met them, measured without
+    /// a thread of its own (jHiccup's idea).
+    pub hiccups: analysis::NanosHistogram,
 }
 
 impl FeedFigures {
@@ -590,7 +609,7 @@ pub(crate) fn feed(
     clock: Clock,
     ticks: &Sender<PoolGuard<'static, Tick>>,
     progress: &Progress,
-    rate: Option<u64>,
+    pacing: Pacing,
     mut monitor: data::health::FeedMonitor,
     stale_after_ns: u64,
 ) -> Result<FeedFigures> {
@@ -605,7 +624,8 @@ pub(crate) fn feed(
         Input::Generated { .. } => 512,
         Input::Lines { max_line_bytes, .. } => max_line_bytes,
     });
-    let pace = Pace::new(rate, clock);
+    let pace = Pace::new(pacing.rate, clock);
+    figures.schedule = pace.paced().then(Schedule::default);
     // The market's clock: the latest exchange time seen, an outlier held (quotes carry
     // no time, so a symbol quoted only is timed by the others' trades).
     let mut market = data::health::MarketClock::new(stale_after_ns);
@@ -615,11 +635,24 @@ pub(crate) fn feed(
             figures.stopped = Some(reason);
             return false;
         }
-        if !pace.wait_for(line, progress) {
+        if let Some((at, stall)) = pacing.stall
+            && at == line
+        {
+            std::thread::sleep(stall);
+        }
+        let Some(waited) = pace.wait_for(line, progress) else {
             figures.stopped = progress.stop_requested();
             return false;
+        };
+        let read = clock.now_ns();
+        // A paced message was received when it was due.
+        let received = waited.due_ns.unwrap_or(read);
+        if let (Some(schedule), Some(due)) = (&mut figures.schedule, waited.due_ns) {
+            schedule.lateness.record(read.saturating_sub(due));
+            if let Some(stall) = waited.stall_ns {
+                schedule.hiccups.record(stall);
+            }
         }
-        let received = clock.now_ns();
         let parsed = match decoder {
             Decoder::Json => data::parse::parse_message(message),
             Decoder::Csv(rows) => rows
@@ -734,8 +767,17 @@ pub(crate) fn feed(
     Ok(figures)
 }
 
+/// How the feed is paced.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Pacing {
+    /// Messages per second (`--rate`), if paced.
+    pub(crate) rate: Option<u64>,
+    /// A stall before one message ([`crate::Faults::stall_feed`]).
+    pub(crate) stall: Option<(u64, Duration)>,
+}
+
 /// Paces the feed at a fixed message rate (`--rate`), so latency can be measured
-/// below saturation: message `n` is not read before `start + n / rate`.
+/// below saturation: message `n` is due at `start + n / rate`, and not read before.
 #[derive(Debug)]
 struct Pace {
     clock: Clock,
@@ -756,10 +798,14 @@ impl Pace {
         }
     }
 
-    /// Waits until message `message` is due; false if a stop was asked for meanwhile.
-    fn wait_for(&self, message: u64, progress: &Progress) -> bool {
+    fn paced(&self) -> bool {
+        self.interval_ns.is_some()
+    }
+
+    /// Waits until message `message` is due; `None` if a stop was asked for meanwhile.
+    fn wait_for(&self, message: u64, progress: &Progress) -> Option<Waited> {
         let Some(interval) = self.interval_ns else {
-            return true;
+            return Some(Waited::default());
         };
         #[allow(
             clippy::cast_precision_loss,
@@ -768,24 +814,45 @@ impl Pace {
             reason = "nanosecond offsets well inside f64's exact range"
         )]
         let due = self.start_ns + (message as f64 * interval) as u64;
+        let mut waited = Waited {
+            due_ns: Some(due),
+            stall_ns: None,
+        };
+        // The clock's reading before the last yield, if the last step was one.
+        let mut yielded_at = None;
         loop {
             let now = self.clock.now_ns();
+            if let Some(before) = yielded_at {
+                let away: u64 = now.saturating_sub(before);
+                waited.stall_ns = Some(waited.stall_ns.map_or(away, |s| s.max(away)));
+            }
             if now >= due {
-                return true;
+                return Some(waited);
             }
             if progress.stop_requested().is_some() {
-                return false;
+                return None;
             }
             // Sleep through long gaps (the OS wakes late by ~50-100 µs), in slices
             // short enough to see a stop soon; yield on short gaps.
             if due - now > 200_000 {
                 let nap = Duration::from_nanos(due - now - 100_000).min(STOP_POLL);
                 std::thread::sleep(nap);
+                yielded_at = None;
             } else {
                 std::thread::yield_now();
+                yielded_at = Some(now);
             }
         }
     }
+}
+
+/// What a wait for a message's time saw.
+#[derive(Clone, Copy, Debug, Default)]
+struct Waited {
+    /// When the message was due (`None` unpaced).
+    due_ns: Option<u64>,
+    /// The longest the thread was away across one yield (`None`: it did not yield).
+    stall_ns: Option<u64>,
 }
 
 #[cfg(test)]
