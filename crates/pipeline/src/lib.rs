@@ -205,7 +205,10 @@ pub struct FeedFaultCounts {
 /// An invalid configuration, an unreadable input file, or a stage that panicked.
 pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     config.validate()?;
-    let (input, most_messages) = stages::feed::Input::open(config, progress)?;
+    // The run's clock, from before the inputs open: a live source stamps its messages
+    // with it.
+    let clock = stages::Clock::start();
+    let (input, most_messages) = stages::feed::Input::open(config, progress, clock)?;
     // A live source's network thread ends with the run, however it ends.
     let _finish_live = FinishLive(progress);
     let layers = stages::trading::Layers::new(&config.trading)?;
@@ -222,7 +225,6 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     };
     tracing::debug!(?reserved, "pools reserved");
     let counting = CountingAllocator::is_installed();
-    let clock = stages::Clock::start();
 
     let (tick_tx, tick_rx) = crossbeam_channel::bounded(config.channel_capacity);
     let (event_tx, event_rx) = crossbeam_channel::bounded(config.channel_capacity);

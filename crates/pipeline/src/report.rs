@@ -24,19 +24,21 @@ pub struct StageLatency {
     pub latency: Option<LatencySummary>,
 }
 
-/// How the feed kept to its `--rate` schedule: the figures beside the latencies, which
-/// are measured from when each message was due (`crate::stages::feed::Schedule`).
+/// How the feed kept to its schedule (`--rate`, or a live source's receive times): the
+/// figures beside the latencies, which are measured from when each message was due or
+/// received (`crate::stages::feed::Schedule`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ScheduleReport {
-    /// Messages per second asked for.
-    pub rate: u64,
-    /// Per message, its read less its due time: what stamping it at its read would
-    /// have left out of its latencies.
+    /// Messages per second asked for (`None`: a live source's own pace).
+    pub rate: Option<u64>,
+    /// Per message, its read less its due (or receive) time: what stamping it at its
+    /// read would have left out of its latencies.
     pub lateness: LatencySummary,
-    /// Per wait for a message not yet due, the longest the feed thread was away
-    /// across one yield: the host's hiccups, as the first thread of the critical path
-    /// met them (`count` is the waits).
-    pub hiccups: LatencySummary,
+    /// Under `--rate`, per wait for a message not yet due, the longest the feed thread
+    /// was away across one yield: the host's hiccups, as the first thread of the
+    /// critical path met them (`count` is the waits). `None` for a live source, which
+    /// the feed does not wait for in a loop of its own.
+    pub hiccups: Option<LatencySummary>,
 }
 
 /// One pool's work during the run, and its state at the end.
@@ -413,15 +415,11 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
                 latency: summary(latencies.total(stage)),
             })
             .collect(),
-        schedule: feed
-            .schedule
-            .as_ref()
-            .zip(config.rate)
-            .map(|(schedule, rate)| ScheduleReport {
-                rate,
-                lateness: schedule.lateness.summary(),
-                hiccups: schedule.hiccups.summary(),
-            }),
+        schedule: feed.schedule.as_ref().map(|schedule| ScheduleReport {
+            rate: config.rate,
+            lateness: schedule.lateness.summary(),
+            hiccups: config.rate.map(|_| schedule.hiccups.summary()),
+        }),
         windows: analysis.windows,
         windows_closed: analysis.windows_closed,
         pools: pools
@@ -594,10 +592,11 @@ impl Report {
             t.add_row(row);
         }
         if let Some(schedule) = &self.schedule {
-            for (name, l) in [
-                ("(feed lateness)", schedule.lateness),
-                ("(host hiccups)", schedule.hiccups),
-            ] {
+            let rows = [
+                Some(("(feed lateness)", schedule.lateness)),
+                schedule.hiccups.map(|h| ("(host hiccups)", h)),
+            ];
+            for (name, l) in rows.into_iter().flatten() {
                 t.add_row(vec![
                     name.to_owned(),
                     l.count.to_string(),
@@ -817,12 +816,16 @@ impl fmt::Display for Report {
             }
         }
         writeln!(f, "\n{}", self.latency_table())?;
-        if let Some(schedule) = &self.schedule {
-            writeln!(
+        match self.schedule.as_ref().map(|s| s.rate) {
+            Some(Some(rate)) => writeln!(
                 f,
-                "  latencies from when each message was due at {} messages/s; feed lateness: its read less its due time; host hiccups: the feed thread's longest time away across one yield, per wait",
-                schedule.rate
-            )?;
+                "  latencies from when each message was due at {rate} messages/s; feed lateness: its read less its due time; host hiccups: the feed thread's longest time away across one yield, per wait"
+            )?,
+            Some(None) => writeln!(
+                f,
+                "  latencies from when the network thread received each message; feed lateness: its read less its receive time"
+            )?,
+            None => {}
         }
         writeln!(f, "\n{}", self.window_table())?;
         let listed = self.windows.len() as u64;

@@ -189,6 +189,14 @@ fn check(report: &pipeline::Report, seen: &Seen) {
         "{report}"
     );
     assert_eq!(live.messages, 112);
+    // Each message dated from when the network thread received it: its lateness (read
+    // less received) counted once, and no pacing, so no hiccups.
+    let schedule = report
+        .schedule
+        .expect("a live run reports its receive times");
+    assert_eq!(schedule.rate, None);
+    assert_eq!(schedule.lateness.count, 112, "{schedule:?}");
+    assert_eq!(schedule.hiccups, None);
     // Subscribed on each connection to the URL's streams; the ping was answered.
     assert_eq!(seen.subscriptions.len(), 2);
     for (i, request) in seen.subscriptions.iter().enumerate() {

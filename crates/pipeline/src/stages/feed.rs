@@ -259,6 +259,9 @@ pub(crate) enum Input {
         /// How to read its lines, and the symbol and kind its file name gives (for
         /// CSV rows).
         format: InputFormat,
+        /// Whether each line starts with its receive time and a space (a live
+        /// source's, `super::live`).
+        stamped: bool,
         symbol: Option<String>,
         named: Option<data::historical::Kind>,
     },
@@ -285,7 +288,11 @@ impl Input {
     /// Opens `source`, and says how many messages it can hold at most (for the
     /// window rows reserved up front): the generator's count or the `--ticks` limit;
     /// `None` for a file or standard input without a limit (a file may grow).
-    pub(crate) fn open(config: &Config, progress: &Arc<Progress>) -> Result<(Input, Option<u64>)> {
+    pub(crate) fn open(
+        config: &Config,
+        progress: &Arc<Progress>,
+        clock: Clock,
+    ) -> Result<(Input, Option<u64>)> {
         let max_line_bytes = config.max_line_bytes;
         let format = config.input_format;
         // The symbol of CSV rows: given, or in a Binance file name (the first of
@@ -333,6 +340,7 @@ impl Input {
                         limit: *limit,
                         max_line_bytes,
                         format,
+                        stamped: false,
                         symbol: symbol(&names),
                         named: kind(&names),
                     },
@@ -370,6 +378,7 @@ impl Input {
                         limit: *limit,
                         max_line_bytes,
                         format,
+                        stamped: false,
                         symbol: symbol(&[path.file_name().and_then(|n| n.to_str())]),
                         named: kind(&[path.file_name().and_then(|n| n.to_str())]),
                     },
@@ -381,7 +390,7 @@ impl Input {
                     reader: Box::new(BufReader::with_capacity(
                         CHUNK,
                         ThreadedReader::start(
-                            super::live::open(url, &config.live, progress)?,
+                            super::live::open(url, &config.live, progress, clock)?,
                             Arc::clone(progress),
                         )?,
                     )),
@@ -389,6 +398,7 @@ impl Input {
                     limit: *limit,
                     max_line_bytes,
                     format: InputFormat::Json,
+                    stamped: true,
                     symbol: None,
                     named: None,
                 },
@@ -404,6 +414,7 @@ impl Input {
                     limit: *limit,
                     max_line_bytes,
                     format,
+                    stamped: false,
                     symbol: symbol(&[]),
                     named: None,
                 },
@@ -625,12 +636,18 @@ pub(crate) fn feed(
         Input::Lines { max_line_bytes, .. } => max_line_bytes,
     });
     let pace = Pace::new(pacing.rate, clock);
-    figures.schedule = pace.paced().then(Schedule::default);
+    let stamped = matches!(input, Input::Lines { stamped: true, .. });
+    figures.schedule = (pace.paced() || stamped).then(Schedule::default);
     // The market's clock: the latest exchange time seen, an outlier held (quotes carry
     // no time, so a symbol quoted only is timed by the others' trades).
     let mut market = data::health::MarketClock::new(stale_after_ns);
     // False when the feed must stop: trading has gone, or a stop was asked for.
-    let mut forward = |figures: &mut FeedFigures, decoder: &Decoder, message: &[u8], line: u64| {
+    // `stamp`: when the message was received, if its line said.
+    let mut forward = |figures: &mut FeedFigures,
+                       decoder: &Decoder,
+                       message: &[u8],
+                       line: u64,
+                       stamp: Option<u64>| {
         if let Some(reason) = progress.stop_requested() {
             figures.stopped = Some(reason);
             return false;
@@ -645,9 +662,10 @@ pub(crate) fn feed(
             return false;
         };
         let read = clock.now_ns();
-        // A paced message was received when it was due.
-        let received = waited.due_ns.unwrap_or(read);
-        if let (Some(schedule), Some(due)) = (&mut figures.schedule, waited.due_ns) {
+        // A paced message was received when it was due; a live one, when its line says.
+        let due = waited.due_ns.or(stamp);
+        let received = due.unwrap_or(read);
+        if let (Some(schedule), Some(due)) = (&mut figures.schedule, due) {
             schedule.lateness.record(read.saturating_sub(due));
             if let Some(stall) = waited.stall_ns {
                 schedule.hiccups.record(stall);
@@ -688,7 +706,7 @@ pub(crate) fn feed(
             let mut market = MarketGenerator::new(seed);
             for line in 1..=n {
                 market.next_message(&mut buffer);
-                if !forward(&mut figures, &Decoder::Json, &buffer, line) {
+                if !forward(&mut figures, &Decoder::Json, &buffer, line, None) {
                     break;
                 }
                 figures.lines += 1;
@@ -700,6 +718,7 @@ pub(crate) fn feed(
             limit,
             max_line_bytes,
             format,
+            stamped,
             symbol,
             named,
         } => {
@@ -727,7 +746,12 @@ pub(crate) fn feed(
                     let error = LineTooLong(bytes, max_line_bytes);
                     figures.malformed(line, "line_too_long", &error, progress);
                 } else {
-                    let message = buffer.trim_ascii();
+                    let (stamp, message) = if stamped {
+                        split_stamp(&buffer)
+                    } else {
+                        (None, &buffer[..])
+                    };
+                    let message = message.trim_ascii();
                     if message.is_empty() {
                         figures.outcomes.blank += 1;
                     } else {
@@ -751,7 +775,7 @@ pub(crate) fn feed(
                                 chosen
                             }
                         };
-                        if !forward(&mut figures, decoder, message, line) {
+                        if !forward(&mut figures, decoder, message, line, stamp) {
                             break;
                         }
                     }
@@ -765,6 +789,22 @@ pub(crate) fn feed(
     figures.clock_outliers = market.outliers();
     progress.set_feed_health(figures.health);
     Ok(figures)
+}
+
+/// A stamped line's receive time, and the rest of it (the whole line, unstamped, if
+/// it does not start with digits and a space).
+fn split_stamp(line: &[u8]) -> (Option<u64>, &[u8]) {
+    let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || line.get(digits) != Some(&b' ') {
+        return (None, line);
+    }
+    let stamp = std::str::from_utf8(&line[..digits])
+        .ok()
+        .and_then(|text| text.parse().ok());
+    match stamp {
+        Some(stamp) => (Some(stamp), &line[digits + 1..]),
+        None => (None, line),
+    }
 }
 
 /// How the feed is paced.
@@ -858,6 +898,21 @@ struct Waited {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stamp_is_split_from_its_line_and_a_line_without_one_is_left_whole() {
+        assert_eq!(
+            split_stamp(b"123 {\"e\":1}"),
+            (Some(123), &b"{\"e\":1}"[..])
+        );
+        assert_eq!(split_stamp(b"0 x"), (Some(0), &b"x"[..]));
+        for line in [&b"{\"e\":1}"[..], b"123", b"123{", b" 123 x", b""] {
+            assert_eq!(split_stamp(line), (None, line), "{line:?}");
+        }
+        // Past `u64::MAX`: no stamp, the line whole.
+        let long = b"99999999999999999999999 x";
+        assert_eq!(split_stamp(long), (None, &long[..]));
+    }
 
     fn lines(input: &[u8], chunk: usize) -> Vec<Option<Line>> {
         let mut reader = BufReader::with_capacity(chunk, input);

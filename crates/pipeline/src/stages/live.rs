@@ -1,6 +1,9 @@
 //! The live source: a Binance combined-stream WebSocket (`ws://` or `wss://`, rustls),
 //! read on a thread of its own ("network") that hands each text message to the feed
-//! as one line of a pipe, so the feed parses it as it parses a recording.
+//! as one line of a pipe, so the feed parses it as it parses a recording. Each line
+//! starts with the time the message was received (the run's clock, in nanoseconds,
+//! and a space): the feed dates the tick from then, so time spent in the pipe and
+//! behind a busy feed is in its latencies.
 //!
 //! The network thread connects, subscribes to the streams the URL names (a
 //! `SUBSCRIBE` request; the reply is a message the feed counts as skipped), answers
@@ -215,6 +218,7 @@ pub(crate) fn open(
     url: &str,
     settings: &LiveSettings,
     progress: &Arc<Progress>,
+    clock: super::Clock,
 ) -> Result<LiveStream> {
     let target = target(url)?;
     // A `Progress` reused for a second run: its network thread runs again.
@@ -229,7 +233,7 @@ pub(crate) fn open(
     let settings = settings.clone();
     std::thread::Builder::new()
         .name("network".into())
-        .spawn(move || network(&target, tls, &settings, &progress, writer))
+        .spawn(move || network(&target, tls, &settings, &progress, writer, clock))
         .context("starting the network thread")?;
     Ok(LiveStream { pipe })
 }
@@ -245,6 +249,7 @@ fn network(
     settings: &LiveSettings,
     progress: &Progress,
     mut lines: std::io::PipeWriter,
+    clock: super::Clock,
 ) {
     let counters = &progress.live;
     let mut backoff = settings.backoff_initial;
@@ -272,6 +277,7 @@ fn network(
                         counters,
                         settings.idle_timeout,
                         &mut lines,
+                        clock,
                     ) {
                         Ended::Stopped | Ended::FeedGone => {
                             let _ = socket.close(None);
@@ -345,8 +351,11 @@ fn read(
     counters: &LiveCounters,
     idle_timeout: Duration,
     lines: &mut std::io::PipeWriter,
+    clock: super::Clock,
 ) -> Ended {
     let mut last_frame = std::time::Instant::now();
+    // One line, written in one call: its receive time, the message, the line break.
+    let mut line = Vec::new();
     loop {
         if over() {
             return Ended::Stopped;
@@ -357,24 +366,25 @@ fn read(
         }
         match frame {
             Ok(Message::Text(text)) => {
+                let received = clock.now_ns();
                 counters.messages.fetch_add(1, Ordering::Relaxed);
                 counters
                     .bytes
                     .fetch_add(text.len() as u64, Ordering::Relaxed);
                 // One message, one line: a line break inside it (white space, in JSON
                 // that is valid) becomes a space.
-                let bytes = text.as_bytes();
-                let written = if bytes.iter().any(|&b| b == b'\n' || b == b'\r') {
-                    let flat: Vec<u8> = bytes
-                        .iter()
-                        .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
-                        .collect();
-                    lines.write_all(&flat)
-                } else {
-                    lines.write_all(bytes)
-                }
-                .and_then(|()| lines.write_all(b"\n"));
-                if written.is_err() {
+                line.clear();
+                line.extend_from_slice(itoa::Buffer::new().format(received).as_bytes());
+                line.push(b' ');
+                line.extend(
+                    text.as_bytes().iter().map(
+                        |&b| {
+                            if b == b'\n' || b == b'\r' { b' ' } else { b }
+                        },
+                    ),
+                );
+                line.push(b'\n');
+                if lines.write_all(&line).is_err() {
                     return Ended::FeedGone;
                 }
             }
