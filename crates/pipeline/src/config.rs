@@ -235,9 +235,12 @@ pub struct Faults {
     pub stall_feed: Option<(u64, std::time::Duration)>,
 }
 
+/// The stage threads: the critical path (feed and trading layers) and analysis.
+const STAGE_THREADS: usize = 2;
+
 /// Threads that use the pools during a run: main, the short-lived priming thread and
-/// the three stages.
-const POOL_THREADS: usize = 5;
+/// the stages.
+const POOL_THREADS: usize = 2 + STAGE_THREADS;
 
 /// Thread ids a run's threads may hold: the bucket allowance covers slots up to here.
 const MAX_THREAD_ID: usize = 64;
@@ -271,18 +274,18 @@ pub fn pool_memory_bound(config: &Config) -> usize {
 /// The most `[tick, signal, order]` objects the pipeline can have in use at once: in
 /// a channel (at most its capacity), in a stage's hands, or open at the venue.
 fn in_use(config: &Config) -> [usize; 3] {
-    let channels = 2 * config.channel_capacity + 3;
+    // One channel (critical thread → analysis), and one object in each thread's hands.
     [
-        channels,
-        config.channel_capacity + 3,
-        config.channel_capacity + config.trading.venue.max_open_orders + 3,
+        config.channel_capacity + STAGE_THREADS,
+        config.channel_capacity + STAGE_THREADS,
+        config.channel_capacity + config.trading.venue.max_open_orders + STAGE_THREADS,
     ]
 }
 
 /// The most `[tick, signal, order]` objects the pipeline can hold at once: those in
 /// use, and what the stages' caches hold (see [`reserve_pools`]).
 fn working_set(config: &Config) -> [usize; 3] {
-    let caches = |magazine: usize| (2 * 3 + 1) * magazine;
+    let caches = |magazine: usize| (2 * STAGE_THREADS + 1) * magazine;
     let [ticks, signals, orders] = in_use(config);
     [
         ticks + caches(TICK_POOL.magazine_size()),
@@ -294,10 +297,10 @@ fn working_set(config: &Config) -> [usize; 3] {
 /// Reserves in each static pool the most objects this pipeline can hold at once, so
 /// the run creates none after start-up: `[tick, signal, order]` objects created.
 ///
-/// An object is either in a channel (at most its capacity), in a stage's hands (one
-/// per stage), open at the venue (orders, at most `max_open_orders`), or idle in a
-/// thread cache (at most two magazines for each of the 3 stage threads) or in the
-/// depot; one more magazine in the depot lets a refill always find a full one.
+/// An object is either in the channel to analysis (at most its capacity), in a stage
+/// thread's hands (one each), open at the venue (orders, at most `max_open_orders`),
+/// or idle in a thread cache (at most two magazines for each of the 2 stage threads) or
+/// in the depot; one more magazine in the depot lets a refill always find a full one.
 ///
 /// # Errors
 /// A bound beyond what a pool's depot can hold.

@@ -226,7 +226,6 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     tracing::debug!(?reserved, "pools reserved");
     let counting = CountingAllocator::is_installed();
 
-    let (tick_tx, tick_rx) = crossbeam_channel::bounded(config.channel_capacity);
     let (event_tx, event_rx) = crossbeam_channel::bounded(config.channel_capacity);
     // Primed from a short-lived thread: the pooled objects it uses go back to the
     // depot when its cache is flushed at exit (the explicit join waits for that),
@@ -234,7 +233,6 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                stages::prime(&tick_tx, &tick_rx, || TICK_POOL.acquire());
                 stages::prime(&event_tx, &event_rx, || {
                     stages::Event::Closed(ORDER_POOL.acquire())
                 });
@@ -253,7 +251,10 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     // stages wait for it before they exit, so their thread teardown (cache flushes,
     // freed buffers) happens after the last window and is not counted in it.
     let finished = Arc::new(stages::Finished::default());
-    let feed = {
+    // The critical path on one thread: parse, strategy, risk, execution, venue, each
+    // tick to completion before the next is read; analysis takes what it produced on
+    // the other core. Two busy threads for two cores.
+    let critical = {
         let progress = Arc::clone(progress);
         let finished = Arc::clone(&finished);
         let pacing = stages::feed::Pacing {
@@ -262,43 +263,31 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         };
         let monitor = data::health::FeedMonitor::new(config.stale_after_ns);
         let stale_after_ns = config.stale_after_ns;
+        let allocate_every = config.faults.allocate_every;
         std::thread::Builder::new()
-            .name("feed".into())
+            .name("critical".into())
             .spawn(move || {
-                let figures = stages::feed::feed(
+                let mut trading = stages::trading::Trading::new(
+                    layers,
+                    clock,
+                    &event_tx,
+                    &progress,
+                    allocate_every,
+                    stale_after_ns,
+                );
+                let feed = stages::feed::feed(
                     input,
                     clock,
-                    &tick_tx,
+                    &mut |tick| trading.on_tick(tick),
                     &progress,
                     pacing,
                     monitor,
                     stale_after_ns,
                 );
-                drop(tick_tx);
-                finished.wait();
-                figures
-            })?
-    };
-    let trading = {
-        let finished = Arc::clone(&finished);
-        let progress = Arc::clone(progress);
-        let allocate_every = config.faults.allocate_every;
-        let max_clock_jump_ns = config.stale_after_ns;
-        std::thread::Builder::new()
-            .name("trading".into())
-            .spawn(move || {
-                let figures = stages::trading::trading(
-                    layers,
-                    clock,
-                    &tick_rx,
-                    &event_tx,
-                    &progress,
-                    allocate_every,
-                    max_clock_jump_ns,
-                );
+                let trading = trading.finish();
                 drop(event_tx);
                 finished.wait();
-                figures
+                (feed, trading)
             })?
     };
     let analysis = {
@@ -317,8 +306,8 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
             })?
     };
 
-    let feed = join(feed, "feed")??;
-    let trading = join(trading, "trading")?;
+    let (feed, trading) = join(critical, "critical")?;
+    let feed = feed?;
     let (analysis, kept_orders) = join(analysis, "analysis")?;
     let elapsed = started.elapsed();
     tracing::info!(

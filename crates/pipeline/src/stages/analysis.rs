@@ -36,7 +36,7 @@ pub struct WindowRow {
     pub pool_peak_bytes: usize,
     /// Live heap bytes at the end of the window (when the counting allocator is installed).
     pub heap_bytes: Option<isize>,
-    /// Heap allocations by the three stage threads (the hot path) during the window
+    /// Heap allocations by the two stage threads (the hot path) during the window
     /// (counting allocator only).
     pub allocations: Option<u64>,
     /// Heap allocations by every thread of the process during the window: the stages'

@@ -613,12 +613,13 @@ fn read_line(
     }
 }
 
-/// The feed stage: messages in, parsed ticks out. Stops at the end of the source, when
-/// the trading stage has gone, or when told to ([`Progress::request_stop`]).
+/// The feed: messages in, each parsed tick handed to `on_tick` (the trading layers, on
+/// the same thread). Stops at the end of the source, when `on_tick` says analysis has
+/// gone, or when told to ([`Progress::request_stop`]).
 pub(crate) fn feed(
     input: Input,
     clock: Clock,
-    ticks: &Sender<PoolGuard<'static, Tick>>,
+    on_tick: &mut dyn FnMut(PoolGuard<'static, Tick>) -> bool,
     progress: &Progress,
     pacing: Pacing,
     mut monitor: data::health::FeedMonitor,
@@ -688,7 +689,7 @@ pub(crate) fn feed(
                 }
                 figures.ticks += 1;
                 figures.outcomes.ticks[format as usize] += 1;
-                ticks.send(tick).is_ok()
+                on_tick(tick)
             }
             Ok(data::parse::Message::Skipped(kind)) => {
                 figures.skipped += 1;

@@ -1,5 +1,6 @@
-//! The three stage threads, one module each, and what they share: the events between
-//! them, the run's clock, and the end-of-run latch.
+//! The stages, one module each, on two threads: the critical path (the feed, then the
+//! trading layers on each tick it parses) and analysis; and what they share: the
+//! events from one to the other, the run's clock, and the end-of-run latch.
 //!
 //! Each stage returns the figures it produced ([`FeedFigures`], [`TradingFigures`],
 //! [`AnalysisFigures`]); the report reads them and computes nothing a stage knows.

@@ -1,7 +1,8 @@
-//! The trading stage: strategy → risk → execution → venue, per tick.
+//! The trading layers: strategy → risk → execution → venue, per tick, on the critical
+//! thread (after the feed's parse, with no hand-off).
 
 use anyhow::{Context as _, Result};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use exchange::{ReportKind, Venue, VenueCounts, VenueOutput};
 use execution::Executor;
 use infrastructure::memory::PoolGuard;
@@ -51,33 +52,62 @@ pub struct TradingFigures {
     pub strategy_restarts: u64,
 }
 
-/// The trading stage. `allocate_every`:
-/// [`Faults::allocate_every`](crate::Faults::allocate_every).
-pub(crate) fn trading(
-    mut layers: Layers,
+/// The trading layers run on the critical thread, one tick at a time, straight after
+/// the feed parsed it: strategy → risk → execution → venue, with no hand-off between
+/// them or before them. What they produce goes to the analysis thread.
+pub(crate) struct Trading<'a> {
+    layers: Layers,
     clock: Clock,
-    ticks: &Receiver<PoolGuard<'static, Tick>>,
-    events: &Sender<Event>,
-    progress: &crate::Progress,
+    events: &'a Sender<Event>,
+    progress: &'a crate::Progress,
+    /// [`Faults::allocate_every`](crate::Faults::allocate_every).
     allocate_every: u64,
-    max_clock_jump_ns: u64,
-) -> TradingFigures {
-    super::start_stage_thread();
-    let mut out = VenueOutput::with_capacity(1_024, 1_024);
-    let mut figures = TradingFigures::default();
-    // The market's own clock (trade timestamps; quotes carry none) drives the venue
-    // and the rate limits, so a replay makes the same decisions at any speed.
-    let mut market = data::health::MarketClock::new(max_clock_jump_ns);
-    let mut market_ns = 0;
-    let mut seen = 0_u64;
-    for tick in ticks {
-        let trading_in_ns = clock.now_ns();
-        seen += 1;
-        if allocate_every != 0 && seen.is_multiple_of(allocate_every) {
-            drop(std::hint::black_box(Box::new(seen)));
+    out: VenueOutput,
+    figures: TradingFigures,
+    /// The market's own clock (trade timestamps; quotes carry none) drives the venue
+    /// and the rate limits, so a replay makes the same decisions at any speed.
+    market: data::health::MarketClock,
+    market_ns: u64,
+    seen: u64,
+}
+
+impl<'a> Trading<'a> {
+    /// Room for the venue's output made here, once.
+    pub(crate) fn new(
+        layers: Layers,
+        clock: Clock,
+        events: &'a Sender<Event>,
+        progress: &'a crate::Progress,
+        allocate_every: u64,
+        max_clock_jump_ns: u64,
+    ) -> Self {
+        Trading {
+            layers,
+            clock,
+            events,
+            progress,
+            allocate_every,
+            out: VenueOutput::with_capacity(1_024, 1_024),
+            figures: TradingFigures::default(),
+            market: data::health::MarketClock::new(max_clock_jump_ns),
+            market_ns: 0,
+            seen: 0,
         }
-        market_ns = market.advance(tick.exchange_ts_ns);
-        layers.venue.on_tick(&tick, market_ns, &mut out);
+    }
+
+    /// One tick through the layers, then on to analysis with what it caused; false
+    /// if analysis has gone (the feed should stop).
+    pub(crate) fn on_tick(&mut self, tick: PoolGuard<'static, Tick>) -> bool {
+        let (clock, events, progress) = (self.clock, self.events, self.progress);
+        let trading_in_ns = clock.now_ns();
+        self.seen += 1;
+        if self.allocate_every != 0 && self.seen.is_multiple_of(self.allocate_every) {
+            drop(std::hint::black_box(Box::new(self.seen)));
+        }
+        let layers = &mut self.layers;
+        let market_ns = self.market.advance(tick.exchange_ts_ns);
+        self.market_ns = market_ns;
+        layers.venue.on_tick(&tick, market_ns, &mut self.out);
         let fault = tick.feed_fault.is_some();
         layers.risk.on_tick(&tick, market_ns);
         let signal = layers.strategy.on_tick(&tick, clock.now_ns());
@@ -100,10 +130,10 @@ pub(crate) fn trading(
                 match layers.executor.on_signal(&signal, clock.now_ns()) {
                     Ok(order) => {
                         order_ns = Some(order.local_ts_ns);
-                        layers.venue.submit(order, market_ns, &mut out);
+                        layers.venue.submit(order, market_ns, &mut self.out);
                     }
                     Err(error) => {
-                        figures.execution_errors += 1;
+                        self.figures.execution_errors += 1;
                         // Risk counted the approval as working quantity: no order will
                         // fill or close it, so give it back now.
                         if let Some(side) = signal.side {
@@ -116,11 +146,11 @@ pub(crate) fn trading(
                 }
             }
             if events.send(Event::Signal { signal, order_ns }).is_err() {
-                break;
+                return false;
             }
         }
-        if !drain(&mut layers, &mut out, events) {
-            break;
+        if !drain(layers, &mut self.out, events) {
+            return false;
         }
         let trading_out_ns = clock.now_ns();
         let tick = Event::Tick {
@@ -128,21 +158,25 @@ pub(crate) fn trading(
             trading_in_ns,
             trading_out_ns,
         };
-        if events.send(tick).is_err() {
-            break;
-        }
+        events.send(tick).is_ok()
     }
-    // End of session: the venue cancels what is still open.
-    figures.open_at_close = layers.venue.open_orders() as u64;
-    layers.venue.cancel_all(market_ns, &mut out);
-    drain(&mut layers, &mut out, events);
-    figures.signals = layers.strategy.signals_emitted();
-    figures.risk = layers.risk.counts();
-    figures.orders_created = layers.executor.orders_created();
-    figures.venue = layers.venue.counts();
-    figures.strategy_restarts = layers.strategy.restarts();
-    progress.set_feed_reactions(figures.risk.feed_unhealthy, figures.strategy_restarts);
-    figures
+
+    /// The end of the session: the venue cancels what is still open.
+    pub(crate) fn finish(mut self) -> TradingFigures {
+        let layers = &mut self.layers;
+        let mut figures = self.figures;
+        figures.open_at_close = layers.venue.open_orders() as u64;
+        layers.venue.cancel_all(self.market_ns, &mut self.out);
+        drain(layers, &mut self.out, self.events);
+        figures.signals = layers.strategy.signals_emitted();
+        figures.risk = layers.risk.counts();
+        figures.orders_created = layers.executor.orders_created();
+        figures.venue = layers.venue.counts();
+        figures.strategy_restarts = layers.strategy.restarts();
+        self.progress
+            .set_feed_reactions(figures.risk.feed_unhealthy, figures.strategy_restarts);
+        figures
+    }
 }
 
 /// Feeds the venue's output back to risk and on to analysis; false if analysis has gone.
