@@ -39,10 +39,14 @@ pub(crate) fn bench_all(sh: &Shell, root: &Path, quick: bool, summary_only: bool
     let path = root.join("target/bench-summary.md");
     fs::write(&path, &summary).with_context(|| path.display().to_string())?;
     println!("{summary}");
-    eprintln!(
-        "wrote {} (charts: target/criterion/report/index.html)",
-        path.display()
-    );
+    if quick {
+        eprintln!("wrote {} (quick: no charts)", path.display());
+    } else {
+        eprintln!(
+            "wrote {} (charts: target/criterion/report/index.html)",
+            path.display()
+        );
+    }
     Ok(())
 }
 

@@ -125,7 +125,7 @@ pub struct Config {
     pub source: Source,
     /// Ticks per report window.
     pub window: u64,
-    /// Capacity of each channel between stages.
+    /// Capacity of the channel from the critical thread to analysis.
     pub channel_capacity: usize,
     /// Strategy, risk, execution and venue settings.
     pub trading: TradingSettings,
@@ -191,6 +191,11 @@ impl Config {
         }
         if self.rate == Some(0) {
             bail!("a paced feed needs a rate of at least 1 message per second");
+        }
+        if self.rate.is_some() && matches!(self.source, Source::Connect { .. }) {
+            bail!(
+                "a live source keeps its own pace: its messages are dated from their receipt, not from a --rate schedule"
+            );
         }
         if self.source.limit() == Some(0) {
             bail!("a run needs at least 1 tick");

@@ -1,15 +1,16 @@
-//! The main job: every trading layer as a stage on its own thread, joined by bounded
-//! crossbeam channels that carry pooled objects.
+//! The main job: every trading layer, on two threads joined by a bounded crossbeam
+//! channel that carries pooled objects.
 //!
 //! ```text
-//! feed ──ticks──► trading ──events──► analysis
-//! (data)          (strategy, risk,     (analysis: VWAP, PnL, latency,
-//!                  execution, exchange)  per-window report)
+//! thread "critical"                                 thread "analysis"
+//! feed ──► trading (called per tick) ──events──►    analysis
+//! (data)   (strategy, risk,                         (VWAP, PnL, latency,
+//!           execution, exchange)                     per-window report)
 //! ```
 //!
-//! Ticks are acquired on the feed thread and dropped on the analysis thread; signals
-//! and orders are acquired on the trading thread and dropped on the analysis thread, so
-//! every object crosses threads on its way back to its pool. [`run`] drives a run and
+//! The critical path runs each tick to completion before the next message is read.
+//! Ticks, signals and orders are acquired on the critical thread and dropped on the
+//! analysis thread, so every object crosses threads on its way back to its pool. [`run`] drives a run and
 //! returns a [`Report`]; `main.rs` adds the command line, signals, the progress bar and
 //! the counting allocator.
 //!

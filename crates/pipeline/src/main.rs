@@ -64,12 +64,14 @@ struct Args {
     /// Ticks per report window.
     #[arg(long, default_value_t = pipeline::DEFAULT_WINDOW, value_parser = clap::value_parser!(u64).range(1..))]
     window: u64,
-    /// Capacity of each channel between stages (objects in flight per hand-over).
+    /// Capacity of the channel from the critical thread to analysis (objects in flight).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     channel_capacity: u64,
-    /// Feed at most N messages per second (default: as fast as the stages go, which
-    /// keeps every queue full and so measures latency at saturation).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Feed at most N messages per second, each dated from when it was due (default:
+    /// as fast as the stages go, which measures latency at saturation). Not with
+    /// --connect: a live source keeps its own pace, and its messages are dated from
+    /// their receipt.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "connect")]
     rate: Option<u64>,
     /// Print the report as JSON on stdout.
     #[arg(long)]

@@ -34,9 +34,9 @@ pub struct ScheduleReport {
     /// Per message, its read less its due (or receive) time: what stamping it at its
     /// read would have left out of its latencies.
     pub lateness: LatencySummary,
-    /// Under `--rate`, per wait for a message not yet due, the longest the feed thread
-    /// was away across one yield: the host's hiccups, as the first thread of the
-    /// critical path met them (`count` is the waits). `None` for a live source, which
+    /// Under `--rate`, per wait for a message not yet due that yielded, the longest the
+    /// feed thread was away across one yield: the host's hiccups, as the critical
+    /// thread met them (`count` is the waits that yielded). `None` for a live source, which
     /// the feed does not wait for in a loop of its own.
     pub hiccups: Option<LatencySummary>,
 }
@@ -286,7 +286,7 @@ pub struct Report {
     /// Latency per stage over the run, from when each message was received (when it
     /// was due, under `--rate`).
     pub latency: Vec<StageLatency>,
-    /// The feed's schedule, under `--rate`.
+    /// The feed's schedule: under `--rate`, or a live source's receive times.
     pub schedule: Option<ScheduleReport>,
     /// The windows kept: the first and the latest ([`crate::KEPT_WINDOWS`] in all).
     pub windows: Vec<WindowRow>,

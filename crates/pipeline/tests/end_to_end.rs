@@ -1111,6 +1111,18 @@ fn a_paced_run_measures_latency_from_when_each_message_was_due() {
     // delayed by it: the 99th percentile sees it.
     assert!(end_to_end.p99_ns >= stall_ns / 2, "{end_to_end:?}");
 
+    // A live source keeps its own pace: a schedule for it is refused.
+    let live_paced = Config {
+        source: Source::Connect {
+            url: "ws://127.0.0.1:1/stream?streams=btcusdt@trade".into(),
+            limit: None,
+        },
+        rate: Some(1_000),
+        ..Config::default()
+    };
+    let error = live_paced.validate().unwrap_err().to_string();
+    assert!(error.contains("its own pace"), "{error}");
+
     // Unpaced, there is no schedule to keep.
     let unpaced = run(&generated(5, 400, 100));
     assert!(unpaced.schedule.is_none());

@@ -264,6 +264,15 @@ fn flags_that_cannot_work_are_refused() {
         "--input",
     );
     refused(&["--max-line-bytes", "20000000"], "--max-line-bytes");
+    refused(
+        &[
+            "--connect",
+            "ws://127.0.0.1:1/stream?streams=x@trade",
+            "--rate",
+            "1000",
+        ],
+        "--rate",
+    );
 
     let help = pipeline().arg("--help").output().unwrap();
     assert!(help.status.success());

@@ -156,8 +156,9 @@ pub struct Schedule {
     /// Per message: when the feed read it, less when it was due. What stamping each
     /// message at its read would have left out of every latency.
     pub lateness: analysis::NanosHistogram,
-    /// Per wait for a message that was not yet due: the longest the feed thread was
-    /// away between two looks at the clock while it yielded (sleeps, for waits over
+    /// Per wait for a message that was not yet due, if the wait yielded at least once:
+    /// the longest the feed thread was away between two looks at the clock while it
+    /// yielded (sleeps, for waits over
     /// 200 µs, are not counted: the OS wakes a sleeper late by design). The host's
     /// hiccups as the thread that starts the critical path met them, measured without
     /// a thread of its own (jHiccup's idea).
@@ -255,6 +256,8 @@ pub(crate) enum Input {
         reader: Box<dyn BufRead + Send>,
         name: String,
         limit: Option<u64>,
+        /// The longest line accepted, a stamp included (the message's own limit plus
+        /// [`STAMP_BYTES`] for a stamped input).
         max_line_bytes: usize,
         /// How to read its lines, and the symbol and kind its file name gives (for
         /// CSV rows).
@@ -396,7 +399,8 @@ impl Input {
                     )),
                     name: url.clone(),
                     limit: *limit,
-                    max_line_bytes,
+                    // The stamp does not count against the message's limit.
+                    max_line_bytes: max_line_bytes + STAMP_BYTES,
                     format: InputFormat::Json,
                     stamped: true,
                     symbol: None,
@@ -791,6 +795,9 @@ pub(crate) fn feed(
     progress.set_feed_health(figures.health);
     Ok(figures)
 }
+
+/// The most bytes a receive-time stamp takes: a `u64`'s 20 digits and a space.
+const STAMP_BYTES: usize = 21;
 
 /// A stamped line's receive time, and the rest of it (the whole line, unstamped, if
 /// it does not start with digits and a space).

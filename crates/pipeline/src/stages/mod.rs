@@ -37,7 +37,7 @@ impl Clock {
     }
 }
 
-/// What the trading thread hands to the analysis thread.
+/// What the critical thread hands to the analysis thread.
 #[derive(Debug)]
 pub(crate) enum Event {
     /// A tick the trading stage is done with.
