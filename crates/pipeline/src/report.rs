@@ -36,8 +36,8 @@ pub struct ScheduleReport {
     pub lateness: LatencySummary,
     /// Under `--rate`, per wait for a message not yet due that yielded, the longest the
     /// feed thread was away across one yield: the host's hiccups, as the critical
-    /// thread met them (`count` is the waits that yielded). `None` for a live source, which
-    /// the feed does not wait for in a loop of its own.
+    /// thread met them (`count` is the waits that yielded). `None` for a live source,
+    /// which the feed does not wait for in a loop of its own.
     pub hiccups: Option<LatencySummary>,
 }
 
@@ -575,16 +575,19 @@ fn with_unit(value: String, unit: Option<&String>) -> String {
 impl Report {
     fn latency_table(&self) -> Table {
         let mut t = table(&["latency (µs)", "count", "p50", "p99", "p99.9", "max"], 1);
+        let row = |name: &str, l: &LatencySummary| {
+            vec![
+                name.to_owned(),
+                l.count.to_string(),
+                micros(l.p50_ns),
+                micros(l.p99_ns),
+                micros(l.p999_ns),
+                micros(l.max_ns),
+            ]
+        };
         for s in &self.latency {
-            let row: Vec<String> = match s.latency {
-                Some(l) => vec![
-                    s.stage.to_owned(),
-                    l.count.to_string(),
-                    micros(l.p50_ns),
-                    micros(l.p99_ns),
-                    micros(l.p999_ns),
-                    micros(l.max_ns),
-                ],
+            let row: Vec<String> = match &s.latency {
+                Some(l) => row(s.stage, l),
                 None => [s.stage, "0", "-", "-", "-", "-"]
                     .map(str::to_owned)
                     .to_vec(),
@@ -597,14 +600,7 @@ impl Report {
                 schedule.hiccups.map(|h| ("(host hiccups)", h)),
             ];
             for (name, l) in rows.into_iter().flatten() {
-                t.add_row(vec![
-                    name.to_owned(),
-                    l.count.to_string(),
-                    micros(l.p50_ns),
-                    micros(l.p99_ns),
-                    micros(l.p999_ns),
-                    micros(l.max_ns),
-                ]);
+                t.add_row(row(name, &l));
             }
         }
         t

@@ -143,7 +143,8 @@ pub struct FeedFigures {
     pub format: Option<&'static str>,
     /// Why the feed stopped before the end of its source, if it did.
     pub stopped: Option<StopReason>,
-    /// How the feed kept to its schedule, when it had one (`--rate`).
+    /// How the feed kept to its schedule, when it had one (`--rate`, or a live
+    /// source's receive times).
     pub schedule: Option<Schedule>,
 }
 
@@ -158,10 +159,9 @@ pub struct Schedule {
     pub lateness: analysis::NanosHistogram,
     /// Per wait for a message that was not yet due, if the wait yielded at least once:
     /// the longest the feed thread was away between two looks at the clock while it
-    /// yielded (sleeps, for waits over
-    /// 200 µs, are not counted: the OS wakes a sleeper late by design). The host's
-    /// hiccups as the thread that starts the critical path met them, measured without
-    /// a thread of its own (jHiccup's idea).
+    /// yielded (sleeps, for waits over 200 µs, are not counted: the OS wakes a sleeper
+    /// late by design). The host's hiccups as the critical thread met them, measured
+    /// without a thread of its own (jHiccup's idea).
     pub hiccups: analysis::NanosHistogram,
 }
 
@@ -723,7 +723,8 @@ pub(crate) fn feed(
             limit,
             max_line_bytes,
             format,
-            stamped,
+            // Read above, for the schedule.
+            stamped: _,
             symbol,
             named,
         } => {
