@@ -186,6 +186,10 @@ impl Literal {
 macro_rules! shape {
     ($scan:ident, $sink:ident, $($literal:literal $slot:ident),* $(,)?) => {{
         $(
+            // Each literal opens with the comma after the value before it, so that
+            // value ends where the comma is: a number's scan need not look at the
+            // byte after it.
+            const { assert!($literal[0] == b',') };
             if !$scan.literal_is(const { Literal::new($literal) }) {
                 return None;
             }
@@ -212,6 +216,9 @@ trait Sink<'a> {
     fn boolean(&mut self, slot: Slot, value: bool) -> Option<()>;
     /// A decimal field's value, for a sink that is [`Sink::DIRECT`].
     fn decimal(&mut self, slot: Slot, value: Decimal) -> Option<()>;
+    /// The symbol as the first `len` bytes of `word`, for a sink that is
+    /// [`Sink::DIRECT`]; none of them is a quote, a backslash or a control character.
+    fn symbol_word(&mut self, word: [u8; 8], len: usize) -> Option<()>;
 }
 
 impl<'a> Sink<'a> for Wire<'a> {
@@ -264,6 +271,11 @@ impl<'a> Sink<'a> for Wire<'a> {
 
     fn decimal(&mut self, _: Slot, _: Decimal) -> Option<()> {
         // Not `DIRECT`: its decimals are text, for `fill`.
+        None
+    }
+
+    fn symbol_word(&mut self, _: [u8; 8], _: usize) -> Option<()> {
+        // Not `DIRECT`: its symbol is borrowed text.
         None
     }
 }
@@ -350,6 +362,23 @@ impl<'a> Sink<'a> for TickSink<'_> {
             _ => {}
         }
         Some(())
+    }
+
+    #[inline(always)]
+    fn symbol_word(&mut self, word: [u8; 8], len: usize) -> Option<()> {
+        self.touched = true;
+        // Printable ASCII, as `string` checks it, a word at a time: in each byte of
+        // the symbol, its high bit, or its low seven bits below `!` (0x21) or at DEL
+        // (0x7F). No byte's sums carry into the next.
+        let keep = u64::MAX.checked_shr(8 * (8 - len) as u32).unwrap_or(0);
+        let value = u64::from_le_bytes(word);
+        let low = value & splat(0x7F);
+        let below = !low.wrapping_add(splat(0x80 - 0x21));
+        let above = low.wrapping_add(splat(0x01));
+        if len == 0 || (value | below | above) & splat(0x80) & keep != 0 {
+            return None;
+        }
+        self.tick.set_symbol_ascii_word(word, len).ok()
     }
 
     #[inline(always)]
@@ -524,16 +553,36 @@ impl<'a> Scanner<'a> {
     /// format it is.
     #[inline(always)]
     fn shaped_object<S: Sink<'a>>(&mut self, sink: &mut S) -> Option<TickFormat> {
-        const EVENT: Literal = Literal::new(b"{\"e\":\"");
         const UPDATE_ID: Literal = Literal::new(b"{\"u\":");
+        // The event and its quotes, in two loads: `{"e":"` and the event's first two
+        // bytes, then the rest of the event and its closing quote (a `"` after the
+        // second word for `bookTicker`). Read as a string it took a loop and a
+        // comparison per event.
+        const TRADE: (Literal, Literal) = (Literal::new(b"{\"e\":\"tr"), Literal::new(b"ade\""));
+        const AGG_TRADE: (Literal, Literal) =
+            (Literal::new(b"{\"e\":\"ag"), Literal::new(b"gTrade\""));
+        const BOOK_TICKER: (Literal, Literal) =
+            (Literal::new(b"{\"e\":\"bo"), Literal::new(b"okTicker"));
         let format = if self.literal_is(UPDATE_ID) {
             sink.integer(Slot::UpdateId, self.shaped_unsigned()?)?;
             self.spot_book_ticker(sink)?;
             TickFormat::BookTicker
         } else {
-            self.literal_is(EVENT).then_some(())?;
-            // Not checked for ASCII: it is matched against ASCII words below.
-            let event = self.shaped_bytes()?;
+            let head = self.word(self.at)?;
+            let next = self.word(self.at + 8)?;
+            let is = |(first, second): (Literal, Literal)| {
+                head == first.word && next & second.mask == second.word
+            };
+            let (event, len) = if is(TRADE) {
+                (b"trade".as_slice(), 12)
+            } else if is(AGG_TRADE) {
+                (b"aggTrade".as_slice(), 15)
+            } else if is(BOOK_TICKER) && self.bytes.get(self.at + 16) == Some(&b'"') {
+                (b"bookTicker".as_slice(), 17)
+            } else {
+                return None;
+            };
+            self.at += len;
             sink.event(event)?;
             match event {
                 b"trade" => {
@@ -641,7 +690,10 @@ impl<'a> Scanner<'a> {
                     None => sink.string(slot, self.shaped_bytes()?),
                 }
             }
-            Slot::Symbol if S::DIRECT => sink.string(slot, self.shaped_bytes()?),
+            Slot::Symbol if S::DIRECT => match self.shaped_short() {
+                Some((word, len)) => sink.symbol_word(word, len),
+                None => sink.string(slot, self.shaped_bytes()?),
+            },
             Slot::Symbol
             | Slot::Price
             | Slot::Quantity
@@ -698,6 +750,24 @@ impl<'a> Scanner<'a> {
         (!end.escaped).then(|| &self.bytes[start..end.quote])
     }
 
+    /// A string of under eight bytes, in the word it is read in: the word from the
+    /// string's first byte, and how many bytes before its closing quote (the string's
+    /// opening quote consumed, its closing one stepped past). `None`, with nothing
+    /// consumed, for a longer string or one with an escape, which
+    /// [`Self::shaped_bytes`] reads. A symbol as a slice took its printable check a
+    /// byte at a time and a `memcpy` call.
+    #[inline(always)]
+    fn shaped_short(&mut self) -> Option<([u8; 8], usize)> {
+        let word = self.word(self.at)?;
+        // Exact for the lowest stop; 8 with none.
+        let len = (string_stops(word).trailing_zeros() / 8) as usize;
+        if len == 8 || self.bytes[self.at + len] != b'"' {
+            return None;
+        }
+        self.at += len + 1;
+        Some((word.to_le_bytes(), len))
+    }
+
     /// A decimal string in its common form read in place, with no scan for its end
     /// first: one to seven digits, then either its closing quote or a point, one to
     /// eight digits and the quote (its opening quote consumed, its closing one stepped
@@ -739,6 +809,17 @@ impl<'a> Scanner<'a> {
     /// An unsigned integer that fits a `u64`, without sign, fraction or exponent.
     #[inline(always)]
     fn shaped_unsigned(&mut self) -> Option<u64> {
+        if let Some((len, low, high)) = self.short_digits() {
+            self.at += len;
+            let tail = |word: u64, digits: usize| {
+                eight_digits(word.wrapping_sub(ZEROS) << (8 * (8 - digits)))
+            };
+            return Some(match len {
+                ..8 => tail(low, len),
+                8 => eight_digits(low.wrapping_sub(ZEROS)),
+                _ => eight_digits(low.wrapping_sub(ZEROS)) * POW10[len - 8] + tail(high, len - 8),
+            });
+        }
         let value = match self.peek()? {
             b'1'..=b'9' => self.digit_run()?,
             b'0' => {
@@ -747,16 +828,19 @@ impl<'a> Scanner<'a> {
             }
             _ => return None,
         };
-        // A fraction, an exponent, or a digit after a leading zero: not this shape.
-        match self.peek() {
-            Some(b'0'..=b'9' | b'.' | b'e' | b'E') => None,
-            _ => Some(value),
-        }
+        // A fraction, an exponent, or a digit after a leading zero is not this
+        // shape; the literal after every number opens with a comma (`shape!`), so it
+        // refuses them.
+        Some(value)
     }
 
     /// [`Self::shaped_unsigned`] without its value: whether it is not zero.
     #[inline(always)]
     fn shaped_unsigned_checked(&mut self) -> Option<bool> {
+        if let Some((len, low, _)) = self.short_digits() {
+            self.at += len;
+            return Some(low as u8 != b'0');
+        }
         let nonzero = match self.peek()? {
             b'1'..=b'9' => {
                 let start = self.at;
@@ -788,10 +872,26 @@ impl<'a> Scanner<'a> {
             }
             _ => return None,
         };
-        match self.peek() {
-            Some(b'0'..=b'9' | b'.' | b'e' | b'E') => None,
-            _ => Some(nonzero),
-        }
+        // As in `shaped_unsigned`, the literal after it refuses what may follow.
+        Some(nonzero)
+    }
+
+    /// The common case of an unsigned integer, told in two loads with no loop: one to
+    /// fifteen digits, and no digit after a leading zero. How many digits there are,
+    /// and the two words from the first (the digits after the eighth start the
+    /// second). `None` for anything else, which the callers read the long way (and
+    /// refuse as they refuse it); nothing is consumed.
+    #[inline(always)]
+    fn short_digits(&self) -> Option<(usize, u64, u64)> {
+        let low = self.word(self.at)?;
+        let high = self.word(self.at + 8)?;
+        let low_len = (non_digits(low).trailing_zeros() / 8) as usize;
+        let len = if low_len < 8 {
+            low_len
+        } else {
+            8 + (non_digits(high).trailing_zeros() / 8) as usize
+        };
+        (len > 0 && len < 16 && (len == 1 || low as u8 != b'0')).then_some((len, low, high))
     }
 
     #[inline(always)]

@@ -95,6 +95,21 @@ macro_rules! symbol_field {
             self.symbol.set_ascii(value)
         }
 
+        /// Sets `symbol` from the first `len` bytes of `word`
+        /// ([`InlineStr::set_ascii_word`](crate::types::InlineStr::set_ascii_word)).
+        ///
+        /// # Errors
+        /// [`AsciiError`](crate::types::AsciiError) as `set_ascii_word`; the field is
+        /// then left unchanged.
+        #[inline]
+        pub fn set_symbol_ascii_word(
+            &mut self,
+            word: [u8; 8],
+            len: usize,
+        ) -> Result<(), $crate::types::AsciiError> {
+            self.symbol.set_ascii_word(word, len)
+        }
+
         /// The instrument as an inline [`Symbol`](crate::types::Symbol), e.g. to key a map
         /// or to copy into another pooled object.
         #[inline]
