@@ -36,6 +36,8 @@ use std::thread;
 use std::time::Instant;
 
 use common::{Boxed, Candidate, Naive, Ours, touch};
+use infrastructure::memory::safe_pools::ORDER_POOL;
+use infrastructure::types::Order;
 
 /// Capacity of the producer→consumer channel (as in `compare/cross_thread`).
 const CHANNEL: usize = 1024;
@@ -54,20 +56,29 @@ struct Run {
 
 /// Sends `n` messages made by `produce` to a consumer thread running `consume`.
 /// Timed from the first send to the consumer's last message.
-fn hand_over<M: Send>(
+fn hand_over<M: Send>(n: u64, produce: impl FnMut(u64) -> M, consume: impl Fn(M) + Send) -> Run {
+    hand_over_in(n, 1, produce, consume)
+}
+
+/// [`hand_over`] for messages that each carry `per_message` objects, through a
+/// channel of `CHANNEL / per_message` messages (the same objects in flight); the
+/// figures are per object.
+fn hand_over_in<M: Send>(
     n: u64,
+    per_message: u64,
     mut produce: impl FnMut(u64) -> M,
     consume: impl Fn(M) + Send,
 ) -> Run {
-    let (tx, rx) = crossbeam_channel::bounded::<M>(CHANNEL);
+    let capacity = CHANNEL / usize::try_from(per_message).expect("small");
+    let (tx, rx) = crossbeam_channel::bounded::<M>(capacity);
     thread::scope(|s| {
         let consumer = s.spawn(move || {
             let (mut seen, mut samples, mut sum) = (0_u64, 0_u64, 0_usize);
             for message in &rx {
                 consume(message);
                 seen += 1;
-                if seen % SAMPLE_EVERY == 0 {
-                    sum += rx.len();
+                if (seen * per_message).is_multiple_of(SAMPLE_EVERY) {
+                    sum += rx.len() * per_message as usize;
                     samples += 1;
                 }
             }
@@ -80,10 +91,75 @@ fn hand_over<M: Send>(
         drop(tx);
         let occupancy = consumer.join().expect("consumer finished");
         Run {
+            ns: start.elapsed().as_nanos() as f64 / (n * per_message) as f64,
+            occupancy,
+        }
+    })
+}
+
+/// Orders a batched hand-off carries per message (as the pipeline's events).
+const BATCH: usize = 32;
+
+/// Sends `n` messages made by `produce` through an SPSC ring of `CHANNEL` slots
+/// (rtrb, the reference a user picks for a hand-off between two threads), to a
+/// consumer running `consume`; both sides spin while the ring is full or empty.
+fn spsc<M: Send>(n: u64, mut produce: impl FnMut(u64) -> M, consume: impl Fn(M) + Send) -> Run {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<M>::new(CHANNEL);
+    thread::scope(|s| {
+        let consumer = s.spawn(move || {
+            let (mut samples, mut sum) = (0_u64, 0_usize);
+            for seen in 1..=n {
+                let message = loop {
+                    match rx.pop() {
+                        Ok(message) => break message,
+                        Err(rtrb::PopError::Empty) => std::hint::spin_loop(),
+                    }
+                };
+                consume(message);
+                if seen % SAMPLE_EVERY == 0 {
+                    sum += rx.slots();
+                    samples += 1;
+                }
+            }
+            sum as f64 / samples.max(1) as f64
+        });
+        let start = Instant::now();
+        for i in 0..n {
+            let mut message = produce(i);
+            while let Err(rtrb::PushError::Full(back)) = tx.push(message) {
+                message = back;
+                std::hint::spin_loop();
+            }
+        }
+        let occupancy = consumer.join().expect("consumer finished");
+        Run {
             ns: start.elapsed().as_nanos() as f64 / n as f64,
             occupancy,
         }
     })
+}
+
+/// Pooled orders handed over `BATCH` at a time through the channel: acquire and
+/// `touch` on the producer, read the price and drop on the consumer.
+fn pooled_batched(n: u64) -> Run {
+    hand_over_in(
+        n / BATCH as u64,
+        BATCH as u64,
+        |m| {
+            let mut batch = arrayvec::ArrayVec::<_, BATCH>::new();
+            for k in 0..BATCH as u64 {
+                let mut order = ORDER_POOL.acquire();
+                touch(&mut order, (m * BATCH as u64 + k) as i64);
+                batch.push(order);
+            }
+            batch
+        },
+        |batch| {
+            for order in batch {
+                black_box(order.price);
+            }
+        },
+    )
 }
 
 /// Words of a ring object: 17 × 8 = 136 bytes, the size of an `Order`.
@@ -229,6 +305,39 @@ fn main() {
             Box::new(|n| hand_over(n, |i| ring.produce(i), |index| ring.consume(index))),
         ),
         ("ours", Box::new(|n| pooled(&Ours, n))),
+        ("ours_batched", Box::new(pooled_batched)),
+        (
+            "rtrb_inline",
+            Box::new(|n| {
+                spsc(
+                    n,
+                    |i| {
+                        let mut order = Order::default();
+                        touch(&mut order, i as i64);
+                        order
+                    },
+                    |order| {
+                        black_box(order.price);
+                    },
+                )
+            }),
+        ),
+        (
+            "ours_rtrb",
+            Box::new(|n| {
+                spsc(
+                    n,
+                    |i| {
+                        let mut order = ORDER_POOL.acquire();
+                        touch(&mut order, i as i64);
+                        order
+                    },
+                    |order| {
+                        black_box(order.price);
+                    },
+                )
+            }),
+        ),
         ("arrayqueue_naive", Box::new(|n| pooled(&naive, n))),
         ("box_system", Box::new(|n| pooled(&system, n))),
     ];
@@ -266,7 +375,7 @@ fn main() {
     };
     let fmt = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.2}"));
     let mut csv = String::from(
-        "candidate,runs,median_ns,median_to_channel_only,median_to_ring_no_pool,drained_runs,drained_median_ns,backed_up_runs,backed_up_median_ns\n",
+        "candidate,runs,median_ns,median_to_channel_only,median_to_ring_no_pool,median_to_rtrb_inline,drained_runs,drained_median_ns,backed_up_runs,backed_up_median_ns\n",
     );
     println!(
         "handover: {rounds} rounds of {n} objects per candidate, interleaved; channel {CHANNEL}; \
@@ -275,9 +384,20 @@ fn main() {
     println!(
         "cache-line round trip between the two threads: {round_trip_before:.0} ns before, {round_trip_after:.0} ns after"
     );
+    let rtrb = candidates
+        .iter()
+        .position(|(name, _)| *name == "rtrb_inline")
+        .expect("rtrb_inline is a candidate");
     println!(
-        "{:<18} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12}",
-        "candidate", "median", "/channel", "/ring", "drained", "drained ns", "backed-up ns"
+        "{:<18} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12}",
+        "candidate",
+        "median",
+        "/channel",
+        "/ring",
+        "/rtrb",
+        "drained",
+        "drained ns",
+        "backed-up ns"
     );
     for (c, (name, _)) in candidates.iter().enumerate() {
         let mode = |keep: &dyn Fn(f64) -> bool| -> Vec<f64> {
@@ -294,26 +414,29 @@ fn main() {
             median_of(runs[c].iter().map(|r| r.ns).collect()),
             median_of(ratio_to(c, 0)),
             median_of(ratio_to(c, 1)),
+            median_of(ratio_to(c, rtrb)),
             median_of(drained),
             median_of(backed_up),
         ];
         println!(
-            "{name:<18} {:>9} {:>9} {:>9} {:>5}/{:<3} {:>12} {:>12}",
+            "{name:<18} {:>9} {:>9} {:>9} {:>9} {:>5}/{:<3} {:>12} {:>12}",
             fmt(row[0]),
             fmt(row[1]),
             fmt(row[2]),
+            fmt(row[3]),
             drained_runs,
             rounds,
-            fmt(row[3]),
-            fmt(row[4])
+            fmt(row[4]),
+            fmt(row[5])
         );
         csv.push_str(&format!(
-            "{name},{rounds},{},{},{},{drained_runs},{},{backed_up_runs},{}\n",
+            "{name},{rounds},{},{},{},{},{drained_runs},{},{backed_up_runs},{}\n",
             fmt(row[0]),
             fmt(row[1]),
             fmt(row[2]),
             fmt(row[3]),
-            fmt(row[4])
+            fmt(row[4]),
+            fmt(row[5])
         ));
     }
     if smoke {

@@ -349,7 +349,9 @@ fn burst_latency_section(csv: &str) -> String {
 fn handover_section(csv: &str, probe: Option<String>) -> String {
     let mut out = String::from(
         "\n## cross_thread, interleaved (handover)\n\nShort runs of every candidate, round after round. Ratios are medians of \
-         within-round ratios. drained: mean queue occupancy < 1/8 of the channel; backed up: > 3/4.\n",
+         within-round ratios. drained: mean queue occupancy < 1/8 of the channel; backed up: > 3/4. \
+         ours_batched hands orders over 32 to a channel message; rtrb_inline moves orders by value through \
+         an SPSC ring (rtrb), ours_rtrb pooled orders through the same ring.\n",
     );
     if let Some(probe) = probe
         && let Some(values) = probe.lines().nth(1)
@@ -361,11 +363,11 @@ fn handover_section(csv: &str, probe: Option<String>) -> String {
         );
     }
     out.push_str(
-        "\n| candidate | runs | median ns | / channel_only | / ring_no_pool | drained runs | drained median ns | backed-up runs | backed-up median ns |\n|---|---|---|---|---|---|---|---|---|\n",
+        "\n| candidate | runs | median ns | / channel_only | / ring_no_pool | / rtrb_inline | drained runs | drained median ns | backed-up runs | backed-up median ns |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for line in csv.lines().skip(1) {
         let cells: Vec<&str> = line.split(',').collect();
-        if cells.len() == 9 {
+        if cells.len() == 10 {
             let _ = writeln!(out, "| {} |", cells.join(" | "));
         }
     }
@@ -429,7 +431,7 @@ mod tests {
         write("compare_burst64", "ours", 640.0, Some(64));
         fs::write(
             dir.join("bench-handover.csv"),
-            "candidate,runs,median_ns,median_to_channel_only,median_to_ring_no_pool,drained_runs,drained_median_ns,backed_up_runs,backed_up_median_ns\nours,8,30.00,1.20,0.50,6,29.00,1,90.00\n",
+            "candidate,runs,median_ns,median_to_channel_only,median_to_ring_no_pool,median_to_rtrb_inline,drained_runs,drained_median_ns,backed_up_runs,backed_up_median_ns\nours,8,30.00,1.20,0.50,1.10,6,29.00,1,90.00\n",
         )
         .unwrap();
         fs::write(
@@ -455,7 +457,7 @@ mod tests {
         );
         assert!(summary.contains("| ours | 1 | 2 | 3 |"), "{summary}");
         assert!(
-            summary.contains("| ours | 8 | 30.00 | 1.20 | 0.50 | 6 | 29.00 | 1 | 90.00 |"),
+            summary.contains("| ours | 8 | 30.00 | 1.20 | 0.50 | 1.10 | 6 | 29.00 | 1 | 90.00 |"),
             "{summary}"
         );
         assert!(

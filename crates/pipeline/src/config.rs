@@ -125,7 +125,9 @@ pub struct Config {
     pub source: Source,
     /// Ticks per report window.
     pub window: u64,
-    /// Capacity of the channel from the critical thread to analysis.
+    /// Capacity of the channel from the critical thread to analysis, in events (it
+    /// carries them in batches of [`BATCH`](crate::stages::BATCH), so it holds this
+    /// many rounded up to a whole batch).
     pub channel_capacity: usize,
     /// Strategy, risk, execution and venue settings.
     pub trading: TradingSettings,
@@ -276,14 +278,25 @@ pub fn pool_memory_bound(config: &Config) -> usize {
         + pool(orders, size_of::<Order>(), ORDER_POOL.magazine_size())
 }
 
+/// The messages the channel to analysis holds: batches of up to
+/// [`BATCH`](crate::stages::BATCH) events, as many as make
+/// [`Config::channel_capacity`] events (rounded up).
+pub(crate) fn event_batches(config: &Config) -> usize {
+    config.channel_capacity.div_ceil(crate::stages::BATCH)
+}
+
 /// The most `[tick, signal, order]` objects the pipeline can have in use at once: in
-/// a channel (at most its capacity), in a stage's hands, or open at the venue.
+/// the channel to analysis, in a batch being filled or read, in a stage's hands, or
+/// open at the venue.
 fn in_use(config: &Config) -> [usize; 3] {
-    // One channel (critical thread → analysis), and one object in each thread's hands.
+    // Each event holds at most one pooled object: the channel's batches, the batch
+    // the critical thread fills and the one analysis reads, and one object in each
+    // thread's hands.
+    let events = (event_batches(config) + 2) * crate::stages::BATCH + STAGE_THREADS;
     [
-        config.channel_capacity + STAGE_THREADS,
-        config.channel_capacity + STAGE_THREADS,
-        config.channel_capacity + config.trading.venue.max_open_orders + STAGE_THREADS,
+        events,
+        events,
+        events + config.trading.venue.max_open_orders,
     ]
 }
 

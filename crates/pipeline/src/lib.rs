@@ -40,7 +40,8 @@ pub use config::{
 };
 pub use metrics::metrics_registry;
 pub use report::{
-    Allocations, FeedHealth, LineOutcomes, Memory, PoolReport, Report, StageLatency, Trading,
+    Allocations, FeedHealth, GeneratorCost, LineOutcomes, Memory, PoolReport, Report, StageLatency,
+    Trading,
 };
 pub use stages::analysis::{KEPT_WINDOWS, SteadyState};
 pub use stages::feed::{MALFORMED_REASONS, MAX_LINE_BYTES, Outcomes, SAMPLE_BYTES};
@@ -227,7 +228,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     tracing::debug!(?reserved, "pools reserved");
     let counting = CountingAllocator::is_installed();
 
-    let (event_tx, event_rx) = crossbeam_channel::bounded(config.channel_capacity);
+    let (event_tx, event_rx) = crossbeam_channel::bounded(config::event_batches(config));
     // Primed from a short-lived thread: the pooled objects it uses go back to the
     // depot when its cache is flushed at exit (the explicit join waits for that),
     // rather than staying idle in this thread's cache out of the stages' reach.
@@ -235,7 +236,9 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         scope
             .spawn(|| {
                 stages::prime(&event_tx, &event_rx, || {
-                    stages::Event::Closed(ORDER_POOL.acquire())
+                    let mut batch = stages::Batch::new();
+                    batch.push(stages::Event::Closed(ORDER_POOL.acquire()));
+                    batch
                 });
             })
             .join()
@@ -271,7 +274,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
                 let mut trading = stages::trading::Trading::new(
                     layers,
                     clock,
-                    &event_tx,
+                    stages::Events::new(&event_tx),
                     &progress,
                     allocate_every,
                     stale_after_ns,
@@ -279,7 +282,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
                 let feed = stages::feed::feed(
                     input,
                     clock,
-                    &mut |tick| trading.on_tick(tick),
+                    &mut trading,
                     &progress,
                     pacing,
                     monitor,

@@ -64,7 +64,7 @@ struct Args {
     /// Ticks per report window.
     #[arg(long, default_value_t = pipeline::DEFAULT_WINDOW, value_parser = clap::value_parser!(u64).range(1..))]
     window: u64,
-    /// Capacity of the channel from the critical thread to analysis (objects in flight).
+    /// Capacity of the channel from the critical thread to analysis, in events (objects in flight; it carries them 32 to a message, and holds this many rounded up to a whole message).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     channel_capacity: u64,
     /// Feed at most N messages per second, each dated from when it was due (default:

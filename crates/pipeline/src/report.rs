@@ -283,6 +283,9 @@ pub struct Report {
     /// Ticks per second over `processing_seconds` (`None` below 2 ticks, where it
     /// would be one tick's latency, not a rate).
     pub ticks_per_second: Option<f64>,
+    /// The generator's own cost in a generated run (`None` for any other source): the
+    /// critical thread's time making the messages, within `processing_seconds`.
+    pub generator: Option<GeneratorCost>,
     /// Latency per stage over the run, from when each message was received (when it
     /// was due, under `--rate`).
     pub latency: Vec<StageLatency>,
@@ -408,6 +411,9 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
         processing_seconds,
         ticks_per_second: (analysis.ticks >= 2 && processing_seconds > 0.0)
             .then(|| per_second(analysis.ticks, processing_seconds)),
+        generator: feed
+            .generator_ns
+            .map(|ns| GeneratorCost::new(ns, feed.lines)),
         latency: Stage::ALL
             .iter()
             .map(|&stage| StageLatency {
@@ -732,6 +738,29 @@ impl Report {
     }
 }
 
+/// What generating the messages cost the critical thread (a generated run).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GeneratorCost {
+    /// Time spent in the generator.
+    pub seconds: f64,
+    /// That time per message generated.
+    pub ns_per_message: f64,
+}
+
+impl GeneratorCost {
+    #[allow(clippy::cast_precision_loss, reason = "figures for the report")]
+    fn new(ns: u64, messages: u64) -> Self {
+        GeneratorCost {
+            seconds: Duration::from_nanos(ns).as_secs_f64(),
+            ns_per_message: if messages == 0 {
+                0.0
+            } else {
+                ns as f64 / messages as f64
+            },
+        }
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Pipeline report: {}", self.source)?;
@@ -743,6 +772,13 @@ impl fmt::Display for Report {
             "  {} ticks in {:.2} s of processing: {rate} ticks/s end to end ({:.2} s with start-up)",
             self.ticks, self.processing_seconds, self.seconds
         )?;
+        if let Some(generator) = &self.generator {
+            writeln!(
+                f,
+                "  of which generating the messages: {:.2} s on the critical thread ({:.0} ns a message)",
+                generator.seconds, generator.ns_per_message
+            )?;
+        }
         let nonzero = |counts: &std::collections::BTreeMap<&'static str, u64>| {
             let parts: Vec<String> = counts
                 .iter()

@@ -146,6 +146,9 @@ pub struct FeedFigures {
     /// How the feed kept to its schedule, when it had one (`--rate`, or a live
     /// source's receive times).
     pub schedule: Option<Schedule>,
+    /// Time spent generating the messages, on the critical thread (a generated run;
+    /// `None` for any other source).
+    pub generator_ns: Option<u64>,
 }
 
 /// How the feed kept to its schedule. A paced message's latency is measured from when
@@ -247,13 +250,27 @@ impl Decoder {
     }
 }
 
+/// A source of lines, with what it has read ahead in view.
+pub(crate) type LineReader = BufReader<Box<dyn LineSource>>;
+
+/// What a line reader reads from.
+pub(crate) trait LineSource: Read + Send {
+    /// Whether a read now would return without waiting for the source's writer (a
+    /// regular file's reads always do).
+    fn ready(&self) -> bool {
+        true
+    }
+}
+
+impl LineSource for File {}
+
 /// A source, opened: the feed thread reads it.
 pub(crate) enum Input {
     /// The seeded generator.
     Generated { seed: u64, ticks: u64 },
     /// Lines from a reader.
     Lines {
-        reader: Box<dyn BufRead + Send>,
+        reader: LineReader,
         name: String,
         limit: Option<u64>,
         /// The longest line accepted, a stamp included (the message's own limit plus
@@ -335,10 +352,10 @@ impl Input {
                 ];
                 (
                     Input::Lines {
-                        reader: Box::new(BufReader::with_capacity(
+                        reader: BufReader::with_capacity(
                             CHUNK,
-                            ThreadedReader::start(stream, Arc::clone(progress))?,
-                        )),
+                            Box::new(ThreadedReader::start(stream, Arc::clone(progress))?),
+                        ),
                         name,
                         limit: *limit,
                         max_line_bytes,
@@ -363,13 +380,13 @@ impl Input {
                 // A regular file is read on the feed thread: a read never waits for
                 // long. Anything else (a pipe, a FIFO, `/dev/stdin`, a device) may block
                 // for ever, so it gets a reader thread, as standard input does.
-                let reader: Box<dyn BufRead + Send> = if metadata.is_file() {
-                    Box::new(BufReader::with_capacity(CHUNK, file))
+                let reader: LineReader = if metadata.is_file() {
+                    BufReader::with_capacity(CHUNK, Box::new(file) as Box<dyn LineSource>)
                 } else {
-                    Box::new(BufReader::with_capacity(
+                    BufReader::with_capacity(
                         CHUNK,
-                        ThreadedReader::start(file, Arc::clone(progress))?,
-                    ))
+                        Box::new(ThreadedReader::start(file, Arc::clone(progress))?),
+                    )
                 };
                 // How many messages a file holds is not known up front: it may grow
                 // while it is read (a recording still being written). Only `--ticks`
@@ -390,13 +407,13 @@ impl Input {
             }
             Source::Connect { url, limit } => (
                 Input::Lines {
-                    reader: Box::new(BufReader::with_capacity(
+                    reader: BufReader::with_capacity(
                         CHUNK,
-                        ThreadedReader::start(
+                        Box::new(ThreadedReader::start(
                             super::live::open(url, &config.live, progress, clock)?,
                             Arc::clone(progress),
-                        )?,
-                    )),
+                        )?),
+                    ),
                     name: url.clone(),
                     limit: *limit,
                     // The stamp does not count against the message's limit.
@@ -410,10 +427,13 @@ impl Input {
             ),
             Source::Stdin { limit } => (
                 Input::Lines {
-                    reader: Box::new(BufReader::with_capacity(
+                    reader: BufReader::with_capacity(
                         CHUNK,
-                        ThreadedReader::start(std::io::stdin(), Arc::clone(progress))?,
-                    )),
+                        Box::new(ThreadedReader::start(
+                            std::io::stdin(),
+                            Arc::clone(progress),
+                        )?),
+                    ),
                     name: "standard input".to_owned(),
                     limit: *limit,
                     max_line_bytes,
@@ -501,6 +521,12 @@ impl ThreadedReader {
             progress,
             ended: false,
         })
+    }
+}
+
+impl LineSource for ThreadedReader {
+    fn ready(&self) -> bool {
+        self.at < self.filled || self.ended || !self.full.is_empty()
     }
 }
 
@@ -617,13 +643,26 @@ fn read_line(
     }
 }
 
-/// The feed: messages in, each parsed tick handed to `on_tick` (the trading layers, on
-/// the same thread). Stops at the end of the source, when `on_tick` says analysis has
-/// gone, or when told to ([`Progress::request_stop`]).
+/// What the feed hands its ticks to, on its own thread (the trading layers).
+pub(crate) trait Downstream {
+    /// One tick; false if the feed should stop (analysis has gone).
+    fn on_tick(&mut self, tick: PoolGuard<'static, Tick>) -> bool;
+    /// The feed is waiting for its next message (called on each turn of the wait):
+    /// pass on what is held back if that can be done now, never waiting; false if the
+    /// feed should stop.
+    fn idle(&mut self) -> bool;
+    /// Whether anything is held back that [`Downstream::idle`] would pass on.
+    fn holding(&self) -> bool;
+}
+
+/// The feed: messages in, each parsed tick handed to `downstream` (the trading layers,
+/// on the same thread), told before each wait for the source. Stops at the end of the
+/// source, when `downstream` says analysis has gone, or when told to
+/// ([`Progress::request_stop`]).
 pub(crate) fn feed(
     input: Input,
     clock: Clock,
-    on_tick: &mut dyn FnMut(PoolGuard<'static, Tick>) -> bool,
+    downstream: &mut dyn Downstream,
     progress: &Progress,
     pacing: Pacing,
     mut monitor: data::health::FeedMonitor,
@@ -649,6 +688,7 @@ pub(crate) fn feed(
     // False when the feed must stop: trading has gone, or a stop was asked for.
     // `stamp`: when the message was received, if its line said.
     let mut forward = |figures: &mut FeedFigures,
+                       downstream: &mut dyn Downstream,
                        decoder: &Decoder,
                        message: &[u8],
                        line: u64,
@@ -660,9 +700,13 @@ pub(crate) fn feed(
         if let Some((at, stall)) = pacing.stall
             && at == line
         {
+            // A message late from the source: the feed waits for it.
+            if !downstream.idle() {
+                return false;
+            }
             std::thread::sleep(stall);
         }
-        let Some(waited) = pace.wait_for(line, progress) else {
+        let Some(waited) = pace.wait_for(line, progress, downstream) else {
             figures.stopped = progress.stop_requested();
             return false;
         };
@@ -693,7 +737,7 @@ pub(crate) fn feed(
                 }
                 figures.ticks += 1;
                 figures.outcomes.ticks[format as usize] += 1;
-                on_tick(tick)
+                downstream.on_tick(tick)
             }
             Ok(data::parse::Message::Skipped(kind)) => {
                 figures.skipped += 1;
@@ -709,13 +753,24 @@ pub(crate) fn feed(
     match input {
         Input::Generated { seed, ticks: n } => {
             let mut market = MarketGenerator::new(seed);
+            let mut generating = 0;
             for line in 1..=n {
+                let before = clock.now_ns();
                 market.next_message(&mut buffer);
-                if !forward(&mut figures, &Decoder::Json, &buffer, line, None) {
+                generating += clock.now_ns().saturating_sub(before);
+                if !forward(
+                    &mut figures,
+                    downstream,
+                    &Decoder::Json,
+                    &buffer,
+                    line,
+                    None,
+                ) {
                     break;
                 }
                 figures.lines += 1;
             }
+            figures.generator_ns = Some(generating);
         }
         Input::Lines {
             mut reader,
@@ -739,7 +794,24 @@ pub(crate) fn feed(
                     figures.stopped = Some(reason);
                     break;
                 }
-                let read = read_line(&mut *reader, &mut buffer, max_line_bytes, &stopped)
+                // Nothing read ahead, and the next read would wait for the source's
+                // writer: what the trading layers hold goes on first, as soon as
+                // analysis has room for it, unless the source is ready sooner. (A
+                // line split across two writes waits with its first part read.)
+                if reader.buffer().is_empty() {
+                    let mut gone = false;
+                    while !reader.get_ref().ready() && downstream.holding() && !stopped() {
+                        if !downstream.idle() {
+                            gone = true;
+                            break;
+                        }
+                        std::thread::yield_now();
+                    }
+                    if gone {
+                        break;
+                    }
+                }
+                let read = read_line(&mut reader, &mut buffer, max_line_bytes, &stopped)
                     .with_context(|| format!("reading {name} after line {line}"))?;
                 let Some(read) = read else {
                     // The end of the input, or a stop while waiting for it or while
@@ -781,7 +853,7 @@ pub(crate) fn feed(
                                 chosen
                             }
                         };
-                        if !forward(&mut figures, decoder, message, line, stamp) {
+                        if !forward(&mut figures, downstream, decoder, message, line, stamp) {
                             break;
                         }
                     }
@@ -851,8 +923,15 @@ impl Pace {
         self.interval_ns.is_some()
     }
 
-    /// Waits until message `message` is due; `None` if a stop was asked for meanwhile.
-    fn wait_for(&self, message: u64, progress: &Progress) -> Option<Waited> {
+    /// Waits until message `message` is due, telling `downstream` on each turn of the
+    /// wait ([`Downstream::idle`]); `None` if a stop was asked for meanwhile, or
+    /// `downstream` said to stop.
+    fn wait_for(
+        &self,
+        message: u64,
+        progress: &Progress,
+        downstream: &mut dyn Downstream,
+    ) -> Option<Waited> {
         let Some(interval) = self.interval_ns else {
             return Some(Waited::default());
         };
@@ -883,6 +962,9 @@ impl Pace {
             }
             // Sleep through long gaps (the OS wakes late by ~50-100 µs), in slices
             // short enough to see a stop soon; yield on short gaps.
+            if !downstream.idle() {
+                return None;
+            }
             if due - now > 200_000 {
                 let nap = Duration::from_nanos(due - now - 100_000).min(STOP_POLL);
                 std::thread::sleep(nap);

@@ -2,7 +2,6 @@
 //! thread (after the feed's parse, with no hand-off).
 
 use anyhow::{Context as _, Result};
-use crossbeam_channel::Sender;
 use exchange::{ReportKind, Venue, VenueCounts, VenueOutput};
 use execution::Executor;
 use infrastructure::memory::PoolGuard;
@@ -10,7 +9,7 @@ use infrastructure::types::{RejectReason, RiskDecision, Tick};
 use risk::{KillSwitch, RiskCounts, RiskEngine};
 use strategy::Crossover;
 
-use super::{Clock, Event};
+use super::{Clock, Event, Events};
 use crate::config::TradingSettings;
 
 /// The trading layers, built (and validated) before any thread starts.
@@ -58,7 +57,7 @@ pub struct TradingFigures {
 pub(crate) struct Trading<'a> {
     layers: Layers,
     clock: Clock,
-    events: &'a Sender<Event>,
+    events: Events<'a>,
     progress: &'a crate::Progress,
     /// [`Faults::allocate_every`](crate::Faults::allocate_every).
     allocate_every: u64,
@@ -76,7 +75,7 @@ impl<'a> Trading<'a> {
     pub(crate) fn new(
         layers: Layers,
         clock: Clock,
-        events: &'a Sender<Event>,
+        events: Events<'a>,
         progress: &'a crate::Progress,
         allocate_every: u64,
         max_clock_jump_ns: u64,
@@ -98,7 +97,8 @@ impl<'a> Trading<'a> {
     /// One tick through the layers, then on to analysis with what it caused; false
     /// if analysis has gone (the feed should stop).
     pub(crate) fn on_tick(&mut self, tick: PoolGuard<'static, Tick>) -> bool {
-        let (clock, events, progress) = (self.clock, self.events, self.progress);
+        let (clock, progress) = (self.clock, self.progress);
+        let events = &mut self.events;
         let trading_in_ns = clock.now_ns();
         self.seen += 1;
         if self.allocate_every != 0 && self.seen.is_multiple_of(self.allocate_every) {
@@ -145,7 +145,7 @@ impl<'a> Trading<'a> {
                     }
                 }
             }
-            if events.send(Event::Signal { signal, order_ns }).is_err() {
+            if !events.send(Event::Signal { signal, order_ns }) {
                 return false;
             }
         }
@@ -158,7 +158,7 @@ impl<'a> Trading<'a> {
             trading_in_ns,
             trading_out_ns,
         };
-        events.send(tick).is_ok()
+        events.send(tick)
     }
 
     /// The end of the session: the venue cancels what is still open.
@@ -167,7 +167,8 @@ impl<'a> Trading<'a> {
         let mut figures = self.figures;
         figures.open_at_close = layers.venue.open_orders() as u64;
         layers.venue.cancel_all(self.market_ns, &mut self.out);
-        drain(layers, &mut self.out, self.events);
+        drain(layers, &mut self.out, &mut self.events);
+        self.events.flush();
         figures.signals = layers.strategy.signals_emitted();
         figures.risk = layers.risk.counts();
         figures.orders_created = layers.executor.orders_created();
@@ -179,13 +180,27 @@ impl<'a> Trading<'a> {
     }
 }
 
+impl super::feed::Downstream for Trading<'_> {
+    fn on_tick(&mut self, tick: PoolGuard<'static, Tick>) -> bool {
+        Trading::on_tick(self, tick)
+    }
+
+    fn idle(&mut self) -> bool {
+        self.events.idle()
+    }
+
+    fn holding(&self) -> bool {
+        self.events.holding()
+    }
+}
+
 /// Feeds the venue's output back to risk and on to analysis; false if analysis has gone.
-fn drain(layers: &mut Layers, out: &mut VenueOutput, events: &Sender<Event>) -> bool {
+fn drain(layers: &mut Layers, out: &mut VenueOutput, events: &mut Events<'_>) -> bool {
     for report in out.reports.drain(..) {
         if let (ReportKind::Fill { quantity, .. }, Some(side)) = (report.kind, report.side) {
             layers.risk.on_fill(&report.symbol, side, quantity);
         }
-        if events.send(Event::Report(report)).is_err() {
+        if !events.send(Event::Report(report)) {
             return false;
         }
     }
@@ -195,7 +210,7 @@ fn drain(layers: &mut Layers, out: &mut VenueOutput, events: &Sender<Event>) -> 
                 .risk
                 .on_order_closed(order.symbol_key(), side, unfilled);
         }
-        if events.send(Event::Closed(order)).is_err() {
+        if !events.send(Event::Closed(order)) {
             return false;
         }
     }
