@@ -104,6 +104,20 @@ impl NanosHistogram {
         self.0.saturating_record(nanos.clamp(1, MAX_TRACKED_NS));
     }
 
+    /// Records one sample, and with it the samples a sampler taking one every
+    /// `interval` ns would have seen while it lasted: `nanos - interval`,
+    /// `nanos - 2 × interval`, … down to `interval` (HdrHistogram's correction for
+    /// coordinated omission, as jHiccup records its hiccups). A stall then weighs in
+    /// the percentiles as much as in those of latencies measured from due times,
+    /// where every message due during it is late.
+    pub fn record_expected(&mut self, nanos: u64, interval: u64) {
+        let nanos = nanos.clamp(1, MAX_TRACKED_NS);
+        if self.0.record_correct(nanos, interval).is_err() {
+            // Not reached: the value is within the histogram's range.
+            self.0.saturating_record(nanos);
+        }
+    }
+
     /// Its percentiles.
     pub fn summary(&self) -> LatencySummary {
         LatencySummary::of(&self.0)
@@ -167,5 +181,24 @@ impl Latencies {
         for histogram in &mut self.window {
             histogram.reset();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stall_counts_once_per_message_due_during_it() {
+        let mut histogram = NanosHistogram::new();
+        // 1 ms at one message per 100 µs: 1,000, 900, … 100 µs.
+        histogram.record_expected(1_000_000, 100_000);
+        let summary = histogram.summary();
+        assert_eq!(summary.count, 10);
+        assert!(summary.max_ns.abs_diff(1_000_000) < 1_000, "{summary:?}");
+        assert!(summary.p50_ns.abs_diff(500_000) < 1_000, "{summary:?}");
+        // Shorter than the interval: one sample, as `record`.
+        histogram.record_expected(50_000, 100_000);
+        assert_eq!(histogram.summary().count, 11);
     }
 }

@@ -39,6 +39,10 @@ pub struct ScheduleReport {
     /// thread met them (`count` is the waits that yielded). `None` for a live source,
     /// which the feed does not wait for in a loop of its own.
     pub hiccups: Option<LatencySummary>,
+    /// The same hiccups, each also counted for every message due during it (one
+    /// interval of the schedule apart, HdrHistogram's correction for coordinated
+    /// omission): comparable with the latencies, which are measured from due times.
+    pub hiccups_per_message: Option<LatencySummary>,
 }
 
 /// One pool's work during the run, and its state at the end.
@@ -425,6 +429,7 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
             rate: config.rate,
             lateness: schedule.lateness.summary(),
             hiccups: config.rate.map(|_| schedule.hiccups.summary()),
+            hiccups_per_message: config.rate.map(|_| schedule.hiccups_per_message.summary()),
         }),
         windows: analysis.windows,
         windows_closed: analysis.windows_closed,
@@ -604,6 +609,9 @@ impl Report {
             let rows = [
                 Some(("(feed lateness)", schedule.lateness)),
                 schedule.hiccups.map(|h| ("(host hiccups)", h)),
+                schedule
+                    .hiccups_per_message
+                    .map(|h| ("(hiccups per message)", h)),
             ];
             for (name, l) in rows.into_iter().flatten() {
                 t.add_row(row(name, &l));
@@ -851,7 +859,7 @@ impl fmt::Display for Report {
         match self.schedule.as_ref().map(|s| s.rate) {
             Some(Some(rate)) => writeln!(
                 f,
-                "  latencies from when each message was due at {rate} messages/s; feed lateness: its read less its due time; host hiccups: the feed thread's longest time away across one yield, per wait"
+                "  latencies from when each message was due at {rate} messages/s; feed lateness: its read less its due time; host hiccups: the feed thread's longest time away across one yield, per wait; hiccups per message: each also counted for every message due during it, as the latencies count it"
             )?,
             Some(None) => writeln!(
                 f,

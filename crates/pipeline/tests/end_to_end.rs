@@ -1097,6 +1097,13 @@ fn a_paced_run_measures_latency_from_when_each_message_was_due() {
     );
     // The messages due during the stall were waited for by nobody: no hiccup.
     assert!(hiccups.count > 0 && hiccups.count < 400, "{schedule:?}");
+    // Counted per message due during each, the hiccups are as many or more, and no
+    // longer.
+    let per_message = schedule
+        .hiccups_per_message
+        .expect("a paced run counts hiccups per message");
+    assert!(per_message.count >= hiccups.count, "{schedule:?}");
+    assert_eq!(per_message.max_ns, hiccups.max_ns, "{schedule:?}");
     let end_to_end = report
         .latency
         .iter()

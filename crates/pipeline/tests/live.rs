@@ -197,6 +197,7 @@ fn check(report: &pipeline::Report, seen: &Seen) {
     assert_eq!(schedule.rate, None);
     assert_eq!(schedule.lateness.count, 112, "{schedule:?}");
     assert_eq!(schedule.hiccups, None);
+    assert_eq!(schedule.hiccups_per_message, None);
     // Subscribed on each connection to the URL's streams; the ping was answered.
     assert_eq!(seen.subscriptions.len(), 2);
     for (i, request) in seen.subscriptions.iter().enumerate() {
