@@ -885,13 +885,11 @@ impl<'a> Scanner<'a> {
     fn short_digits(&self) -> Option<(usize, u64, u64)> {
         let low = self.word(self.at)?;
         let high = self.word(self.at + 8)?;
-        let low_len = (non_digits(low).trailing_zeros() / 8) as usize;
-        let len = if low_len < 8 {
-            low_len
-        } else {
-            8 + (non_digits(high).trailing_zeros() / 8) as usize
-        };
-        (len > 0 && len < 16 && (len == 1 || low as u8 != b'0')).then_some((len, low, high))
+        // Exact at the lowest non-digit of the sixteen bytes (each word's is exact).
+        let stops = u128::from(non_digits(low)) | (u128::from(non_digits(high)) << 64);
+        let len = (stops.trailing_zeros() / 8) as usize;
+        let leading_zero = low as u8 == b'0' && len > 1;
+        (len.wrapping_sub(1) < 15 && !leading_zero).then_some((len, low, high))
     }
 
     #[inline(always)]
