@@ -315,8 +315,9 @@ fn working_set(config: &Config) -> [usize; 3] {
 /// Reserves in each static pool the most objects this pipeline can hold at once, so
 /// the run creates none after start-up: `[tick, signal, order]` objects created.
 ///
-/// An object is either in the channel to analysis (at most its capacity), in a stage
-/// thread's hands (one each), open at the venue (orders, at most `max_open_orders`),
+/// An object is either in the channel to analysis (its batches, at most 32 events
+/// each, one object an event), in the batch the critical thread is filling or the one
+/// analysis is reading, in a stage thread's hands (one each), open at the venue (orders, at most `max_open_orders`),
 /// or idle in a thread cache (at most two magazines for each of the 2 stage threads) or
 /// in the depot; one more magazine in the depot lets a refill always find a full one.
 ///

@@ -274,7 +274,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
                 let mut trading = stages::trading::Trading::new(
                     layers,
                     clock,
-                    stages::Events::new(&event_tx),
+                    stages::Events::new(&event_tx, &finished),
                     &progress,
                     allocate_every,
                     stale_after_ns,

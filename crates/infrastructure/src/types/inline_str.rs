@@ -151,7 +151,8 @@ impl<const N: usize> InlineStr<N> {
     ///
     /// # Errors
     /// [`AsciiError`] if one of the `len` bytes is above `0x7F`, or `len` is more
-    /// than eight or than `N`; the contents are then unchanged.
+    /// than `N` or than eight (the word's size; the error's capacity is then 8); the
+    /// contents are then unchanged.
     ///
     /// # Examples
     /// ```
@@ -181,7 +182,9 @@ impl<const N: usize> InlineStr<N> {
             });
         }
         // SAFETY: `N >= 8` (checked above), so the buffer `as_mut_ptr` points to has
-        // room for the eight bytes written, unaligned, at its start.
+        // room for the eight bytes written, unaligned, at its start. (It is
+        // `ArrayString::as_mut_ptr`, the whole `[MaybeUninit<u8>; N]`; the unit test
+        // under Miri would see a write through a `str` of the current length.)
         unsafe {
             self.0
                 .as_mut_ptr()

@@ -980,14 +980,27 @@ impl Pace {
             if progress.stop_requested().is_some() {
                 return None;
             }
-            // Sleep through long gaps (the OS wakes late by ~50-100 µs), in slices
-            // short enough to see a stop soon; yield on short gaps.
             if !downstream.idle() {
                 return None;
             }
+            // The clock again: handing a batch on (and waking analysis) is the
+            // pipeline's own time, not the host's, and no hiccup.
+            let now = self.clock.now_ns();
+            if now >= due {
+                yielded_at = None;
+                continue;
+            }
+            // Sleep through long gaps (the OS wakes late by ~50-100 µs), in slices
+            // short enough to see a stop soon, and, while events are held back
+            // (analysis had something left to read), to hand them on soon; yield on
+            // short gaps.
             if due - now > 200_000 {
-                let nap = Duration::from_nanos(due - now - 100_000).min(STOP_POLL);
-                std::thread::sleep(nap);
+                let slice = if downstream.holding() {
+                    HELD_POLL
+                } else {
+                    STOP_POLL
+                };
+                std::thread::sleep(Duration::from_nanos(due - now - 100_000).min(slice));
                 yielded_at = None;
             } else {
                 std::thread::yield_now();
@@ -996,6 +1009,9 @@ impl Pace {
         }
     }
 }
+
+/// The longest a paced feed sleeps while it holds events back for analysis.
+const HELD_POLL: Duration = Duration::from_millis(1);
 
 /// What a wait for a message's time saw.
 #[derive(Clone, Copy, Debug, Default)]

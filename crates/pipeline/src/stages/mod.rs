@@ -53,19 +53,24 @@ pub(crate) const BATCH: usize = 32;
 pub(crate) type Batch = arrayvec::ArrayVec<Event, BATCH>;
 
 /// The critical thread's side of the channel to analysis: events gathered into a
-/// batch, sent when it is full or when the feed is about to wait for its next message
-/// ([`Events::flush`]), so that an event waits in a batch only while the critical
-/// thread is busy with the ticks after it. The batch moves by value (no allocation).
+/// batch, sent when it is full ([`Events::send`]), while the feed waits for its next
+/// message and analysis has nothing left to read ([`Events::idle`]), and at the end
+/// ([`Events::flush`]). The batch moves by value (no allocation; it is copied whole,
+/// about 4 KB, into the channel and out).
 pub(crate) struct Events<'a> {
     tx: &'a Sender<Batch>,
     batch: Batch,
+    /// Set when analysis has ended: a channel it left batches in still reads as
+    /// not empty.
+    analysis_done: &'a Finished,
 }
 
 impl<'a> Events<'a> {
-    pub(crate) fn new(tx: &'a Sender<Batch>) -> Self {
+    pub(crate) fn new(tx: &'a Sender<Batch>, analysis_done: &'a Finished) -> Self {
         Events {
             tx,
             batch: Batch::new(),
+            analysis_done,
         }
     }
 
@@ -98,8 +103,13 @@ impl<'a> Events<'a> {
     /// behind, batches go full, and the channel holds as many events as it was made
     /// for. False if analysis has gone.
     pub(crate) fn idle(&mut self) -> bool {
-        if self.batch.is_empty() || !self.tx.is_empty() {
+        if self.batch.is_empty() {
             return true;
+        }
+        if !self.tx.is_empty() {
+            // Analysis may have gone and left batches unread: the channel never
+            // empties then, and a send would say so.
+            return !self.analysis_done.is_set();
         }
         match self.tx.try_send(std::mem::take(&mut self.batch)) {
             Ok(()) => true,
@@ -138,6 +148,8 @@ pub(crate) enum Event {
 pub(crate) struct Finished {
     done: Mutex<bool>,
     changed: Condvar,
+    /// `done`, read without the lock.
+    set: std::sync::atomic::AtomicBool,
 }
 
 /// Sets [`Finished`] when dropped.
@@ -147,6 +159,11 @@ pub(crate) struct SetOnDrop<'a>(&'a Finished);
 impl Finished {
     pub(crate) fn set_on_drop(&self) -> SetOnDrop<'_> {
         SetOnDrop(self)
+    }
+
+    /// Whether it is set (analysis has ended, or panicked).
+    pub(crate) fn is_set(&self) -> bool {
+        self.set.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub(crate) fn wait(&self) {
@@ -163,6 +180,7 @@ impl Finished {
 impl Drop for SetOnDrop<'_> {
     fn drop(&mut self) {
         *self.0.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.0.set.store(true, std::sync::atomic::Ordering::Release);
         self.0.changed.notify_all();
     }
 }
@@ -273,7 +291,8 @@ mod tests {
     #[test]
     fn events_go_in_full_batches_and_a_partial_one_only_to_an_idle_reader() {
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(2);
-        let mut events = Events::new(&tx);
+        let finished = Finished::default();
+        let mut events = Events::new(&tx, &finished);
         for _ in 0..BATCH - 1 {
             assert!(events.send(report()));
         }
@@ -304,7 +323,17 @@ mod tests {
         assert_eq!(rx.try_recv().map(|b| b.len()), Ok(1));
         assert!(events.flush());
         assert!(rx.is_empty());
-        // Analysis gone: every way in says so.
+        // Analysis gone, and a batch left unread: waiting says so.
+        tx.send(Batch::new()).unwrap();
+        assert!(events.send(report()));
+        assert!(events.idle(), "analysis is still there");
+        let analysis = finished.set_on_drop();
+        drop(analysis);
+        drop(rx);
+        assert!(!events.idle());
+        // Gone, nothing left in the channel: every way in says so.
+        let (tx, rx) = crossbeam_channel::bounded::<Batch>(2);
+        let mut events = Events::new(&tx, &finished);
         drop(rx);
         assert!(events.send(report()));
         assert!(!events.idle());
