@@ -133,6 +133,9 @@ pub struct Config {
     pub trading: TradingSettings,
     /// Reserve each pool's working set before the first tick ([`reserve_pools`]).
     pub reserve: bool,
+    /// Pin the critical thread to the last core the process may run on, and analysis
+    /// to the first (`--pin-cores`); needs two.
+    pub pin_cores: bool,
     /// Feed at most this many messages per second (`None`: as fast as the stages go).
     pub rate: Option<u64>,
     /// A symbol with no tick for longer than this, on the market's clock (the latest
@@ -167,6 +170,7 @@ impl Default for Config {
             channel_capacity: 256,
             trading: TradingSettings::default(),
             reserve: true,
+            pin_cores: false,
             rate: None,
             max_line_bytes: crate::MAX_LINE_BYTES,
             live: crate::LiveSettings::default(),
@@ -190,6 +194,14 @@ impl Config {
         }
         if self.channel_capacity == 0 {
             bail!("channel capacity must be at least 1");
+        }
+        if self.pin_cores {
+            let cores = core_affinity::get_core_ids().map_or(0, |ids| ids.len());
+            if cores < 2 {
+                bail!(
+                    "--pin-cores needs two cores, one for the critical thread and one for analysis; this process may run on {cores}"
+                );
+            }
         }
         if self.rate == Some(0) {
             bail!("a paced feed needs a rate of at least 1 message per second");
@@ -240,6 +252,30 @@ pub struct Faults {
     /// The feed stops for this long before it reads this message (1-based): a stall
     /// that latencies stamped at the read would not show (coordinated omission).
     pub stall_feed: Option<(u64, std::time::Duration)>,
+}
+
+/// Where `--pin-cores` puts the two stage threads (`None`: not pinned).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Pinning {
+    pub(crate) critical: Option<core_affinity::CoreId>,
+    pub(crate) analysis: Option<core_affinity::CoreId>,
+}
+
+impl Pinning {
+    /// The last core the process may run on for the critical thread, the first for
+    /// analysis, under `--pin-cores`.
+    pub(crate) fn of(config: &Config) -> Self {
+        let ids = config
+            .pin_cores
+            .then(core_affinity::get_core_ids)
+            .flatten()
+            .filter(|ids| ids.len() >= 2)
+            .unwrap_or_default();
+        Pinning {
+            critical: ids.last().copied(),
+            analysis: ids.first().copied(),
+        }
+    }
 }
 
 /// The stage threads: the critical path (feed and trading layers) and analysis.

@@ -258,9 +258,14 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     // The critical path on one thread: parse, strategy, risk, execution, venue, each
     // tick to completion before the next is read; analysis takes what it produced on
     // the other core. Two busy threads for two cores.
+    // `--pin-cores`: the critical thread on the last core this process may use, and
+    // analysis on the first (`Config::validate` checked there are two).
+    let pin = config::Pinning::of(config);
+    let unpinned = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let critical = {
         let progress = Arc::clone(progress);
         let finished = Arc::clone(&finished);
+        let unpinned = Arc::clone(&unpinned);
         let pacing = stages::feed::Pacing {
             rate: config.rate,
             stall: config.faults.stall_feed,
@@ -271,6 +276,11 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         std::thread::Builder::new()
             .name("critical".into())
             .spawn(move || {
+                if let Some(core) = pin.critical
+                    && !core_affinity::set_for_current(core)
+                {
+                    unpinned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 let mut trading = stages::trading::Trading::new(
                     layers,
                     clock,
@@ -296,6 +306,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     };
     let analysis = {
         let progress = Arc::clone(progress);
+        let unpinned = Arc::clone(&unpinned);
         let settings = stages::analysis::WindowSettings {
             window: config.window,
             expected_windows,
@@ -305,6 +316,11 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         std::thread::Builder::new()
             .name("analysis".into())
             .spawn(move || {
+                if let Some(core) = pin.analysis
+                    && !core_affinity::set_for_current(core)
+                {
+                    unpinned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 let _done = stages::Finished::set_on_drop(&finished);
                 stages::analysis::analyse(clock, &settings, &event_rx, &progress)
             })?
@@ -334,6 +350,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         memory_bound: pool_memory_bound(config),
         counting,
         live: progress.live(),
+        unpinned: unpinned.load(std::sync::atomic::Ordering::Relaxed),
     });
     drop(kept_orders); // `Faults::keep_orders`: live until the report was built
     Ok(report)

@@ -114,6 +114,9 @@ struct Args {
     /// Do not reserve the pools' working set up front (shows the pools growing into it).
     #[arg(long)]
     no_reserve: bool,
+    /// Pin the critical thread (feed and trading layers) to the last core this process may run on, and analysis to the first; needs two. On a shared VM the host still moves the vCPUs
+    #[arg(long)]
+    pin_cores: bool,
     /// A fault for the tests of the exit status: the trading stage allocates once
     /// every N ticks, which breaks the zero-allocation invariant.
     #[arg(long, value_name = "N", default_value_t = 0, hide = true)]
@@ -269,6 +272,7 @@ fn run(args: Args) -> Result<ExitCode> {
         source,
         window: args.window,
         reserve: !args.no_reserve,
+        pin_cores: args.pin_cores,
         rate: args.rate,
         channel_capacity: usize::try_from(args.channel_capacity)?,
         max_line_bytes: usize::try_from(args.max_line_bytes)?,

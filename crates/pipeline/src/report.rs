@@ -334,6 +334,8 @@ pub(crate) struct Parts<'a> {
     pub(crate) memory_bound: usize,
     pub(crate) counting: bool,
     pub(crate) live: crate::LiveFigures,
+    /// Stage threads `--pin-cores` could not pin.
+    pub(crate) unpinned: usize,
 }
 
 pub(crate) fn build(parts: Parts<'_>) -> Report {
@@ -351,6 +353,7 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
         memory_bound,
         counting,
         live,
+        unpinned,
     } = parts;
     let source = match &config.source {
         Source::Generated { seed, ticks } => {
@@ -388,6 +391,11 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
         _ => 0,
     } as u64;
     let mut warnings = Vec::new();
+    if unpinned > 0 {
+        warnings.push(format!(
+            "--pin-cores: {unpinned} of the 2 stage threads could not be pinned to a core (sched_setaffinity refused); they ran where the OS put them"
+        ));
+    }
     if let Some(reason) = feed.stopped {
         warnings.push(format!(
             "stopped by {} after {} lines: the report covers what was processed until then",

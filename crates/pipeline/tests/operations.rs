@@ -725,3 +725,76 @@ fn feed_faults_in_the_steady_state_keep_the_invariants() {
     );
     assert!(clean["trading"]["risk"]["approved"].as_u64().unwrap() > 20);
 }
+
+/// `--pin-cores` puts the two stage threads on two cores: the run keeps its
+/// invariants and warns of nothing; on one core it is refused before the run, saying
+/// why.
+#[test]
+fn pinned_threads_need_two_cores() {
+    let output = pipeline()
+        .args(["--pin-cores", "--ticks", "20000", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["warnings"], serde_json::json!([]), "{json}");
+    assert_eq!(json["invariants"]["hold"], true, "{json}");
+    assert_eq!(json["ticks"], 20_000);
+    // While a run waits for standard input, its stage threads are each allowed one
+    // core, and not the same one.
+    let mut child = pipeline()
+        .args(["--pin-cores", "--input", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let allowed = |thread: &str| -> Option<String> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id())).ok()?;
+        tasks.flatten().find_map(|task| {
+            let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+            (comm.trim() == thread).then(|| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (critical, analysis) = loop {
+        if let (Some(c), Some(a)) = (allowed("critical"), allowed("analysis")) {
+            break (c, a);
+        }
+        assert!(Instant::now() < deadline, "the stage threads did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(child.stdin.take());
+    assert!(wait(&mut child, Duration::from_secs(20)).success());
+    let one_core = |list: &str| list.parse::<usize>().is_ok();
+    assert!(
+        one_core(&critical) && one_core(&analysis),
+        "{critical} {analysis}"
+    );
+    assert_ne!(critical, analysis);
+    // Allowed one core (taskset), the process cannot pin two threads apart.
+    let one_core = Command::new("taskset")
+        .args([
+            "-c",
+            "0",
+            env!("CARGO_BIN_EXE_pipeline"),
+            "--pin-cores",
+            "--ticks",
+            "100",
+        ])
+        .output()
+        .expect("taskset (util-linux) runs the binary on one core");
+    let stderr = String::from_utf8_lossy(&one_core.stderr);
+    assert_eq!(one_core.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--pin-cores needs two cores"), "{stderr}");
+    assert!(stderr.contains("may run on 1"), "{stderr}");
+}
