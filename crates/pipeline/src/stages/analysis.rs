@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use analysis::{Analysis, LatencySummary, Stage};
 use crossbeam_channel::Receiver;
-use exchange::ReportKind;
 use infrastructure::alloc_count::{AllocationCounts, CountingAllocator};
 use infrastructure::memory::{MEMORY_STATS, PoolGuard};
 use infrastructure::types::Order;
@@ -306,13 +305,12 @@ pub(crate) fn analyse(
                 }
                 analysis.on_signal(&signal, order_ns);
             }
-            Event::Report(report) => {
-                if let (ReportKind::Fill { price, quantity }, Some(side)) =
-                    (report.kind, report.side)
-                {
-                    analysis.on_fill(&report.symbol, side, price, quantity);
-                }
-            }
+            Event::Fill {
+                symbol,
+                side,
+                price,
+                quantity,
+            } => analysis.on_fill(&symbol, side, price, quantity),
             Event::Closed(order) => {
                 if lost_orders < faults.lose_orders {
                     lost_orders += 1;

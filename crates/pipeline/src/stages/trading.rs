@@ -197,11 +197,17 @@ impl super::feed::Downstream for Trading<'_> {
 /// Feeds the venue's output back to risk and on to analysis; false if analysis has gone.
 fn drain(layers: &mut Layers, out: &mut VenueOutput, events: &mut Events<'_>) -> bool {
     for report in out.reports.drain(..) {
-        if let (ReportKind::Fill { quantity, .. }, Some(side)) = (report.kind, report.side) {
+        if let (ReportKind::Fill { price, quantity }, Some(side)) = (report.kind, report.side) {
             layers.risk.on_fill(&report.symbol, side, quantity);
-        }
-        if !events.send(Event::Report(report)) {
-            return false;
+            let fill = Event::Fill {
+                symbol: report.symbol,
+                side,
+                price,
+                quantity,
+            };
+            if !events.send(fill) {
+                return false;
+            }
         }
     }
     for order in out.closed.drain(..) {
