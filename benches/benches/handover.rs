@@ -36,7 +36,6 @@ use std::thread;
 use std::time::Instant;
 
 use common::{Boxed, Candidate, Naive, Ours, touch};
-use infrastructure::memory::safe_pools::ORDER_POOL;
 use infrastructure::types::Order;
 
 /// Capacity of the producer→consumer channel (as in `compare/cross_thread`).
@@ -148,17 +147,11 @@ fn pooled_batched(n: u64) -> Run {
         |m| {
             let mut batch = arrayvec::ArrayVec::<_, BATCH>::new();
             for k in 0..BATCH as u64 {
-                let mut order = ORDER_POOL.acquire();
-                touch(&mut order, (m * BATCH as u64 + k) as i64);
-                batch.push(order);
+                batch.push(produce(&Ours, m * BATCH as u64 + k));
             }
             batch
         },
-        |batch| {
-            for order in batch {
-                black_box(order.price);
-            }
-        },
+        |batch| batch.into_iter().for_each(consume),
     )
 }
 
@@ -210,6 +203,20 @@ impl Ring {
     }
 }
 
+/// The producer's side of every order candidate: an order from `candidate`, touched.
+#[inline(always)]
+fn produce<C: Candidate>(candidate: &C, i: u64) -> C::Guard<'_> {
+    let mut order = candidate.acquire();
+    touch(&mut order, i as i64);
+    order
+}
+
+/// The consumer's side: the price read, the order dropped.
+#[inline(always)]
+fn consume(order: impl std::ops::Deref<Target = Order>) {
+    black_box(order.price);
+}
+
 /// A candidate's run: acquire and `touch` on the producer, read the price and drop on
 /// the consumer.
 fn pooled<C>(candidate: &C, n: u64) -> Run
@@ -217,17 +224,7 @@ where
     C: Candidate + Sync,
     for<'a> C::Guard<'a>: Send,
 {
-    hand_over(
-        n,
-        |i| {
-            let mut order = candidate.acquire();
-            touch(&mut order, i as i64);
-            order
-        },
-        |order| {
-            black_box(order.price);
-        },
-    )
+    hand_over(n, |i| produce(candidate, i), consume)
 }
 
 /// A cache line on its own (two threads' flags must not share one).
@@ -316,27 +313,13 @@ fn main() {
                         touch(&mut order, i as i64);
                         order
                     },
-                    |order| {
-                        black_box(order.price);
-                    },
+                    |order| consume(&order),
                 )
             }),
         ),
         (
             "ours_rtrb",
-            Box::new(|n| {
-                spsc(
-                    n,
-                    |i| {
-                        let mut order = ORDER_POOL.acquire();
-                        touch(&mut order, i as i64);
-                        order
-                    },
-                    |order| {
-                        black_box(order.price);
-                    },
-                )
-            }),
+            Box::new(|n| spsc(n, |i| produce(&Ours, i), consume)),
         ),
         ("arrayqueue_naive", Box::new(|n| pooled(&naive, n))),
         ("box_system", Box::new(|n| pooled(&system, n))),

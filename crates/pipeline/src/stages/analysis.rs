@@ -192,11 +192,11 @@ impl Windows {
 /// message (a paced or live run), which is further off: analysis parks at once, and
 /// the two threads are not both busy while the feed waits (spinning there too moved a
 /// paced run's p99 tick-to-order from 23-38 µs to 46-74 µs, same hour).
-const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
+const SPIN_BEFORE_PARK_NS: u64 = 50_000;
 
-/// The next batch from the critical thread, spun for up to [`SPIN_BEFORE_PARK`] after
+/// The next batch from the critical thread, spun for up to [`SPIN_BEFORE_PARK_NS`] after
 /// a full one, then waited for; `None` once the channel is closed and empty.
-fn next_batch(events: &Receiver<Batch>, after_full: bool) -> Option<Batch> {
+fn next_batch(events: &Receiver<Batch>, after_full: bool, clock: Clock) -> Option<Batch> {
     use crossbeam_channel::TryRecvError;
     if !after_full {
         return events.recv().ok();
@@ -208,8 +208,9 @@ fn next_batch(events: &Receiver<Batch>, after_full: bool) -> Option<Batch> {
             Err(TryRecvError::Disconnected) => return None,
             Err(TryRecvError::Empty) => {}
         }
-        let started = *started.get_or_insert_with(std::time::Instant::now);
-        if started.elapsed() >= SPIN_BEFORE_PARK {
+        let now = clock.now_ns();
+        let started = *started.get_or_insert(now);
+        if now - started >= SPIN_BEFORE_PARK_NS {
             return events.recv().ok();
         }
         for _ in 0..64 {
@@ -251,7 +252,7 @@ pub(crate) fn analyse(
     };
     let mut after_full = false;
     let batches = std::iter::from_fn(|| {
-        let batch = next_batch(events, after_full)?;
+        let batch = next_batch(events, after_full, clock)?;
         after_full = batch.is_full();
         Some(batch)
     });
