@@ -252,6 +252,10 @@ pub struct Faults {
     /// The feed stops for this long before it reads this message (1-based): a stall
     /// that latencies stamped at the read would not show (coordinated omission).
     pub stall_feed: Option<(u64, std::time::Duration)>,
+    /// The feed is held off for this long while it spins in its wait for this message
+    /// (1-based; under `--rate`, where the wait spins): a stall of the host, which
+    /// the feed's own wait must see as a hiccup.
+    pub stall_wait: Option<(u64, std::time::Duration)>,
 }
 
 /// Where `--pin-cores` puts the two stage threads (`None`: not pinned).

@@ -269,6 +269,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         let pacing = stages::feed::Pacing {
             rate: config.rate,
             stall: config.faults.stall_feed,
+            stall_wait: config.faults.stall_wait,
         };
         let monitor = data::health::FeedMonitor::new(config.stale_after_ns);
         let stale_after_ns = config.stale_after_ns;

@@ -34,9 +34,9 @@ pub struct ScheduleReport {
     /// Per message, its read less its due (or receive) time: what stamping it at its
     /// read would have left out of its latencies.
     pub lateness: LatencySummary,
-    /// Under `--rate`, per wait for a message not yet due that yielded, the longest the
-    /// feed thread was away across one yield: the host's hiccups, as the critical
-    /// thread met them (`count` is the waits that yielded). `None` for a live source,
+    /// Under `--rate`, per wait for a message not yet due that yielded or spun, the
+    /// longest the feed thread was away across one yield or turn of its spin: the
+    /// host's hiccups, as the critical thread met them (`count` is those waits). `None` for a live source,
     /// which the feed does not wait for in a loop of its own.
     pub hiccups: Option<LatencySummary>,
     /// The same hiccups, each also counted for every message due during it (one
@@ -867,7 +867,7 @@ impl fmt::Display for Report {
         match self.schedule.as_ref().map(|s| s.rate) {
             Some(Some(rate)) => writeln!(
                 f,
-                "  latencies from when each message was due at {rate} messages/s; feed lateness: its read less its due time; host hiccups: the feed thread's longest time away across one yield, per wait; hiccups per message: each also counted for every message due during it, as the latencies count it"
+                "  latencies from when each message was due at {rate} messages/s; feed lateness: its read less its due time; host hiccups: the feed thread's longest time away across one yield or spin, per wait; hiccups per message: each also counted for every message due during it, as the latencies count it"
             )?,
             Some(None) => writeln!(
                 f,

@@ -1118,6 +1118,33 @@ fn a_paced_run_measures_latency_from_when_each_message_was_due() {
     // delayed by it: the 99th percentile sees it.
     assert!(end_to_end.p99_ns >= stall_ns / 2, "{end_to_end:?}");
 
+    // The host holding the feed off its core while it spins for a message's time is
+    // a hiccup: the wait's own looks at the clock see the gap, once per wait and once
+    // for every message due during it.
+    let held = std::time::Duration::from_millis(20);
+    let held_off = Config {
+        rate: Some(20_000),
+        faults: Faults {
+            stall_wait: Some((300, held)),
+            ..Faults::default()
+        },
+        ..generated(5, 600, 100)
+    };
+    let report = run(&held_off);
+    assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
+    let schedule = report.schedule.expect("a paced run reports its schedule");
+    let hiccups = schedule.hiccups.expect("a paced run measures hiccups");
+    let per_message = schedule
+        .hiccups_per_message
+        .expect("a paced run counts hiccups per message");
+    let held_ns = u64::try_from(held.as_nanos()).unwrap();
+    assert!(hiccups.max_ns >= held_ns, "{schedule:?}");
+    // At 20,000 a second, 400 messages were due in those 20 ms: the per-message
+    // count has them all.
+    assert!(per_message.count >= hiccups.count + 399, "{schedule:?}");
+    assert!(per_message.p99_ns >= held_ns / 2, "{schedule:?}");
+    assert!(schedule.lateness.max_ns >= held_ns - 50_000, "{schedule:?}");
+
     // A live source keeps its own pace: a schedule for it is refused.
     let live_paced = Config {
         source: Source::Connect {
