@@ -233,8 +233,9 @@ impl Config {
 /// size (made once, at start).
 pub const LINE_LIMITS: std::ops::RangeInclusive<usize> = 256..=(16 << 20);
 
-/// Faults a run can inject on purpose, each breaking one invariant of the report: how
-/// its tests prove the checker sees what it claims to.
+/// Faults a run can inject on purpose, each breaking one invariant of the report or
+/// one of its measurements (the stalls): how its tests prove the checker sees what it
+/// claims to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Faults {
     /// The analysis stage keeps this many ticks until its end instead of dropping them:
@@ -252,9 +253,9 @@ pub struct Faults {
     /// The feed stops for this long before it reads this message (1-based): a stall
     /// that latencies stamped at the read would not show (coordinated omission).
     pub stall_feed: Option<(u64, std::time::Duration)>,
-    /// The feed is held off for this long while it spins in its wait for this message
-    /// (1-based; under `--rate`, where the wait spins): a stall of the host, which
-    /// the feed's own wait must see as a hiccup.
+    /// The feed is held off for this long in the spin of its wait for this message
+    /// (1-based; under `--rate`), or of the first wait after it that spins: a stall of
+    /// the host, which the wait's own looks at the clock must see as a hiccup.
     pub stall_wait: Option<(u64, std::time::Duration)>,
 }
 

@@ -36,8 +36,9 @@ pub struct ScheduleReport {
     pub lateness: LatencySummary,
     /// Under `--rate`, per wait for a message not yet due that yielded or spun, the
     /// longest the feed thread was away across one yield or turn of its spin: the
-    /// host's hiccups, as the critical thread met them (`count` is those waits). `None` for a live source,
-    /// which the feed does not wait for in a loop of its own.
+    /// host's hiccups, as the critical thread met them (`count` is those waits).
+    /// `None` for a live source, which the feed does not wait for in a loop of its
+    /// own.
     pub hiccups: Option<LatencySummary>,
     /// The same hiccups, each also counted for every message due during it (one
     /// interval of the schedule apart, HdrHistogram's correction for coordinated

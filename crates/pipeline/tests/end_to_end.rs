@@ -1118,10 +1118,14 @@ fn a_paced_run_measures_latency_from_when_each_message_was_due() {
     // delayed by it: the 99th percentile sees it.
     assert!(end_to_end.p99_ns >= stall_ns / 2, "{end_to_end:?}");
 
-    // The host holding the feed off its core while it spins for a message's time is
-    // a hiccup: the wait's own looks at the clock see the gap, once per wait and once
-    // for every message due during it.
-    let held = std::time::Duration::from_millis(20);
+    // The host holding the feed off its core while it spins through the last µs before
+    // a message's time is a hiccup: the wait's own looks at the clock see the gap,
+    // once per wait and once for every message due during it. The stall is staged in
+    // the first wait from message 300 on that spins (a feed running late spins in
+    // none), and is held 25 ms so the 20 ms asserted leave room for the clock's and
+    // the histogram's precision.
+    let held = std::time::Duration::from_millis(25);
+    let at_least_ns = 20_000_000;
     let held_off = Config {
         rate: Some(20_000),
         faults: Faults {
@@ -1137,13 +1141,12 @@ fn a_paced_run_measures_latency_from_when_each_message_was_due() {
     let per_message = schedule
         .hiccups_per_message
         .expect("a paced run counts hiccups per message");
-    let held_ns = u64::try_from(held.as_nanos()).unwrap();
-    assert!(hiccups.max_ns >= held_ns, "{schedule:?}");
-    // At 20,000 a second, 400 messages were due in those 20 ms: the per-message
-    // count has them all.
+    assert!(hiccups.max_ns >= at_least_ns, "{schedule:?}");
+    // At 20,000 a second, 400 messages were due in 20 ms: the per-message count has
+    // them all, and they are more than 1% of it.
     assert!(per_message.count >= hiccups.count + 399, "{schedule:?}");
-    assert!(per_message.p99_ns >= held_ns / 2, "{schedule:?}");
-    assert!(schedule.lateness.max_ns >= held_ns - 50_000, "{schedule:?}");
+    assert!(per_message.p99_ns >= at_least_ns / 2, "{schedule:?}");
+    assert!(schedule.lateness.max_ns >= at_least_ns, "{schedule:?}");
 
     // A live source keeps its own pace: a schedule for it is refused.
     let live_paced = Config {

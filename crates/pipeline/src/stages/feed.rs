@@ -916,21 +916,22 @@ struct Pace {
     clock: Clock,
     start_ns: u64,
     interval_ns: Option<f64>,
-    stall: Option<(u64, Duration)>,
+    /// A stall of the host to stage in the spin of the first wait, from its message
+    /// on, that spins ([`crate::Faults::stall_wait`]); taken when it is.
+    stall_wait: std::cell::Cell<Option<(u64, Duration)>>,
 }
 
 impl Pace {
     fn new(pacing: &Pacing, clock: Clock) -> Self {
-        let rate = pacing.rate;
         Pace {
             clock,
             start_ns: clock.now_ns(),
-            stall: pacing.stall_wait,
+            stall_wait: std::cell::Cell::new(pacing.stall_wait),
             #[allow(
                 clippy::cast_precision_loss,
                 reason = "a rate; 2^53 per second is beyond any feed"
             )]
-            interval_ns: rate.filter(|&r| r > 0).map(|r| 1e9 / r as f64),
+            interval_ns: pacing.rate.filter(|&r| r > 0).map(|r| 1e9 / r as f64),
         }
     }
 
@@ -973,15 +974,13 @@ impl Pace {
         };
         // The clock's reading before the last yield or turn of the spin, if the last
         // step was one.
-        let mut spun_at = None;
-        // A stall of the host to stage inside this wait (`Faults::stall_wait`).
-        let mut stall = self.stall.filter(|&(at, _)| at == message).map(|(_, d)| d);
+        let mut looked_at = None;
         loop {
             let now = self.clock.now_ns();
-            if let Some(before) = spun_at {
-                // Two looks at the clock a yield or a spin apart: beyond a few tens
-                // of ns (a spin) or about 0.7 µs (a yield), time the thread was held
-                // off its core.
+            if let Some(before) = looked_at {
+                // Two looks at the clock a yield or a turn of the spin apart: beyond
+                // a few tens of ns (a spin) or the yield's own cost, time the thread
+                // was held off its core.
                 let away: u64 = now.saturating_sub(before);
                 waited.stall_ns = Some(waited.stall_ns.map_or(away, |s| s.max(away)));
             }
@@ -991,26 +990,30 @@ impl Pace {
             if progress.stop_requested().is_some() {
                 return None;
             }
+            let handing_on = downstream.holding();
             if !downstream.idle() {
                 return None;
             }
-            // The clock again: handing a batch on (and waking analysis) is the
-            // pipeline's own time, not the host's, and no hiccup.
-            let now = self.clock.now_ns();
-            if now >= due {
-                spun_at = None;
-                continue;
-            }
+            // Handing a batch on (and waking analysis) is the pipeline's own time, not
+            // the host's, and no hiccup: the clock again after it. With nothing to
+            // hand on, the turn is measured whole, from its first look.
+            let now = if handing_on {
+                let now = self.clock.now_ns();
+                if now >= due {
+                    looked_at = None;
+                    continue;
+                }
+                now
+            } else {
+                now
+            };
             // Sleep through long gaps (the OS wakes late by ~50-100 µs), in slices
             // short enough to see a stop soon, and, while events are held back
             // (analysis had something left to read), to hand them on soon; yield
-            // through short ones, and spin through the last few µs. A yield returns
-            // some 0.7 µs later when nothing else wants the core (and lets the
-            // kernel's own work on it run now rather than at its next tick); the spin
-            // leaves the wait within a few tens of ns of the due time (`--rate
-            // 100000`, 2026-12-02, alternating, three runs each: tick-to-order p50 0.77,
-            // 0.76 and 0.86 µs against 1.21, 1.19 and 0.95 µs yielding to the end;
-            // spinning the whole wait, 0.88, 0.79 and 0.79 µs, with no better tail).
+            // through short ones, and spin through the last few µs, so the wait
+            // ends within a few tens of ns of the due time (tick-to-order p50 at
+            // `--rate 100000` 0.72 against 0.94 µs yielding to the end; measured in
+            // `docs/pipeline.md`).
             if due - now > 200_000 {
                 let slice = if downstream.holding() {
                     HELD_POLL
@@ -1018,23 +1021,28 @@ impl Pace {
                     STOP_POLL
                 };
                 std::thread::sleep(Duration::from_nanos(due - now - 100_000).min(slice));
-                spun_at = None;
+                looked_at = None;
+            } else if due - now > SPIN_BEFORE_DUE_NS {
+                std::thread::yield_now();
+                looked_at = Some(now);
             } else {
-                if let Some(stall) = stall.take() {
+                if let Some((at, stall)) = self.stall_wait.get()
+                    && message >= at
+                {
+                    self.stall_wait.set(None);
                     std::thread::sleep(stall);
                 }
-                if due - now > SPIN_BEFORE_DUE_NS {
-                    std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
-                }
-                spun_at = Some(now);
+                std::hint::spin_loop();
+                looked_at = Some(now);
             }
         }
     }
 }
 
-/// How close to a message's due time a paced feed stops yielding and spins.
+/// How close to a message's due time a paced feed stops yielding and spins: several
+/// times a yield's own cost (0.7-0.8 µs, the per-wait hiccups' p50 when every wait
+/// yielded), so the last yield cannot overrun the due time by itself. Above 200,000
+/// messages a second the whole wait spins.
 const SPIN_BEFORE_DUE_NS: u64 = 5_000;
 
 /// The longest a paced feed sleeps while it holds events back for analysis.
@@ -1053,6 +1061,55 @@ struct Waited {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A downstream that holds something back, and whose first hand-off takes
+    /// `handoff` (analysis woken slowly).
+    struct SlowHandOff {
+        handoff: Option<Duration>,
+    }
+
+    impl Downstream for SlowHandOff {
+        fn on_tick(&mut self, _: PoolGuard<'static, Tick>) -> bool {
+            true
+        }
+        fn idle(&mut self) -> bool {
+            if let Some(handoff) = self.handoff.take() {
+                std::thread::sleep(handoff);
+            }
+            true
+        }
+        fn holding(&self) -> bool {
+            self.handoff.is_some()
+        }
+    }
+
+    /// The wait's hiccups are the host's: time the feed spends handing a batch on is
+    /// its own, and not counted, even when it runs past the due time.
+    #[test]
+    fn a_slow_hand_off_is_not_a_hiccup() {
+        let handoff = Duration::from_millis(10);
+        let pacing = Pacing {
+            rate: Some(10_000),
+            stall: None,
+            stall_wait: None,
+        };
+        let pace = Pace::new(&pacing, Clock::start());
+        let progress = Progress::default();
+        let mut downstream = SlowHandOff {
+            handoff: Some(handoff),
+        };
+        for message in 1..=20 {
+            let waited = pace
+                .wait_for(message, &progress, &mut downstream)
+                .expect("no stop asked for");
+            let stall = waited.stall_ns.unwrap_or(0);
+            assert!(
+                stall < 5_000_000,
+                "message {message}: a {handoff:?} hand-off counted as a {stall} ns hiccup"
+            );
+        }
+        assert!(downstream.handoff.is_none(), "the hand-off was made");
+    }
 
     #[test]
     fn a_stamp_is_split_from_its_line_and_a_line_without_one_is_left_whole() {
