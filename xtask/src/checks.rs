@@ -177,6 +177,7 @@ pub(crate) fn miri(sh: &Shell) -> Result<()> {
 /// exercise the unsafe code. Each must select at least one test.
 const MIRI_FILTERS: &[&str] = &[
     "types::",
+    "bytes::",
     "memory::config",
     "memory::depot",
     "memory::tid",

@@ -18,11 +18,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! All `unsafe` code of the workspace lives in this crate, in `memory`; see
-//! `docs/ARCHITECTURE.md` and `docs/pool-design.md`.
+//! All `unsafe` code of the workspace lives in this crate: in `memory`, in
+//! `types::inline_str` (ASCII stored without a second check) and in `bytes` (SSE2
+//! byte classification for the data layer's scanner); see `docs/ARCHITECTURE.md` and
+//! `docs/pool-design.md`.
 #![warn(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod alloc_count;
+pub mod bytes;
 pub mod memory;
 pub mod types;
 
