@@ -109,7 +109,7 @@ fn nightly_with(sh: &Shell, check: &str, components: &[&str]) -> Result<bool> {
 }
 
 /// Miri over the tests that exercise the unsafe code: thread exit, pool drop,
-/// teardown, depot, reclaim, and the value types. (Miri runs ~100× slower than native,
+/// teardown, depot, reclaim, the value types, and the byte classification. (Miri runs ~100× slower than native,
 /// so the million-iteration and 10k-thread tests are left to ASan and valgrind.)
 pub(crate) fn miri(sh: &Shell) -> Result<()> {
     step("miri", || {

@@ -1,35 +1,35 @@
 //! Byte classification for the data layer's scanner, sixteen bytes at a time.
 //!
 //! The scanner reads numbers in words it has already loaded; how many digits lead
-//! sixteen bytes decides each integer's length. In SWAR (two words, a `u128` of stops,
-//! its trailing zeros) that was about 85 of an `aggTrade`'s 1,067 instructions;
-//! SSE2's byte compares and `pmovmskb` do it in a handful (callgrind, `parse_icount
-//! fast agg_trade`, 2026-12-02: 1,067 → 982 a message). The intrinsics are `unsafe` to
-//! call outside a `#[target_feature]` function even where the target has SSE2, so
-//! this lives here, with the workspace's other `unsafe`.
+//! sixteen bytes decides each integer's length. SSE2's byte compares and `pmovmskb`
+//! do that in a handful of instructions, where SWAR takes two words' classification,
+//! a `u128` of stops and its trailing zeros (the saving per message is in
+//! `docs/benchmarks.md`). The intrinsics are `unsafe` to call outside a
+//! `#[target_feature]` function even where the target has SSE2, so this lives here,
+//! with the workspace's other `unsafe`. Targets without SSE2 get the SWAR form.
 
 /// How many of the sixteen bytes `low` then `high` (little-endian, `low`'s lowest
 /// byte first) are ASCII digits before the first that is not: 0 to 16.
 #[inline(always)]
 #[must_use]
 pub fn leading_digits(low: u64, high: u64) -> u32 {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
-        // SAFETY: `digit_bits` needs SSE2, which is part of the x86_64 baseline: every
-        // x86_64 processor has it, and rustc enables it for every x86_64 target.
+        // SAFETY: `digit_bits` needs SSE2, and this is compiled only for a target
+        // that enables it (`target_feature = "sse2"`).
         let digit_bits = unsafe { digit_bits(low, high) };
         // Bits 16 and up of the complement are set: 16 when all sixteen are digits.
         (!digit_bits).trailing_zeros()
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     {
-        portable(low, high)
+        leading_digits_swar(low, high)
     }
 }
 
 /// A bit per byte of the sixteen, set where the byte is an ASCII digit (bit 0 for
 /// `low`'s lowest byte).
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "sse2")]
 #[inline]
 #[allow(
@@ -49,16 +49,20 @@ fn digit_bits(low: u64, high: u64) -> u32 {
     _mm_movemask_epi8(digits) as u32
 }
 
-/// [`leading_digits`] a byte at a time: the reference the tests hold it to, and the
-/// code on targets other than x86_64.
-#[inline]
+/// [`leading_digits`] in SWAR, for targets without SSE2 (and held to the same
+/// reference by the tests on every target).
+#[inline(always)]
 #[must_use]
-pub fn portable(low: u64, high: u64) -> u32 {
-    let mut bytes = [0; 16];
-    bytes[..8].copy_from_slice(&low.to_le_bytes());
-    bytes[8..].copy_from_slice(&high.to_le_bytes());
-    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
-    u32::try_from(digits).unwrap_or(16)
+pub fn leading_digits_swar(low: u64, high: u64) -> u32 {
+    // A non-zero bit in each byte that is not an ASCII digit, exact up to the first
+    // (adding 6 to a byte past it may carry into the next).
+    let non_digits = |word: u64| {
+        let splat = |byte: u8| u64::from_ne_bytes([byte; 8]);
+        let high = splat(0xF0);
+        ((word & high) ^ splat(0x30)) | ((word.wrapping_add(splat(0x06)) & high) ^ splat(0x30))
+    };
+    let stops = u128::from(non_digits(low)) | (u128::from(non_digits(high)) << 64);
+    stops.trailing_zeros() / 8
 }
 
 #[cfg(test)]
@@ -72,14 +76,15 @@ mod tests {
         )
     }
 
-    /// Every byte value, as the first non-digit at every position, with digits before
-    /// it and every kind of byte after it.
+    /// Every byte value as the byte after `at` digits, at every position, with every
+    /// kind of byte after it; the expected count worked out from how the bytes were
+    /// made.
     #[test]
-    fn leading_digits_agrees_with_a_byte_at_a_time() {
+    fn leading_digits_counts_the_digits_before_the_first_other_byte() {
         let step = if cfg!(miri) { 17 } else { 1 };
         for stop in (0..=255u8).step_by(step) {
             for at in 0..=16 {
-                for after in [b'0', b'9', b'"', 0, 0xFF, stop] {
+                for after in [b'0', b'9', b'/', b':', b'"', 0, 0xFF, stop] {
                     let mut bytes = [after; 16];
                     for (i, byte) in bytes.iter_mut().enumerate().take(at) {
                         *byte = b'0' + u8::try_from(i % 10).unwrap();
@@ -87,15 +92,19 @@ mod tests {
                     if at < 16 {
                         bytes[at] = stop;
                     }
-                    let (low, high) = words(bytes);
-                    let expected = portable(low, high);
-                    assert_eq!(leading_digits(low, high), expected, "{bytes:?}");
-                    let exact = if at < 16 && stop.is_ascii_digit() {
-                        expected >= u32::try_from(at).unwrap()
+                    let expected = if at == 16 {
+                        16
+                    } else if !stop.is_ascii_digit() {
+                        at
+                    } else if after.is_ascii_digit() {
+                        16
                     } else {
-                        expected == u32::try_from(at).unwrap()
+                        at + 1
                     };
-                    assert!(exact, "{bytes:?}: {expected}");
+                    let expected = u32::try_from(expected).unwrap();
+                    let (low, high) = words(bytes);
+                    assert_eq!(leading_digits(low, high), expected, "{bytes:?}");
+                    assert_eq!(leading_digits_swar(low, high), expected, "{bytes:?}");
                 }
             }
         }
@@ -103,14 +112,21 @@ mod tests {
 
     #[test]
     fn sixteen_digits_and_none() {
-        let (low, high) = words(*b"1234567890123456");
-        assert_eq!(leading_digits(low, high), 16);
-        let (low, high) = words(*b"/:aZ 0123456789.");
-        assert_eq!(leading_digits(low, high), 0);
-        // The bytes either side of the digits.
-        let (low, high) = words(*b"12/0000000000000");
-        assert_eq!(leading_digits(low, high), 2);
-        let (low, high) = words(*b"12:0000000000000");
-        assert_eq!(leading_digits(low, high), 2);
+        for count in [leading_digits, leading_digits_swar] {
+            let (low, high) = words(*b"1234567890123456");
+            assert_eq!(count(low, high), 16);
+            let (low, high) = words(*b"/:aZ 0123456789.");
+            assert_eq!(count(low, high), 0);
+            // The bytes either side of the digits.
+            let (low, high) = words(*b"12/0000000000000");
+            assert_eq!(count(low, high), 2);
+            let (low, high) = words(*b"12:0000000000000");
+            assert_eq!(count(low, high), 2);
+            // A digit in `high` only: the words are in order.
+            let (low, high) = words(*b"0123456/89012345");
+            assert_eq!(count(low, high), 7);
+            let (low, high) = words(*b"01234567890/2345");
+            assert_eq!(count(low, high), 11);
+        }
     }
 }

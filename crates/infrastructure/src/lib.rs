@@ -19,9 +19,9 @@
 //! ```
 //!
 //! All `unsafe` code of the workspace lives in this crate: in `memory`, in
-//! `types::inline_str` (ASCII stored without a second check) and in `bytes` (SSE2
-//! byte classification for the data layer's scanner); see `docs/ARCHITECTURE.md` and
-//! `docs/pool-design.md`.
+//! `types::inline_str` (ASCII stored without a second check), in `bytes` (SSE2 byte
+//! classification for the data layer's scanner) and in `alloc_count` (the counting
+//! allocator); see `docs/ARCHITECTURE.md` and `docs/pool-design.md`.
 #![warn(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod alloc_count;
