@@ -112,21 +112,20 @@ mod tests {
 
     #[test]
     fn sixteen_digits_and_none() {
-        for count in [leading_digits, leading_digits_swar] {
-            let (low, high) = words(*b"1234567890123456");
-            assert_eq!(count(low, high), 16);
-            let (low, high) = words(*b"/:aZ 0123456789.");
-            assert_eq!(count(low, high), 0);
+        let cases: [(&[u8; 16], u32); 6] = [
+            (b"1234567890123456", 16),
+            (b"/:aZ 0123456789.", 0),
             // The bytes either side of the digits.
-            let (low, high) = words(*b"12/0000000000000");
-            assert_eq!(count(low, high), 2);
-            let (low, high) = words(*b"12:0000000000000");
-            assert_eq!(count(low, high), 2);
-            // A digit in `high` only: the words are in order.
-            let (low, high) = words(*b"0123456/89012345");
-            assert_eq!(count(low, high), 7);
-            let (low, high) = words(*b"01234567890/2345");
-            assert_eq!(count(low, high), 11);
+            (b"12/0000000000000", 2),
+            (b"12:0000000000000", 2),
+            // The stop in one word or the other: the words are in order.
+            (b"0123456/89012345", 7),
+            (b"01234567890/2345", 11),
+        ];
+        for (bytes, expected) in cases {
+            let (low, high) = words(*bytes);
+            assert_eq!(leading_digits(low, high), expected, "{bytes:?}");
+            assert_eq!(leading_digits_swar(low, high), expected, "{bytes:?}");
         }
     }
 }
