@@ -40,8 +40,8 @@ pub use config::{
 };
 pub use metrics::metrics_registry;
 pub use report::{
-    Allocations, FeedHealth, GeneratorCost, LineOutcomes, Memory, PoolReport, Report, StageLatency,
-    Trading,
+    Allocations, FeedHealth, GeneratorCost, LineOutcomes, Memory, PoolReport, Report,
+    ScheduleReport, StageLatency, Trading,
 };
 pub use stages::analysis::{KEPT_WINDOWS, SteadyState};
 pub use stages::feed::{MALFORMED_REASONS, MAX_LINE_BYTES, Outcomes, SAMPLE_BYTES};

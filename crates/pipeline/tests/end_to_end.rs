@@ -1068,6 +1068,20 @@ fn historical_csv_files_and_their_zips_replay_as_ticks() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A generated run of `ticks` at `rate` with `faults`, its invariants held; the report
+/// and its schedule.
+fn run_paced(rate: u64, ticks: u64, faults: Faults) -> (Report, pipeline::ScheduleReport) {
+    let config = Config {
+        rate: Some(rate),
+        faults,
+        ..generated(5, ticks, 100)
+    };
+    let report = run(&config);
+    assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
+    let schedule = report.schedule.expect("a paced run reports its schedule");
+    (report, schedule)
+}
+
 /// Under `--rate`, a message's latency runs from when it was due: a stall of the feed
 /// shows in the latencies of the messages it delayed (stamped at their read, it would
 /// vanish: coordinated omission), and the report says how late the feed read them.
@@ -1075,17 +1089,14 @@ fn historical_csv_files_and_their_zips_replay_as_ticks() {
 fn a_paced_run_measures_latency_from_when_each_message_was_due() {
     let _serial = serial();
     let stall = std::time::Duration::from_millis(60);
-    let config = Config {
-        rate: Some(2_000),
-        faults: Faults {
+    let (report, schedule) = run_paced(
+        2_000,
+        400,
+        Faults {
             stall_feed: Some((200, stall)),
             ..Faults::default()
         },
-        ..generated(5, 400, 100)
-    };
-    let report = run(&config);
-    assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
-    let schedule = report.schedule.expect("a paced run reports its schedule");
+    );
     assert_eq!(schedule.rate, Some(2_000));
     let hiccups = schedule.hiccups.expect("a paced run measures hiccups");
     assert_eq!(schedule.lateness.count, 400, "every message's lateness");
@@ -1126,17 +1137,14 @@ fn a_paced_run_measures_latency_from_when_each_message_was_due() {
     // the histogram's precision.
     let held = std::time::Duration::from_millis(25);
     let at_least_ns = 20_000_000;
-    let held_off = Config {
-        rate: Some(20_000),
-        faults: Faults {
+    let (_, schedule) = run_paced(
+        20_000,
+        600,
+        Faults {
             stall_wait: Some((300, held)),
             ..Faults::default()
         },
-        ..generated(5, 600, 100)
-    };
-    let report = run(&held_off);
-    assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
-    let schedule = report.schedule.expect("a paced run reports its schedule");
+    );
     let hiccups = schedule.hiccups.expect("a paced run measures hiccups");
     let per_message = schedule
         .hiccups_per_message
