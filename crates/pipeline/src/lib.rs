@@ -262,51 +262,9 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
     // analysis on the first (`Config::validate` checked there are two).
     let pin = config::Pinning::of(config);
     let unpinned = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let critical = {
-        let progress = Arc::clone(progress);
-        let finished = Arc::clone(&finished);
-        let unpinned = Arc::clone(&unpinned);
-        let pacing = stages::feed::Pacing {
-            rate: config.rate,
-            stall: config.faults.stall_feed,
-            stall_wait: config.faults.stall_wait,
-        };
-        let monitor = data::health::FeedMonitor::new(config.stale_after_ns);
-        let stale_after_ns = config.stale_after_ns;
-        let allocate_every = config.faults.allocate_every;
-        std::thread::Builder::new()
-            .name("critical".into())
-            .spawn(move || {
-                if let Some(core) = pin.critical
-                    && !core_affinity::set_for_current(core)
-                {
-                    unpinned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                let mut trading = stages::trading::Trading::new(
-                    layers,
-                    clock,
-                    stages::Events::new(&event_tx, &finished),
-                    &progress,
-                    allocate_every,
-                    stale_after_ns,
-                );
-                let feed = stages::feed::feed(
-                    input,
-                    clock,
-                    &mut trading,
-                    &progress,
-                    pacing,
-                    monitor,
-                    stale_after_ns,
-                );
-                let trading = trading.finish();
-                drop(event_tx);
-                finished.wait();
-                (feed, trading)
-            })?
-    };
     let analysis = {
         let progress = Arc::clone(progress);
+        let finished = Arc::clone(&finished);
         let unpinned = Arc::clone(&unpinned);
         let settings = stages::analysis::WindowSettings {
             window: config.window,
@@ -327,6 +285,51 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
             })?
     };
 
+    let critical = {
+        let progress = Arc::clone(progress);
+        let finished = Arc::clone(&finished);
+        let unpinned = Arc::clone(&unpinned);
+        // Woken after each full batch (`Events::flush`).
+        let analysis_thread = analysis.thread().clone();
+        let pacing = stages::feed::Pacing {
+            rate: config.rate,
+            stall: config.faults.stall_feed,
+            stall_wait: config.faults.stall_wait,
+        };
+        let monitor = data::health::FeedMonitor::new(config.stale_after_ns);
+        let stale_after_ns = config.stale_after_ns;
+        let allocate_every = config.faults.allocate_every;
+        std::thread::Builder::new()
+            .name("critical".into())
+            .spawn(move || {
+                if let Some(core) = pin.critical
+                    && !core_affinity::set_for_current(core)
+                {
+                    unpinned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                let mut trading = stages::trading::Trading::new(
+                    layers,
+                    clock,
+                    stages::Events::new(&event_tx, analysis_thread, &finished),
+                    &progress,
+                    allocate_every,
+                    stale_after_ns,
+                );
+                let feed = stages::feed::feed(
+                    input,
+                    clock,
+                    &mut trading,
+                    &progress,
+                    pacing,
+                    monitor,
+                    stale_after_ns,
+                );
+                let trading = trading.finish();
+                drop(event_tx);
+                finished.wait();
+                (feed, trading)
+            })?
+    };
     let (feed, trading) = join(critical, "critical")?;
     let feed = feed?;
     let (analysis, kept_orders) = join(analysis, "analysis")?;

@@ -181,40 +181,61 @@ impl Windows {
     }
 }
 
-/// How long analysis spins for its next batch before it parks, after a full batch.
+/// How long analysis spins for its next batch after a full one, before it naps.
 ///
-/// A parked receiver costs the critical thread a futex wake (a system call, several
-/// µs on this VM) on its next send: 6% of a file replay's samples when analysis
-/// parked after every batch. A full batch means the critical thread is busy, and the
-/// next comes within a few µs (32 events, about 16 ticks of ~0.25 µs): spinning
-/// covers that gap without taking a core from the critical thread (two threads, two
-/// cores). A partial batch was sent because the feed went to wait for its next
-/// message (a paced or live run), which is further off: analysis parks at once, and
-/// the two threads are not both busy while the feed waits (spinning there too moved a
-/// paced run's p99 tick-to-order from 23-38 µs to 46-74 µs, same hour).
-const SPIN_BEFORE_PARK_NS: u64 = 50_000;
+/// A full batch means the critical thread is busy, and the next comes within a few µs
+/// (32 events, about 16 ticks of ~0.25 µs): spinning covers that gap without taking a
+/// core from the critical thread (two threads, two cores), and a spinning receiver
+/// needs no futex wake from the critical thread's next send (several µs on this VM;
+/// 6% of a file replay's samples when analysis parked after every batch). After a
+/// partial batch the feed is waiting for its next message (a paced or live run), and
+/// analysis naps at once: spinning there too kept both threads busy while the feed
+/// waited and moved a paced run's p99 tick-to-order from 23-38 µs to 46-74 µs
+/// (2026-12-02).
+const SPIN_BEFORE_NAP_NS: u64 = 50_000;
 
-/// The next batch from the critical thread, spun for up to [`SPIN_BEFORE_PARK_NS`] after
-/// a full one, then waited for; `None` once the channel is closed and empty.
-fn next_batch(events: &Receiver<Batch>, after_full: bool, clock: Clock) -> Option<Batch> {
+/// How long analysis naps (`thread::park_timeout`) between polls of an empty channel.
+///
+/// The critical thread sends a partial batch without waking analysis ([`Events::idle`]):
+/// a wake is a futex call, and on this VM one in 50-70 took over 10 µs of the
+/// critical thread's time, longer than the slack between two messages at 100,000 a
+/// second. So a paced or live tick reaches analysis at its next poll, up to a nap
+/// later (plus the OS's timer slack): the end-to-end latency of such a run is about
+/// a nap, and tick-to-order, which ends on the critical thread, is not in it. A full
+/// batch does wake analysis ([`Events::flush`]), so a burst after a quiet spell is
+/// not held up for a nap.
+///
+/// [`Events::idle`]: super::Events::idle
+/// [`Events::flush`]: super::Events::flush
+pub(crate) const NAP: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// The next batch from the critical thread, spun for up to [`SPIN_BEFORE_NAP_NS`] after
+/// a full one, then polled for between naps of `nap` ([`NAP`]); `None` once the
+/// channel is closed and empty.
+fn next_batch(
+    events: &Receiver<Batch>,
+    after_full: bool,
+    clock: Clock,
+    nap: std::time::Duration,
+) -> Option<Batch> {
     use crossbeam_channel::TryRecvError;
-    if !after_full {
-        return events.recv().ok();
-    }
-    let mut started = None;
+    let mut spin_from = after_full.then(|| clock.now_ns());
     loop {
         match events.try_recv() {
             Ok(batch) => return Some(batch),
             Err(TryRecvError::Disconnected) => return None,
             Err(TryRecvError::Empty) => {}
         }
-        let now = clock.now_ns();
-        let started = *started.get_or_insert(now);
-        if now - started >= SPIN_BEFORE_PARK_NS {
-            return events.recv().ok();
-        }
-        for _ in 0..64 {
-            std::hint::spin_loop();
+        match spin_from {
+            Some(from) if clock.now_ns() - from < SPIN_BEFORE_NAP_NS => {
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                }
+            }
+            _ => {
+                spin_from = None;
+                std::thread::park_timeout(nap);
+            }
         }
     }
 }
@@ -252,7 +273,7 @@ pub(crate) fn analyse(
     };
     let mut after_full = false;
     let batches = std::iter::from_fn(|| {
-        let batch = next_batch(events, after_full, clock)?;
+        let batch = next_batch(events, after_full, clock, NAP)?;
         after_full = batch.is_full();
         Some(batch)
     });
@@ -359,6 +380,55 @@ mod tests {
 
     #[global_allocator]
     static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+    /// Analysis naps between polls of an empty channel: a partial batch, sent without a
+    /// wake, is found at its next poll, and a full batch wakes it at once (here the
+    /// nap is longer than the test waits, so only the wake can deliver it).
+    #[test]
+    fn a_partial_batch_is_found_at_the_next_poll_and_a_full_one_wakes_analysis() {
+        use std::time::Duration;
+
+        use crate::stages::{BATCH, Events, Finished};
+        let clock = Clock::start();
+        let finished = Finished::default();
+        let run = |nap: Duration, events_sent: usize| {
+            let (tx, rx) = crossbeam_channel::bounded::<Batch>(4);
+            let (got_tx, got_rx) = crossbeam_channel::unbounded();
+            let reader = std::thread::spawn(move || {
+                while let Some(batch) = next_batch(&rx, false, clock, nap) {
+                    got_tx.send(batch.len()).unwrap();
+                }
+            });
+            // Long enough for the reader to be napping before anything is sent.
+            std::thread::sleep(Duration::from_millis(50));
+            let mut events = Events::new(&tx, reader.thread().clone(), &finished);
+            for _ in 0..events_sent {
+                assert!(events.send(crate::stages::tests::report()));
+            }
+            assert!(events.idle());
+            let got = got_rx.recv_timeout(Duration::from_secs(10));
+            drop(events);
+            drop(tx);
+            reader.thread().unpark();
+            reader.join().unwrap();
+            got
+        };
+        assert_eq!(run(Duration::from_millis(1), 1), Ok(1), "found at a poll");
+        assert_eq!(run(Duration::from_secs(3600), BATCH), Ok(BATCH), "woken");
+        // The partial batch wakes nobody: a reader napping for an hour has not got it.
+        let (tx, rx) = crossbeam_channel::bounded::<Batch>(4);
+        let reader = std::thread::spawn(move || {
+            next_batch(&rx, false, clock, Duration::from_secs(3600)).map(|b| b.len())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let mut events = Events::new(&tx, reader.thread().clone(), &finished);
+        assert!(events.send(crate::stages::tests::report()));
+        assert!(events.idle());
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!reader.is_finished(), "a partial batch woke analysis");
+        reader.thread().unpark();
+        assert_eq!(reader.join().unwrap(), Some(1));
+    }
 
     /// Three times more windows than are kept, of a source of unknown length: the
     /// list stays at its bound and closing a window allocates nothing.

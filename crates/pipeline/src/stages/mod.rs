@@ -59,16 +59,24 @@ pub(crate) type Batch = arrayvec::ArrayVec<Event, BATCH>;
 pub(crate) struct Events<'a> {
     tx: &'a Sender<Batch>,
     batch: Batch,
+    /// The analysis thread, unparked after each full batch (it naps between polls
+    /// when nothing is waiting for it, [`analysis::NAP`]).
+    analysis: std::thread::Thread,
     /// Set when analysis has ended: a channel it left batches in still reads as
     /// not empty.
     analysis_done: &'a Finished,
 }
 
 impl<'a> Events<'a> {
-    pub(crate) fn new(tx: &'a Sender<Batch>, analysis_done: &'a Finished) -> Self {
+    pub(crate) fn new(
+        tx: &'a Sender<Batch>,
+        analysis: std::thread::Thread,
+        analysis_done: &'a Finished,
+    ) -> Self {
         Events {
             tx,
             batch: Batch::new(),
+            analysis,
             analysis_done,
         }
     }
@@ -82,10 +90,21 @@ impl<'a> Events<'a> {
         !self.batch.is_full() || self.flush()
     }
 
-    /// Sends what the batch holds, if anything, waiting for room; false if analysis
-    /// has gone.
+    /// Sends what the batch holds, if anything, waiting for room, and wakes analysis
+    /// if it is napping; false if analysis has gone.
+    ///
+    /// The wake (`Thread::unpark`) is an atomic swap while analysis is awake, and a
+    /// futex call only if it is parked: under load analysis spins for the next batch
+    /// and is not. The partial batches of [`Self::idle`] wake nobody: analysis finds
+    /// them at its next poll, so a paced or live tick costs the critical thread no
+    /// system call.
     pub(crate) fn flush(&mut self) -> bool {
-        self.batch.is_empty() || self.tx.send(std::mem::take(&mut self.batch)).is_ok()
+        if self.batch.is_empty() {
+            return true;
+        }
+        let sent = self.tx.send(std::mem::take(&mut self.batch)).is_ok();
+        self.analysis.unpark();
+        sent
     }
 
     /// Whether the batch holds anything.
@@ -94,7 +113,8 @@ impl<'a> Events<'a> {
     }
 
     /// While the feed waits: sends what the batch holds if analysis has nothing left
-    /// to read, so it gets the events now; otherwise the batch fills on. Never waits.
+    /// to read, for analysis to find at its next poll, without waking it; otherwise
+    /// the batch fills on. Never waits, never makes a system call.
     /// A batch sent on every wait would take a channel slot per paced tick, and a
     /// slot is room for a whole batch: analysis held up for 80 µs (eight ticks at
     /// 100,000 a second) would fill the channel and stall the critical thread on its
@@ -269,7 +289,7 @@ fn start_stage_thread() {
 mod tests {
     use super::*;
 
-    fn report() -> Event {
+    pub(super) fn report() -> Event {
         Event::Closed(infrastructure::memory::safe_pools::ORDER_POOL.acquire())
     }
 
@@ -310,7 +330,7 @@ mod tests {
     fn events_go_in_full_batches_and_a_partial_one_only_to_an_idle_reader() {
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(2);
         let finished = Finished::default();
-        let mut events = Events::new(&tx, &finished);
+        let mut events = Events::new(&tx, std::thread::current(), &finished);
         for _ in 0..BATCH - 1 {
             assert!(events.send(report()));
         }
@@ -351,7 +371,7 @@ mod tests {
         assert!(!events.idle());
         // Gone, nothing left in the channel: every way in says so.
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(2);
-        let mut events = Events::new(&tx, &finished);
+        let mut events = Events::new(&tx, std::thread::current(), &finished);
         drop(rx);
         assert!(events.send(report()));
         assert!(!events.idle());
