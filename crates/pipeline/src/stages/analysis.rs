@@ -405,7 +405,7 @@ mod tests {
             for _ in 0..events_sent {
                 assert!(events.send(crate::stages::tests::report()));
             }
-            assert!(events.idle());
+            assert_ne!(events.idle(), crate::stages::Idle::Gone);
             let got = got_rx.recv_timeout(Duration::from_secs(10));
             drop(events);
             drop(tx);
@@ -423,7 +423,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         let mut events = Events::new(&tx, reader.thread().clone(), &finished);
         assert!(events.send(crate::stages::tests::report()));
-        assert!(events.idle());
+        assert_eq!(events.idle(), crate::stages::Idle::Sent);
         std::thread::sleep(Duration::from_millis(200));
         assert!(!reader.is_finished(), "a partial batch woke analysis");
         reader.thread().unpark();

@@ -13,7 +13,7 @@ use infrastructure::memory::PoolGuard;
 use infrastructure::types::Tick;
 use serde::Serialize;
 
-use super::Clock;
+use super::{Clock, Idle};
 use crate::config::{Config, InputFormat, MALFORMED_SAMPLES, Source};
 use crate::{Progress, StopReason};
 
@@ -653,9 +653,9 @@ pub(crate) trait Downstream {
     /// One tick; false if the feed should stop (analysis has gone).
     fn on_tick(&mut self, tick: PoolGuard<'static, Tick>) -> bool;
     /// The feed is waiting for its next message (called on each turn of the wait):
-    /// pass on what is held back if that can be done now, never waiting; false if the
-    /// feed should stop.
-    fn idle(&mut self) -> bool;
+    /// pass on what is held back if that can be done now, never waiting, and say
+    /// whether it was ([`Idle::Sent`]) or the feed should stop ([`Idle::Gone`]).
+    fn idle(&mut self) -> Idle;
     /// Whether anything is held back that [`Downstream::idle`] would pass on.
     fn holding(&self) -> bool;
 }
@@ -706,7 +706,7 @@ pub(crate) fn feed(
             && at == line
         {
             // A message late from the source: the feed waits for it.
-            if !downstream.idle() {
+            if downstream.idle() == Idle::Gone {
                 return false;
             }
             std::thread::sleep(stall);
@@ -811,7 +811,7 @@ pub(crate) fn feed(
                 if reader.buffer().is_empty() {
                     let mut gone = false;
                     while !reader.get_ref().ready() && downstream.holding() && !stopped() {
-                        if !downstream.idle() {
+                        if downstream.idle() == Idle::Gone {
                             gone = true;
                             break;
                         }
@@ -990,22 +990,21 @@ impl Pace {
             if progress.stop_requested().is_some() {
                 return None;
             }
-            let handing_on = downstream.holding();
-            if !downstream.idle() {
-                return None;
-            }
-            // Handing a batch on (and waking analysis) is the pipeline's own time, not
-            // the host's, and no hiccup: the clock again after it. With nothing to
-            // hand on, the turn is measured whole, from its first look.
-            let now = if handing_on {
-                let now = self.clock.now_ns();
-                if now >= due {
-                    looked_at = None;
-                    continue;
+            // Handing a batch on is the pipeline's own time, not the host's, and no
+            // hiccup: the clock again after it. A turn that hands nothing on (most
+            // turns while analysis has a batch to read) is measured whole, from its
+            // first look: a stall inside it is the host's.
+            let now = match downstream.idle() {
+                Idle::Gone => return None,
+                Idle::Quiet => now,
+                Idle::Sent => {
+                    let now = self.clock.now_ns();
+                    if now >= due {
+                        looked_at = None;
+                        continue;
+                    }
+                    now
                 }
-                now
-            } else {
-                now
             };
             // Sleep through long gaps (the OS wakes late by ~50-100 µs), in slices
             // short enough to see a stop soon, and, while events are held back
@@ -1062,32 +1061,39 @@ struct Waited {
 mod tests {
     use super::*;
 
-    /// A downstream that holds something back, and whose first hand-off takes
-    /// `handoff` (analysis woken slowly).
-    struct SlowHandOff {
-        handoff: Option<Duration>,
+    /// A downstream that holds something back, and whose first turn of the wait takes
+    /// `stall`: handing a batch on (analysis woken slowly) if `hands_on`, or, with
+    /// nothing handed on, the thread held off its core inside the turn.
+    struct Stalling {
+        stall: Option<Duration>,
+        hands_on: bool,
     }
 
-    impl Downstream for SlowHandOff {
+    impl Downstream for Stalling {
         fn on_tick(&mut self, _: PoolGuard<'static, Tick>) -> bool {
             true
         }
-        fn idle(&mut self) -> bool {
-            if let Some(handoff) = self.handoff.take() {
-                std::thread::sleep(handoff);
+        fn idle(&mut self) -> Idle {
+            match self.stall.take() {
+                Some(stall) => {
+                    std::thread::sleep(stall);
+                    if self.hands_on {
+                        Idle::Sent
+                    } else {
+                        Idle::Quiet
+                    }
+                }
+                None => Idle::Quiet,
             }
-            true
         }
         fn holding(&self) -> bool {
-            self.handoff.is_some()
+            self.stall.is_some()
         }
     }
 
-    /// The wait's hiccups are the host's: time the feed spends handing a batch on is
-    /// its own, and not counted, even when it runs past the due time.
-    #[test]
-    fn a_slow_hand_off_is_not_a_hiccup() {
-        let handoff = Duration::from_millis(10);
+    /// The longest hiccup 20 paced waits see, the first turn that tells `downstream`
+    /// taking 10 ms.
+    fn longest_hiccup(hands_on: bool) -> u64 {
         let pacing = Pacing {
             rate: Some(10_000),
             stall: None,
@@ -1095,20 +1101,37 @@ mod tests {
         };
         let pace = Pace::new(&pacing, Clock::start());
         let progress = Progress::default();
-        let mut downstream = SlowHandOff {
-            handoff: Some(handoff),
+        let mut downstream = Stalling {
+            stall: Some(Duration::from_millis(10)),
+            hands_on,
         };
-        for message in 1..=20 {
-            let waited = pace
-                .wait_for(message, &progress, &mut downstream)
-                .expect("no stop asked for");
-            let stall = waited.stall_ns.unwrap_or(0);
-            assert!(
-                stall < 5_000_000,
-                "message {message}: a {handoff:?} hand-off counted as a {stall} ns hiccup"
-            );
-        }
-        assert!(downstream.handoff.is_none(), "the hand-off was made");
+        let longest = (1..=20)
+            .map(|message| {
+                pace.wait_for(message, &progress, &mut downstream)
+                    .expect("no stop asked for")
+                    .stall_ns
+                    .unwrap_or(0)
+            })
+            .max();
+        assert!(downstream.stall.is_none(), "the stalling turn was taken");
+        longest.unwrap_or(0)
+    }
+
+    /// The wait's hiccups are the host's: time the feed spends handing a batch on is
+    /// its own, and not counted, even when it runs past the due time; a turn that
+    /// hands nothing on is the wait's, and a stall inside it is counted.
+    #[test]
+    fn a_slow_hand_off_is_not_a_hiccup_and_a_stall_in_a_quiet_turn_is() {
+        let handed_on = longest_hiccup(true);
+        assert!(
+            handed_on < 5_000_000,
+            "a 10 ms hand-off counted as a {handed_on} ns hiccup"
+        );
+        let quiet = longest_hiccup(false);
+        assert!(
+            quiet >= 10_000_000,
+            "a 10 ms stall in a turn that handed nothing on counted as {quiet} ns"
+        );
     }
 
     #[test]

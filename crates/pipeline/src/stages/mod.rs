@@ -114,31 +114,47 @@ impl<'a> Events<'a> {
 
     /// While the feed waits: sends what the batch holds if analysis has nothing left
     /// to read, for analysis to find at its next poll, without waking it; otherwise
-    /// the batch fills on. Never waits, never makes a system call.
+    /// the batch fills on. Never waits, never makes a system call. Says whether it
+    /// sent, or that analysis has gone.
     /// A batch sent on every wait would take a channel slot per paced tick, and a
     /// slot is room for a whole batch: analysis held up for 80 µs (eight ticks at
     /// 100,000 a second) would fill the channel and stall the critical thread on its
     /// next send (p99 tick-to-order 34 µs became 120-490 µs). While analysis is
     /// behind, batches go full, and the channel holds as many events as it was made
-    /// for. False if analysis has gone.
-    pub(crate) fn idle(&mut self) -> bool {
+    /// for.
+    pub(crate) fn idle(&mut self) -> Idle {
         if self.batch.is_empty() {
-            return true;
+            return Idle::Quiet;
         }
         if !self.tx.is_empty() {
             // Analysis may have gone and left batches unread: the channel never
             // empties then, and a send would say so.
-            return !self.analysis_done.is_set();
+            return if self.analysis_done.is_set() {
+                Idle::Gone
+            } else {
+                Idle::Quiet
+            };
         }
         match self.tx.try_send(std::mem::take(&mut self.batch)) {
-            Ok(()) => true,
+            Ok(()) => Idle::Sent,
             Err(crossbeam_channel::TrySendError::Full(batch)) => {
                 self.batch = batch;
-                true
+                Idle::Quiet
             }
-            Err(crossbeam_channel::TrySendError::Disconnected(_)) => false,
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Idle::Gone,
         }
     }
+}
+
+/// What one turn of the feed's wait did downstream ([`Events::idle`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Idle {
+    /// Nothing handed on: the turn cost a few loads, and is the wait's own.
+    Quiet,
+    /// A batch handed on to analysis: the pipeline's own time, not the host's.
+    Sent,
+    /// Analysis has gone: the feed should stop.
+    Gone,
 }
 
 /// What the critical thread hands to the analysis thread.
@@ -340,20 +356,20 @@ mod tests {
         // Waiting with a partial batch and nothing left to read: it goes.
         assert!(events.send(report()));
         assert!(events.holding());
-        assert!(events.idle());
+        assert_eq!(events.idle(), Idle::Sent);
         assert!(!events.holding());
         assert_eq!(rx.try_recv().map(|b| b.len()), Ok(1));
         // With a batch still unread, the partial one stays and fills on.
         tx.send(Batch::new()).unwrap();
         assert!(events.send(report()));
-        assert!(events.idle());
+        assert_eq!(events.idle(), Idle::Quiet);
         assert!(
             events.holding(),
             "kept while analysis has something to read"
         );
         assert_eq!(rx.len(), 1);
         rx.try_recv().unwrap();
-        assert!(events.idle());
+        assert_eq!(events.idle(), Idle::Sent);
         assert_eq!(rx.try_recv().map(|b| b.len()), Ok(1));
         // A flush sends whatever is held; nothing held, nothing sent.
         assert!(events.send(report()));
@@ -361,20 +377,21 @@ mod tests {
         assert_eq!(rx.try_recv().map(|b| b.len()), Ok(1));
         assert!(events.flush());
         assert!(rx.is_empty());
+        assert_eq!(events.idle(), Idle::Quiet, "nothing held, nothing sent");
         // Analysis gone, and a batch left unread: waiting says so.
         tx.send(Batch::new()).unwrap();
         assert!(events.send(report()));
-        assert!(events.idle(), "analysis is still there");
+        assert_eq!(events.idle(), Idle::Quiet, "analysis is still there");
         let analysis = finished.set_on_drop();
         drop(analysis);
         drop(rx);
-        assert!(!events.idle());
+        assert_eq!(events.idle(), Idle::Gone);
         // Gone, nothing left in the channel: every way in says so.
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(2);
         let mut events = Events::new(&tx, std::thread::current(), &finished);
         drop(rx);
         assert!(events.send(report()));
-        assert!(!events.idle());
+        assert_eq!(events.idle(), Idle::Gone);
         assert!(events.send(report()));
         assert!(!events.flush());
     }

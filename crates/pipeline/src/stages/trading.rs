@@ -185,7 +185,7 @@ impl super::feed::Downstream for Trading<'_> {
         Trading::on_tick(self, tick)
     }
 
-    fn idle(&mut self) -> bool {
+    fn idle(&mut self) -> super::Idle {
         self.events.idle()
     }
 
