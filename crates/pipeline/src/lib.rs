@@ -275,11 +275,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         std::thread::Builder::new()
             .name("analysis".into())
             .spawn(move || {
-                if let Some(core) = pin.analysis
-                    && !core_affinity::set_for_current(core)
-                {
-                    unpinned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
+                pin_current(pin.analysis, &unpinned);
                 let _done = stages::Finished::set_on_drop(&finished);
                 stages::analysis::analyse(clock, &settings, &event_rx, &progress)
             })?
@@ -302,11 +298,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
         std::thread::Builder::new()
             .name("critical".into())
             .spawn(move || {
-                if let Some(core) = pin.critical
-                    && !core_affinity::set_for_current(core)
-                {
-                    unpinned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
+                pin_current(pin.critical, &unpinned);
                 let mut trading = stages::trading::Trading::new(
                     layers,
                     clock,
@@ -377,3 +369,13 @@ fn join<T>(handle: std::thread::JoinHandle<T>, stage: &str) -> Result<T> {
 
 /// How long `main` sleeps between progress updates.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Pins the calling thread to `core`, if one is given, counting in `unpinned` a pin
+/// the OS refused.
+fn pin_current(core: Option<core_affinity::CoreId>, unpinned: &std::sync::atomic::AtomicUsize) {
+    if let Some(core) = core
+        && !core_affinity::set_for_current(core)
+    {
+        unpinned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
