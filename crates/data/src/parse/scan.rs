@@ -746,8 +746,25 @@ impl<'a> Scanner<'a> {
     #[inline(always)]
     fn shaped_bytes(&mut self) -> Option<&'a [u8]> {
         let start = self.at;
-        let end = self.string_end().ok()?;
-        (!end.escaped).then(|| &self.bytes[start..end.quote])
+        // Eight bytes at a time while there are eight, as `string_end` runs, but the
+        // first stop must be the closing quote.
+        while let Some(word) = self.word(self.at) {
+            let stops = string_stops(word);
+            if stops != 0 {
+                let offset = stops.trailing_zeros() / 8;
+                ((word >> (8 * offset)) as u8 == b'"').then_some(())?;
+                let quote = self.at + offset as usize;
+                self.at = quote + 1;
+                return self.bytes.get(start..quote);
+            }
+            self.at += 8;
+        }
+        let rest = self.bytes.get(self.at..)?;
+        let stop = rest.iter().position(|&b| STRING_STOP[usize::from(b)])?;
+        (rest[stop] == b'"').then_some(())?;
+        let quote = self.at + stop;
+        self.at = quote + 1;
+        self.bytes.get(start..quote)
     }
 
     /// A string of under eight bytes, in the word it is read in: the word from the
@@ -761,7 +778,8 @@ impl<'a> Scanner<'a> {
         let word = self.word(self.at)?;
         // Exact for the lowest stop; 8 with none.
         let len = (string_stops(word).trailing_zeros() / 8) as usize;
-        if len == 8 || self.bytes[self.at + len] != b'"' {
+        // The stop is in the word: its byte from there, with no index to check.
+        if len == 8 || (word >> (8 * len)) as u8 != b'"' {
             return None;
         }
         self.at += len + 1;
@@ -786,7 +804,8 @@ impl<'a> Scanner<'a> {
         // The whole part's digits, shifted up so that zeros lead them.
         let units = eight_digits(whole.wrapping_sub(ZEROS) << (8 * (8 - whole_len)));
         let after = self.at + whole_len;
-        let (fraction, end) = match self.bytes[after] {
+        // The byte after the digits is in the word (fewer than eight of them).
+        let (fraction, end) = match (whole >> (8 * whole_len)) as u8 {
             b'"' => (0, after),
             b'.' => {
                 let word = self.word(after + 1)?;
@@ -1105,7 +1124,7 @@ impl<'a> Scanner<'a> {
         // and compare for the four bytes.
         const MASK: u64 = 0xFFFF_00FF;
         const SHAPE: u64 = u64::from_le_bytes([b'"', 0, b'"', b':', 0, 0, 0, 0]);
-        if let Some(word) = self.word(self.at)
+        if let Some(word) = self.checked_word(self.at)
             && word & MASK == SHAPE
         {
             let letter = (word >> 8) as u8;
@@ -1232,7 +1251,7 @@ impl<'a> Scanner<'a> {
             // Eight bytes at a time while there are eight: one branch for a short
             // string, where a loop per byte mispredicts its exit on varied lengths.
             let mut found = false;
-            while let Some(word) = self.word(self.at) {
+            while let Some(word) = self.checked_word(self.at) {
                 let stops = string_stops(word);
                 if stops != 0 {
                     self.at += (stops.trailing_zeros() / 8) as usize;
@@ -1300,11 +1319,17 @@ impl<'a> Scanner<'a> {
         self.str_between(start, end.quote)
     }
 
+    /// [`Self::word`] as a safe slice reads it.
+    #[inline(always)]
+    fn checked_word(&self, at: usize) -> Option<u64> {
+        let bytes: [u8; 8] = self.bytes.get(at..at + 8)?.try_into().ok()?;
+        Some(u64::from_le_bytes(bytes))
+    }
+
     /// The eight bytes at `at`, little-endian, if there are eight.
     #[inline(always)]
     fn word(&self, at: usize) -> Option<u64> {
-        let bytes: [u8; 8] = self.bytes.get(at..at + 8)?.try_into().ok()?;
-        Some(u64::from_le_bytes(bytes))
+        infrastructure::bytes::word_at(self.bytes, at)
     }
 
     /// The value of the digits at `self.at` (the first is not `0`), stepping past
@@ -1316,7 +1341,7 @@ impl<'a> Scanner<'a> {
         let start = self.at;
         let mut value: u64 = 0;
         let mut len = 0;
-        while let Some(word) = self.word(self.at) {
+        while let Some(word) = self.checked_word(self.at) {
             let digits = (non_digits(word).trailing_zeros() / 8) as usize;
             if len + digits > 19 {
                 break;
