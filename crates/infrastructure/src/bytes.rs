@@ -1,4 +1,5 @@
-//! Byte classification for the data layer's scanner, sixteen bytes at a time.
+//! Byte classification for the data layer's scanner, sixteen bytes at a time, and its
+//! word loads ([`word_at`]: one bound check where the safe slice makes two).
 //!
 //! The scanner reads numbers in words it has already loaded; how many digits lead
 //! sixteen bytes decides each integer's length. SSE2's byte compares and `pmovmskb`
@@ -31,8 +32,8 @@ pub fn leading_digits(low: u64, high: u64) -> u32 {
 ///
 /// One compare, against a bound the caller's loop can hoist: the safe
 /// `bytes.get(at..at + 8)` also checks that `at + 8` does not overflow, and on the
-/// scanner's 30 loads a message that was 90 of an aggTrade's 990 instructions
-/// (callgrind, `docs/benchmarks.md`).
+/// scanner's shaped path (about 30 loads a message) that was about 90 of an
+/// aggTrade's 990 instructions (callgrind, `docs/benchmarks.md`).
 #[inline(always)]
 #[must_use]
 pub fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
