@@ -20,8 +20,9 @@
 //!
 //! All `unsafe` code of the workspace lives in this crate: in `memory`, in
 //! `types::inline_str` (ASCII stored without a second check), in `bytes` (SSE2 byte
-//! classification and a word load with one bound check, for the data layer's scanner) and in `alloc_count` (the counting
-//! allocator); see `docs/ARCHITECTURE.md` and `docs/pool-design.md`.
+//! classification and a word load with one bound check, for the data layer's
+//! scanner) and in `alloc_count` (the counting allocator); see
+//! `docs/ARCHITECTURE.md` and `docs/pool-design.md`.
 #![warn(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod alloc_count;
