@@ -386,6 +386,18 @@ mod tests {
         drop(analysis);
         drop(rx);
         assert_eq!(events.idle(), Idle::Gone);
+        // Empty and still without room (a channel of no capacity, with no receiver
+        // waiting: the pipeline's has room for a batch at least, and one sender, so
+        // only this reaches the refused send): the batch is kept, nothing lost.
+        let (tx, rx) = crossbeam_channel::bounded::<Batch>(0);
+        let mut events = Events::new(&tx, std::thread::current(), &finished);
+        assert!(events.send(report()));
+        assert!(tx.is_empty());
+        assert_eq!(events.idle(), Idle::Quiet);
+        assert!(events.holding(), "a refused batch is kept");
+        let waiting = std::thread::spawn(move || rx.recv().map(|batch| batch.len()));
+        assert!(events.flush());
+        assert_eq!(waiting.join().unwrap(), Ok(1));
         // Gone, nothing left in the channel: every way in says so.
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(2);
         let mut events = Events::new(&tx, std::thread::current(), &finished);
