@@ -92,6 +92,21 @@ fn a_generated_run_keeps_every_invariant() {
     assert_eq!(report.symbols.len(), 5);
 }
 
+/// A channel to analysis of 16,384 events: the reserve it calls for (about 17,000
+/// objects a pool, with a magazine's buffer for each 64 and as many empty ones) stays
+/// within the pool memory bound the report checks.
+#[test]
+fn a_large_channel_keeps_the_memory_bound() {
+    let _serial = serial();
+    let config = Config {
+        channel_capacity: 16_384,
+        ..generated(5, 50_000, 10_000)
+    };
+    let report = run(&config);
+    assert!(report.invariants.hold, "{:?}", report.invariants.broken);
+    assert!(report.memory.peak_bytes <= report.memory.bound_bytes);
+}
+
 #[test]
 fn without_the_reserve_the_pools_grow_into_their_working_set() {
     let _serial = serial();

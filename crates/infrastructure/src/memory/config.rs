@@ -261,9 +261,12 @@ impl PoolConfig {
     /// caches hold (2 magazines each) and one magazine each may be handing to the depot
     /// right then; a magazine buffer is created only when the depot has no empty one,
     /// so there are at most 2 per thread in caches, one per full magazine's worth of
-    /// owned objects and one partial in the depot, and one being created; each of the
-    /// depot's two lists has room for at most twice the magazines held, plus its first
-    /// 64 entries (kept aside while it is larger), of 24 bytes each.
+    /// owned objects and one partial in the depot, and one being created; a reserve
+    /// (`Pool::reserve`, of at most those objects) also makes an empty buffer for
+    /// each full one it makes, so its objects can all come back without a buffer
+    /// being created; each of the depot's two lists has room for at most twice the
+    /// magazines held, plus its first 64 entries (kept aside while it is larger), of
+    /// 24 bytes each.
     ///
     /// # Examples
     /// ```
@@ -278,7 +281,7 @@ impl PoolConfig {
     pub fn memory_bound(&self, object_size: usize, in_use: usize, threads: usize) -> usize {
         let m = self.magazine_size;
         let objects = in_use.saturating_add(threads.saturating_mul(3 * m));
-        let magazines = objects.div_ceil(m) + 2 * threads + 2;
+        let magazines = 2 * objects.div_ceil(m) + 2 * threads + 2;
         let buffer = m * std::mem::size_of::<usize>();
         let list_entry = 3 * std::mem::size_of::<usize>();
         objects.saturating_mul(object_size)

@@ -148,6 +148,35 @@ fn a_reserve_is_counted_in_objects_and_outlives_partial_magazines_from_thread_ex
     assert_eq!(stats.reclaimed + stats.idle, 136, "{stats:?}");
 }
 
+/// `PoolConfig::memory_bound` holds for a reserve of the whole working set, with the
+/// empty magazines it makes beside the full ones, and while those objects are all out
+/// on one thread and back on another. 20,000 objects: enough that the allowance for
+/// thread caches (3 magazines a thread) cannot hide a term left out.
+#[test]
+fn a_reserve_of_the_working_set_stays_within_the_memory_bound() {
+    const IN_USE: usize = 20_000;
+    const THREADS: usize = 2;
+    let config = default_config("reserve_bound");
+    let pool = pool::<Order>(config.clone());
+    let fixed = pool.stats().bytes;
+    let bound = config.memory_bound(size_of::<Order>(), IN_USE, THREADS) as u64;
+    let check = |when: &str| {
+        let stats = pool.stats();
+        assert!(
+            stats.bytes - fixed <= bound,
+            "{when}: {} bytes over the fixed part, bound {bound}: {stats:?}",
+            stats.bytes - fixed
+        );
+    };
+    assert_eq!(pool.reserve(IN_USE), Ok(IN_USE));
+    check("reserved");
+    let held: Vec<_> = on_thread(|| (0..IN_USE).map(|_| pool.acquire()).collect());
+    check("all in use");
+    on_thread(move || drop(held));
+    check("released on another thread");
+    assert_eq!(pool.stats().misses, 0, "the reserve served every acquire");
+}
+
 #[test]
 fn a_reserve_into_a_depot_of_partial_magazines_keeps_its_objects() {
     const M: usize = 4;
