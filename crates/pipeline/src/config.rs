@@ -257,6 +257,10 @@ pub struct Faults {
     /// (1-based; under `--rate`), or of the first wait after it that spins: a stall of
     /// the host, which the wait's own looks at the clock must see as a hiccup.
     pub stall_wait: Option<(u64, std::time::Duration)>,
+    /// The analysis stage stops for this long before it takes this tick (1-based):
+    /// analysis held up, which fills the channel and makes the critical thread wait
+    /// for room, a delay that is neither its work nor its hiccups.
+    pub stall_analysis: Option<(u64, std::time::Duration)>,
 }
 
 /// Where `--pin-cores` puts the two stage threads (`None`: not pinned).

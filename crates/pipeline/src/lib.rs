@@ -302,7 +302,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
                 let mut trading = stages::trading::Trading::new(
                     layers,
                     clock,
-                    stages::Events::new(&event_tx, analysis_thread, &finished),
+                    stages::Events::new(&event_tx, analysis_thread, &finished, clock),
                     &progress,
                     allocate_every,
                     stale_after_ns,

@@ -296,6 +296,11 @@ pub struct Report {
     pub latency: Vec<StageLatency>,
     /// The feed's schedule: under `--rate`, or a live source's receive times.
     pub schedule: Option<ScheduleReport>,
+    /// Each time the critical thread found the channel to analysis full, how long it
+    /// waited for room (`None`: it never did). Time in every later message's
+    /// latencies that is neither the host's hiccups on the critical thread nor its
+    /// own work: analysis fell behind (held up by the host, or slower than the feed).
+    pub waits_for_analysis: Option<LatencySummary>,
     /// The windows kept: the first and the latest ([`crate::KEPT_WINDOWS`] in all).
     pub windows: Vec<WindowRow>,
     /// Windows closed, kept or not.
@@ -440,6 +445,7 @@ pub(crate) fn build(parts: Parts<'_>) -> Report {
             hiccups: config.rate.map(|_| schedule.hiccups.summary()),
             hiccups_per_message: config.rate.map(|_| schedule.hiccups_per_message.summary()),
         }),
+        waits_for_analysis: summary(trading.room_waits),
         windows: analysis.windows,
         windows_closed: analysis.windows_closed,
         pools: pools
@@ -625,6 +631,9 @@ impl Report {
             for (name, l) in rows.into_iter().flatten() {
                 t.add_row(row(name, &l));
             }
+        }
+        if let Some(waits) = &self.waits_for_analysis {
+            t.add_row(row("(waits for analysis)", waits));
         }
         t
     }
@@ -875,6 +884,12 @@ impl fmt::Display for Report {
                 "  latencies from when the network thread received each message; feed lateness: its read less its receive time"
             )?,
             None => {}
+        }
+        if self.waits_for_analysis.is_some() {
+            writeln!(
+                f,
+                "  waits for analysis: the critical thread's waits for room in the channel to analysis, each as long as it lasted"
+            )?;
         }
         writeln!(f, "\n{}", self.window_table())?;
         let listed = self.windows.len() as u64;

@@ -1171,6 +1171,36 @@ fn a_paced_run_measures_latency_from_when_each_message_was_due() {
     assert!(per_message.p99_ns >= at_least_ns / 2, "{schedule:?}");
     assert!(schedule.lateness.max_ns >= at_least_ns, "{schedule:?}");
 
+    // Analysis held up 25 ms with a channel of one batch: the critical thread waits
+    // for room, and the report says so apart from the host's hiccups; every message
+    // due meanwhile is late by it.
+    let config = Config {
+        rate: Some(20_000),
+        channel_capacity: 32,
+        faults: Faults {
+            stall_analysis: Some((300, held)),
+            ..Faults::default()
+        },
+        ..generated(5, 600, 100)
+    };
+    let report = run(&config);
+    assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
+    let waits = report
+        .waits_for_analysis
+        .expect("the critical thread waited for analysis");
+    assert!(waits.max_ns >= at_least_ns, "{waits:?}");
+    let schedule = report.schedule.expect("a paced run reports its schedule");
+    assert!(schedule.lateness.max_ns >= at_least_ns, "{schedule:?}");
+    let text = report.to_string();
+    assert!(text.contains("(waits for analysis)"), "{text}");
+    // With room for the whole run in the channel, the same stall holds up nobody.
+    let roomy = Config {
+        channel_capacity: 4_096,
+        ..config
+    };
+    let report = run(&roomy);
+    assert_eq!(report.waits_for_analysis, None, "{report}");
+
     // A live source keeps its own pace: a schedule for it is refused.
     let live_paced = Config {
         source: Source::Connect {

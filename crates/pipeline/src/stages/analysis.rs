@@ -284,6 +284,11 @@ pub(crate) fn analyse(
                 trading_in_ns,
                 trading_out_ns,
             } => {
+                if let Some((at, stall)) = faults.stall_analysis
+                    && ticks + 1 == at
+                {
+                    std::thread::sleep(stall);
+                }
                 let now = clock.now_ns();
                 let received = tick.local_ts_ns;
                 if first_received_ns.is_none() {
@@ -401,7 +406,7 @@ mod tests {
             });
             // Long enough for the reader to be napping before anything is sent.
             std::thread::sleep(Duration::from_millis(50));
-            let mut events = Events::new(&tx, reader.thread().clone(), &finished);
+            let mut events = Events::new(&tx, reader.thread().clone(), &finished, clock);
             for _ in 0..events_sent {
                 assert!(events.send(crate::stages::tests::report()));
             }
@@ -421,7 +426,7 @@ mod tests {
             next_batch(&rx, false, clock, Duration::from_secs(3600)).map(|b| b.len())
         });
         std::thread::sleep(Duration::from_millis(50));
-        let mut events = Events::new(&tx, reader.thread().clone(), &finished);
+        let mut events = Events::new(&tx, reader.thread().clone(), &finished, clock);
         assert!(events.send(crate::stages::tests::report()));
         assert_eq!(events.idle(), crate::stages::Idle::Sent);
         std::thread::sleep(Duration::from_millis(200));

@@ -65,6 +65,11 @@ pub(crate) struct Events<'a> {
     /// Set when analysis has ended: a channel it left batches in still reads as
     /// not empty.
     analysis_done: &'a Finished,
+    clock: Clock,
+    /// Each time a full batch found the channel full: how long the critical thread
+    /// waited for analysis to make room. The tail the host's hiccups do not explain
+    /// when analysis, not the critical thread, is the one held up.
+    room_waits: ::analysis::NanosHistogram,
 }
 
 impl<'a> Events<'a> {
@@ -72,13 +77,21 @@ impl<'a> Events<'a> {
         tx: &'a Sender<Batch>,
         analysis: std::thread::Thread,
         analysis_done: &'a Finished,
+        clock: Clock,
     ) -> Self {
         Events {
             tx,
             batch: Batch::new(),
             analysis,
             analysis_done,
+            clock,
+            room_waits: ::analysis::NanosHistogram::new(),
         }
+    }
+
+    /// The critical thread's waits for room in the channel ([`Self::flush`]).
+    pub(crate) fn room_waits(&self) -> ::analysis::LatencySummary {
+        self.room_waits.summary()
     }
 
     /// Adds `event` to the batch, sending the batch if that filled it; false if
@@ -90,8 +103,9 @@ impl<'a> Events<'a> {
         !self.batch.is_full() || self.flush()
     }
 
-    /// Sends what the batch holds, if anything, waiting for room, and wakes analysis
-    /// if it is napping; false if analysis has gone.
+    /// Sends what the batch holds, if anything, waiting for room (timed, in
+    /// [`Self::room_waits`]), and wakes analysis if it is napping; false if analysis
+    /// has gone.
     ///
     /// The wake (`Thread::unpark`) is an atomic swap while analysis is awake, and a
     /// futex call only if it is parked: under load analysis spins for the next batch
@@ -102,7 +116,20 @@ impl<'a> Events<'a> {
         if self.batch.is_empty() {
             return true;
         }
-        let sent = self.tx.send(std::mem::take(&mut self.batch)).is_ok();
+        let sent = match self.tx.try_send(std::mem::take(&mut self.batch)) {
+            Ok(()) => true,
+            Err(crossbeam_channel::TrySendError::Full(batch)) => {
+                // Analysis is behind: it was woken for each full batch it has, but
+                // wake it again before waiting on it.
+                self.analysis.unpark();
+                let since = self.clock.now_ns();
+                let sent = self.tx.send(batch).is_ok();
+                self.room_waits
+                    .record(self.clock.now_ns().saturating_sub(since));
+                sent
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => false,
+        };
         self.analysis.unpark();
         sent
     }
@@ -342,11 +369,44 @@ mod tests {
         assert!(size_of::<Event>() <= 64, "{} bytes", size_of::<Event>());
     }
 
+    /// A full batch that finds the channel full waits for room, and the wait is timed
+    /// (the report's `waits_for_analysis`); a send that finds room is not a wait.
+    #[test]
+    fn a_wait_for_room_is_timed_and_a_send_with_room_is_not() {
+        let (tx, rx) = crossbeam_channel::bounded::<Batch>(1);
+        let finished = Finished::default();
+        let mut events = Events::new(&tx, std::thread::current(), &finished, Clock::start());
+        for _ in 0..BATCH {
+            assert!(events.send(report()));
+        }
+        assert_eq!(rx.len(), 1);
+        assert_eq!(events.room_waits().count, 0, "there was room");
+        // The channel is full: the next full batch waits until a reader takes one.
+        let hold = Duration::from_millis(30);
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(hold);
+            let first = rx.recv().map(|b| b.len());
+            (first, rx.recv().map(|b| b.len()))
+        });
+        for _ in 0..BATCH {
+            assert!(events.send(report()));
+        }
+        let waits = events.room_waits();
+        assert_eq!(waits.count, 1, "{waits:?}");
+        // About the reader's sleep (less the few µs it took to get to the wait; half
+        // of it leaves room for the host holding this thread up on the way).
+        assert!(
+            u128::from(waits.max_ns) >= (hold / 2).as_nanos(),
+            "{waits:?}"
+        );
+        assert_eq!(reader.join().unwrap(), (Ok(BATCH), Ok(BATCH)));
+    }
+
     #[test]
     fn events_go_in_full_batches_and_a_partial_one_only_to_an_idle_reader() {
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(2);
         let finished = Finished::default();
-        let mut events = Events::new(&tx, std::thread::current(), &finished);
+        let mut events = Events::new(&tx, std::thread::current(), &finished, Clock::start());
         for _ in 0..BATCH - 1 {
             assert!(events.send(report()));
         }
@@ -390,7 +450,7 @@ mod tests {
         // waiting: the pipeline's has room for a batch at least, and one sender, so
         // only this reaches the refused send): the batch is kept, nothing lost.
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(0);
-        let mut events = Events::new(&tx, std::thread::current(), &finished);
+        let mut events = Events::new(&tx, std::thread::current(), &finished, Clock::start());
         assert!(events.send(report()));
         assert!(tx.is_empty());
         assert_eq!(events.idle(), Idle::Quiet);
@@ -400,7 +460,7 @@ mod tests {
         assert_eq!(waiting.join().unwrap(), Ok(1));
         // Gone, nothing left in the channel: every way in says so.
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(2);
-        let mut events = Events::new(&tx, std::thread::current(), &finished);
+        let mut events = Events::new(&tx, std::thread::current(), &finished, Clock::start());
         drop(rx);
         assert!(events.send(report()));
         assert_eq!(events.idle(), Idle::Gone);

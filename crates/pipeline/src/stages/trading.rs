@@ -49,6 +49,8 @@ pub struct TradingFigures {
     pub open_at_close: u64,
     /// Times the strategy restarted a symbol's averages after a feed fault.
     pub strategy_restarts: u64,
+    /// The critical thread's waits for room in the channel to analysis.
+    pub room_waits: analysis::LatencySummary,
 }
 
 /// The trading layers run on the critical thread, one tick at a time, straight after
@@ -169,6 +171,7 @@ impl<'a> Trading<'a> {
         layers.venue.cancel_all(self.market_ns, &mut self.out);
         drain(layers, &mut self.out, &mut self.events);
         self.events.flush();
+        figures.room_waits = self.events.room_waits();
         figures.signals = layers.strategy.signals_emitted();
         figures.risk = layers.risk.counts();
         figures.orders_created = layers.executor.orders_created();
