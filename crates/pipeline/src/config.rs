@@ -167,7 +167,7 @@ impl Default for Config {
                 ticks: DEFAULT_TICKS,
             },
             window: DEFAULT_WINDOW,
-            channel_capacity: 256,
+            channel_capacity: 4_096,
             trading: TradingSettings::default(),
             reserve: true,
             pin_cores: false,

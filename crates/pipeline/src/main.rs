@@ -65,7 +65,7 @@ struct Args {
     #[arg(long, default_value_t = pipeline::DEFAULT_WINDOW, value_parser = clap::value_parser!(u64).range(1..))]
     window: u64,
     /// Capacity of the channel from the critical thread to analysis, in events (objects in flight; it carries them 32 to a message, and holds this many rounded up to a whole message).
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    #[arg(long, default_value_t = 4_096, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     channel_capacity: u64,
     /// Feed at most N messages per second, each dated from when it was due (default:
     /// as fast as the stages go, which measures latency at saturation). Not with

@@ -360,7 +360,7 @@ fn each_fault_breaks_its_invariant() {
     // bounds. (Last: the thousands of ticks it leaves idle change what later runs in
     // this process find in the depot.)
     let broken = broken_by(Faults {
-        hold_ticks: 5_000,
+        hold_ticks: 20_000,
         ..Faults::default()
     });
     assert!(
