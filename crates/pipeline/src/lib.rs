@@ -104,6 +104,8 @@ pub struct Progress {
     faults: CachePadded<FaultCounters>,
     // Written by the network thread of a live source.
     live: CachePadded<stages::live::LiveCounters>,
+    // Written by the critical thread when it waits for analysis: rare.
+    analysis_waits: CachePadded<AnalysisWaitCounters>,
     // Written by the analysis thread, read by a scrape.
     latency: metrics::StageHistograms,
 }
@@ -159,6 +161,23 @@ impl Progress {
         }
     }
 
+    /// The critical thread's waits for room in the channel to analysis so far: how
+    /// many, and how long in all (the report's `waits_for_analysis` has their
+    /// distribution).
+    pub fn analysis_waits(&self) -> AnalysisWaits {
+        let w = &self.analysis_waits;
+        AnalysisWaits {
+            waits: w.waits.load(Ordering::Relaxed),
+            nanos: w.nanos.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn count_analysis_wait(&self, nanos: u64) {
+        let w = &self.analysis_waits;
+        w.waits.fetch_add(1, Ordering::Relaxed);
+        w.nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
     pub(crate) fn set_feed_health(&self, counts: data::health::HealthCounts) {
         let f = &self.faults;
         f.gaps.store(counts.gaps, Ordering::Relaxed);
@@ -171,6 +190,21 @@ impl Progress {
         f.rejected.store(rejected, Ordering::Relaxed);
         f.restarts.store(restarts, Ordering::Relaxed);
     }
+}
+
+#[derive(Debug, Default)]
+struct AnalysisWaitCounters {
+    waits: AtomicU64,
+    nanos: AtomicU64,
+}
+
+/// [`Progress::analysis_waits`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AnalysisWaits {
+    /// Times a full batch found the channel full.
+    pub waits: u64,
+    /// Nanoseconds the critical thread spent waiting, in all.
+    pub nanos: u64,
 }
 
 #[derive(Debug, Default)]
@@ -302,7 +336,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
                 let mut trading = stages::trading::Trading::new(
                     layers,
                     clock,
-                    stages::Events::new(&event_tx, analysis_thread, &finished, clock),
+                    stages::Events::new(&event_tx, analysis_thread, &finished, clock, &progress),
                     &progress,
                     allocate_every,
                     stale_after_ns,

@@ -47,7 +47,8 @@ type ProgressCount = fn(&Progress) -> u64;
 /// `progress`: `trading_pipeline_ticks_total`, `trading_pipeline_malformed_lines_total`,
 /// the feed's faults and what was done about them (`trading_pipeline_feed_gaps_total`,
 /// `_feed_missing_ids_total`, `_feed_stale_total`, `_feed_rejected_signals_total`,
-/// `_strategy_restarts_total`), and `trading_pipeline_stage_latency_seconds{stage}`, a
+/// `_strategy_restarts_total`), the critical thread's waits for analysis
+/// (`trading_pipeline_analysis_waits_total`, `_analysis_wait_microseconds_total`), and `trading_pipeline_stage_latency_seconds{stage}`, a
 /// histogram per stage.
 pub fn metrics_registry(progress: &Arc<Progress>) -> Registry {
     let mut registry = monitoring::pool_registry();
@@ -69,7 +70,17 @@ pub fn metrics_registry(progress: &Arc<Progress>) -> Registry {
     );
     // Counters read from `progress` at each scrape: the feed's faults and what was
     // done about them, and the live source.
-    let counters: [(&str, &str, ProgressCount); 10] = [
+    let counters: [(&str, &str, ProgressCount); 12] = [
+        (
+            "pipeline_analysis_waits",
+            "Times the critical thread found the channel to analysis full and waited for room.",
+            |p| p.analysis_waits().waits,
+        ),
+        (
+            "pipeline_analysis_wait_microseconds",
+            "Microseconds the critical thread spent waiting for room in the channel to analysis.",
+            |p| p.analysis_waits().nanos / 1_000,
+        ),
         (
             "pipeline_feed_gaps",
             "Gaps in a symbol's trade ids (messages lost).",

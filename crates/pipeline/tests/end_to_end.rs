@@ -1183,12 +1183,23 @@ fn a_paced_run_measures_latency_from_when_each_message_was_due() {
         },
         ..generated(5, 600, 100)
     };
-    let report = run(&config);
+    let progress = Arc::new(Progress::default());
+    let report = pipeline::run(&config, &progress).expect("pipeline runs");
     assert_eq!(report.broken_invariants(), Vec::<String>::new(), "{report}");
     let waits = report
         .waits_for_analysis
         .expect("the critical thread waited for analysis");
     assert!(waits.max_ns >= at_least_ns, "{waits:?}");
+    // The metrics count the same waits, and at least that long in all.
+    let live = progress.analysis_waits();
+    assert_eq!(live.waits, waits.count);
+    assert!(live.nanos >= waits.max_ns / 2, "{live:?}");
+    let metrics = monitoring::render(&pipeline::metrics_registry(&progress)).unwrap();
+    let line = format!("trading_pipeline_analysis_waits_total {}", waits.count);
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "{line} not in:\n{metrics}"
+    );
     let schedule = report.schedule.expect("a paced run reports its schedule");
     assert!(schedule.lateness.max_ns >= at_least_ns, "{schedule:?}");
     let text = report.to_string();

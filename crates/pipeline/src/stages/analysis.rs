@@ -396,6 +396,7 @@ mod tests {
         use crate::stages::{BATCH, Events, Finished};
         let clock = Clock::start();
         let finished = Finished::default();
+        let progress = crate::Progress::default();
         let run = |nap: Duration, events_sent: usize| {
             let (tx, rx) = crossbeam_channel::bounded::<Batch>(4);
             let (got_tx, got_rx) = crossbeam_channel::unbounded();
@@ -406,7 +407,7 @@ mod tests {
             });
             // Long enough for the reader to be napping before anything is sent.
             std::thread::sleep(Duration::from_millis(50));
-            let mut events = Events::new(&tx, reader.thread().clone(), &finished, clock);
+            let mut events = Events::new(&tx, reader.thread().clone(), &finished, clock, &progress);
             for _ in 0..events_sent {
                 assert!(events.send(crate::stages::tests::report()));
             }
@@ -426,7 +427,7 @@ mod tests {
             next_batch(&rx, false, clock, Duration::from_secs(3600)).map(|b| b.len())
         });
         std::thread::sleep(Duration::from_millis(50));
-        let mut events = Events::new(&tx, reader.thread().clone(), &finished, clock);
+        let mut events = Events::new(&tx, reader.thread().clone(), &finished, clock, &progress);
         assert!(events.send(crate::stages::tests::report()));
         assert_eq!(events.idle(), crate::stages::Idle::Sent);
         std::thread::sleep(Duration::from_millis(200));

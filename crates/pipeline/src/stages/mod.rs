@@ -66,6 +66,8 @@ pub(crate) struct Events<'a> {
     /// not empty.
     analysis_done: &'a Finished,
     clock: Clock,
+    /// Where the waits below are counted live (`/metrics`).
+    progress: &'a crate::Progress,
     /// Each time a full batch found the channel full: how long the critical thread
     /// waited for analysis to make room. The tail the host's hiccups do not explain
     /// when analysis, not the critical thread, is the one held up.
@@ -78,6 +80,7 @@ impl<'a> Events<'a> {
         analysis: std::thread::Thread,
         analysis_done: &'a Finished,
         clock: Clock,
+        progress: &'a crate::Progress,
     ) -> Self {
         Events {
             tx,
@@ -85,6 +88,7 @@ impl<'a> Events<'a> {
             analysis,
             analysis_done,
             clock,
+            progress,
             room_waits: ::analysis::NanosHistogram::new(),
         }
     }
@@ -124,8 +128,9 @@ impl<'a> Events<'a> {
                 self.analysis.unpark();
                 let since = self.clock.now_ns();
                 let sent = self.tx.send(batch).is_ok();
-                self.room_waits
-                    .record(self.clock.now_ns().saturating_sub(since));
+                let waited = self.clock.now_ns().saturating_sub(since);
+                self.room_waits.record(waited);
+                self.progress.count_analysis_wait(waited);
                 sent
             }
             Err(crossbeam_channel::TrySendError::Disconnected(_)) => false,
@@ -375,7 +380,14 @@ mod tests {
     fn a_wait_for_room_is_timed_and_a_send_with_room_is_not() {
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(1);
         let finished = Finished::default();
-        let mut events = Events::new(&tx, std::thread::current(), &finished, Clock::start());
+        let progress = crate::Progress::default();
+        let mut events = Events::new(
+            &tx,
+            std::thread::current(),
+            &finished,
+            Clock::start(),
+            &progress,
+        );
         for _ in 0..BATCH {
             assert!(events.send(report()));
         }
@@ -393,6 +405,10 @@ mod tests {
         }
         let waits = events.room_waits();
         assert_eq!(waits.count, 1, "{waits:?}");
+        // Counted live too, with the whole wait.
+        let live = progress.analysis_waits();
+        assert_eq!(live.waits, 1);
+        assert!(u128::from(live.nanos) >= (hold / 2).as_nanos(), "{live:?}");
         // About the reader's sleep (less the few µs it took to get to the wait; half
         // of it leaves room for the host holding this thread up on the way).
         assert!(
@@ -406,7 +422,14 @@ mod tests {
     fn events_go_in_full_batches_and_a_partial_one_only_to_an_idle_reader() {
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(2);
         let finished = Finished::default();
-        let mut events = Events::new(&tx, std::thread::current(), &finished, Clock::start());
+        let progress = crate::Progress::default();
+        let mut events = Events::new(
+            &tx,
+            std::thread::current(),
+            &finished,
+            Clock::start(),
+            &progress,
+        );
         for _ in 0..BATCH - 1 {
             assert!(events.send(report()));
         }
@@ -450,7 +473,13 @@ mod tests {
         // waiting: the pipeline's has room for a batch at least, and one sender, so
         // only this reaches the refused send): the batch is kept, nothing lost.
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(0);
-        let mut events = Events::new(&tx, std::thread::current(), &finished, Clock::start());
+        let mut events = Events::new(
+            &tx,
+            std::thread::current(),
+            &finished,
+            Clock::start(),
+            &progress,
+        );
         assert!(events.send(report()));
         assert!(tx.is_empty());
         assert_eq!(events.idle(), Idle::Quiet);
@@ -460,7 +489,13 @@ mod tests {
         assert_eq!(waiting.join().unwrap(), Ok(1));
         // Gone, nothing left in the channel: every way in says so.
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(2);
-        let mut events = Events::new(&tx, std::thread::current(), &finished, Clock::start());
+        let mut events = Events::new(
+            &tx,
+            std::thread::current(),
+            &finished,
+            Clock::start(),
+            &progress,
+        );
         drop(rx);
         assert!(events.send(report()));
         assert_eq!(events.idle(), Idle::Gone);
