@@ -301,26 +301,45 @@ const MAX_THREAD_ID: usize = 64;
 /// started, from the configuration alone.
 ///
 /// Per pool: its
-/// [`PoolConfig::memory_bound`](infrastructure::memory::PoolConfig::memory_bound),
+/// [`PoolConfig::memory_bound_with_reserve`](infrastructure::memory::PoolConfig::memory_bound_with_reserve),
 /// with the static pool's magazine size (the default unless `POOL_<NAME>_*` set it),
 /// for the objects the run can have in use at once (channels, stages' hands, open
-/// orders) and the run's threads, plus the slot buckets of thread ids up to 64 (256
-/// bytes a slot). The reserve [`reserve_pools`] makes (the objects in use plus the
-/// stages' caches) is within it. The pool's fixed part exists before the run (`run`
+/// orders), the run's threads and the reserve [`reserve_pools`] makes (the objects
+/// in use plus the stages' caches, with its empty magazines; none without
+/// [`Config::reserve`]), plus the slot buckets of thread ids up to 64 (256 bytes a
+/// slot). The pool's fixed part exists before the run (`run`
 /// creates the static pools first), so it is in what the run starts from.
 #[must_use]
 pub fn pool_memory_bound(config: &Config) -> usize {
     let [ticks, signals, orders] = in_use(config);
+    let reserves = if config.reserve {
+        working_set(config)
+    } else {
+        [0; 3]
+    };
     let buckets = (MAX_THREAD_ID - 16) * 256;
-    let pool = |in_use: usize, object_size: usize, magazine: usize| {
+    let pool = |in_use: usize, reserve: usize, object_size: usize, magazine: usize| {
         PoolConfig::new("bound")
             .magazine_size(magazine)
-            .memory_bound(object_size, in_use, POOL_THREADS)
+            .memory_bound_with_reserve(object_size, in_use, POOL_THREADS, reserve)
             + buckets
     };
-    pool(ticks, size_of::<Tick>(), TICK_POOL.magazine_size())
-        + pool(signals, size_of::<Signal>(), SIGNAL_POOL.magazine_size())
-        + pool(orders, size_of::<Order>(), ORDER_POOL.magazine_size())
+    pool(
+        ticks,
+        reserves[0],
+        size_of::<Tick>(),
+        TICK_POOL.magazine_size(),
+    ) + pool(
+        signals,
+        reserves[1],
+        size_of::<Signal>(),
+        SIGNAL_POOL.magazine_size(),
+    ) + pool(
+        orders,
+        reserves[2],
+        size_of::<Order>(),
+        ORDER_POOL.magazine_size(),
+    )
 }
 
 /// The messages the channel to analysis holds: batches of up to

@@ -251,9 +251,10 @@ impl PoolConfig {
 
     /// The most bytes a pool with this configuration holds in objects of
     /// `object_size` bytes and in magazines, while at most `in_use` objects are in use
-    /// at once and at most `threads` threads use it (its fixed part, `stats().overhead_bytes`
-    /// before first use, and slot buckets of thread ids past the 16 inline ones come
-    /// on top, as does the heap objects declare).
+    /// at once and at most `threads` threads use it, without a reserve (its fixed
+    /// part, `stats().overhead_bytes` before first use, and slot buckets of thread ids
+    /// past the 16 inline ones come on top, as does the heap objects declare). With a
+    /// reserve, [`Self::memory_bound_with_reserve`].
     ///
     /// The reasoning, in `docs/pool-design.md` ("Bounds and accounting"): a pool
     /// creates an object only when the acquiring thread finds none idle in its cache or
@@ -261,12 +262,9 @@ impl PoolConfig {
     /// caches hold (2 magazines each) and one magazine each may be handing to the depot
     /// right then; a magazine buffer is created only when the depot has no empty one,
     /// so there are at most 2 per thread in caches, one per full magazine's worth of
-    /// owned objects and one partial in the depot, and one being created; a reserve
-    /// (`Pool::reserve`, of at most those objects) also makes an empty buffer for
-    /// each full one it makes, so its objects can all come back without a buffer
-    /// being created; each of the depot's two lists has room for at most twice the
-    /// magazines held, plus its first 64 entries (kept aside while it is larger), of
-    /// 24 bytes each.
+    /// owned objects and one partial in the depot, and one being created; each of the
+    /// depot's two lists has room for at most twice the magazines held, plus its first
+    /// 64 entries (kept aside while it is larger), of 24 bytes each.
     ///
     /// # Examples
     /// ```
@@ -279,9 +277,40 @@ impl PoolConfig {
     /// ```
     #[must_use]
     pub fn memory_bound(&self, object_size: usize, in_use: usize, threads: usize) -> usize {
+        self.memory_bound_with_reserve(object_size, in_use, threads, 0)
+    }
+
+    /// [`Self::memory_bound`] for a pool that also holds a reserve of `reserve`
+    /// objects (`Pool::reserve`), made while none of its objects were in use (at
+    /// start-up, as the pipeline does). Such a reserve creates objects up to
+    /// `reserve` (the bound on objects is the larger of the two) and, besides the
+    /// magazines it fills, an empty buffer for each, so that its objects can all come
+    /// back without a buffer being created: `⌈reserve / M⌉` buffers more. A reserve
+    /// made while objects are out, or two made at once, can create up to `reserve`
+    /// objects on top of those (`docs/pool-design.md`).
+    ///
+    /// # Examples
+    /// ```
+    /// use infrastructure::memory::PoolConfig;
+    ///
+    /// let config = PoolConfig::new("orders");
+    /// let bound = config.memory_bound_with_reserve(136, 10_000, 4, 10_000);
+    /// // The objects are those of the bound without a reserve; the empty buffers are more.
+    /// assert!(bound > config.memory_bound(136, 10_000, 4));
+    /// ```
+    #[must_use]
+    pub fn memory_bound_with_reserve(
+        &self,
+        object_size: usize,
+        in_use: usize,
+        threads: usize,
+        reserve: usize,
+    ) -> usize {
         let m = self.magazine_size;
-        let objects = in_use.saturating_add(threads.saturating_mul(3 * m));
-        let magazines = 2 * objects.div_ceil(m) + 2 * threads + 2;
+        let objects = in_use
+            .saturating_add(threads.saturating_mul(3 * m))
+            .max(reserve);
+        let magazines = objects.div_ceil(m) + reserve.div_ceil(m) + 2 * threads + 2;
         let buffer = m * std::mem::size_of::<usize>();
         let list_entry = 3 * std::mem::size_of::<usize>();
         objects.saturating_mul(object_size)

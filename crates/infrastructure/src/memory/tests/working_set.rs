@@ -148,10 +148,11 @@ fn a_reserve_is_counted_in_objects_and_outlives_partial_magazines_from_thread_ex
     assert_eq!(stats.reclaimed + stats.idle, 136, "{stats:?}");
 }
 
-/// `PoolConfig::memory_bound` holds for a reserve of the whole working set, with the
-/// empty magazines it makes beside the full ones, and while those objects are all out
-/// on one thread and back on another. 20,000 objects: enough that the allowance for
-/// thread caches (3 magazines a thread) cannot hide a term left out.
+/// `PoolConfig::memory_bound_with_reserve` holds for a reserve of the whole working
+/// set, with the empty magazines it makes beside the full ones, and while those
+/// objects are all out on one thread and back on another. 20,000 objects: enough that
+/// the allowance for thread caches (3 magazines a thread) cannot hide a term left
+/// out.
 #[test]
 fn a_reserve_of_the_working_set_stays_within_the_memory_bound() {
     const IN_USE: usize = 20_000;
@@ -159,7 +160,8 @@ fn a_reserve_of_the_working_set_stays_within_the_memory_bound() {
     let config = default_config("reserve_bound");
     let pool = pool::<Order>(config.clone());
     let fixed = pool.stats().bytes;
-    let bound = config.memory_bound(size_of::<Order>(), IN_USE, THREADS) as u64;
+    let bound =
+        config.memory_bound_with_reserve(size_of::<Order>(), IN_USE, THREADS, IN_USE) as u64;
     let check = |when: &str| {
         let stats = pool.stats();
         assert!(
