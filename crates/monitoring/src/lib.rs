@@ -432,6 +432,58 @@ pub fn register_fn(
         }));
 }
 
+/// A counter of fractional units (seconds, by Prometheus's convention for time) read
+/// from a closure at scrape time.
+struct FnCounterF64 {
+    name: &'static str,
+    help: &'static str,
+    read: Box<dyn Fn() -> f64 + Send + Sync>,
+}
+
+impl fmt::Debug for FnCounterF64 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FnCounterF64")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector for FnCounterF64 {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        ConstCounter::new((self.read)()).encode(encoder.encode_descriptor(
+            self.name,
+            self.help,
+            None,
+            MetricType::Counter,
+        )?)
+    }
+}
+
+/// Adds a counter of fractional units (time in seconds, say) whose value `read`
+/// returns at each scrape, under [`NAMESPACE`] (give the name without `_total`).
+///
+/// # Examples
+/// ```
+/// let mut registry = monitoring::pool_registry();
+/// monitoring::register_counter_f64(&mut registry, "waited_seconds", "Time waited.", || 0.25);
+/// assert!(monitoring::render(&registry)?.contains("trading_waited_seconds_total 0.25\n"));
+/// # Ok::<(), std::fmt::Error>(())
+/// ```
+pub fn register_counter_f64(
+    registry: &mut Registry,
+    name: &'static str,
+    help: &'static str,
+    read: impl Fn() -> f64 + Send + Sync + 'static,
+) {
+    registry
+        .sub_registry_with_prefix(NAMESPACE)
+        .register_collector(Box::new(FnCounterF64 {
+            name,
+            help,
+            read: Box::new(read),
+        }));
+}
+
 /// A family of latency histograms, one per value of `label`.
 #[derive(Debug)]
 struct LatencyFamily {

@@ -201,7 +201,7 @@ struct AnalysisWaitCounters {
 /// [`Progress::analysis_waits`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AnalysisWaits {
-    /// Times a full batch found the channel full.
+    /// Times a batch found the channel full (a full one, or the last at the end of a run).
     pub waits: u64,
     /// Nanoseconds the critical thread spent waiting, in all.
     pub nanos: u64,

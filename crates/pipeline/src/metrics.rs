@@ -48,7 +48,7 @@ type ProgressCount = fn(&Progress) -> u64;
 /// the feed's faults and what was done about them (`trading_pipeline_feed_gaps_total`,
 /// `_feed_missing_ids_total`, `_feed_stale_total`, `_feed_rejected_signals_total`,
 /// `_strategy_restarts_total`), the critical thread's waits for analysis
-/// (`trading_pipeline_analysis_waits_total`, `_analysis_wait_microseconds_total`), and `trading_pipeline_stage_latency_seconds{stage}`, a
+/// (`trading_pipeline_analysis_waits_total`, `_analysis_wait_seconds_total`), and `trading_pipeline_stage_latency_seconds{stage}`, a
 /// histogram per stage.
 pub fn metrics_registry(progress: &Arc<Progress>) -> Registry {
     let mut registry = monitoring::pool_registry();
@@ -70,16 +70,11 @@ pub fn metrics_registry(progress: &Arc<Progress>) -> Registry {
     );
     // Counters read from `progress` at each scrape: the feed's faults and what was
     // done about them, and the live source.
-    let counters: [(&str, &str, ProgressCount); 12] = [
+    let counters: [(&str, &str, ProgressCount); 11] = [
         (
             "pipeline_analysis_waits",
-            "Times the critical thread found the channel to analysis full and waited for room.",
+            "Times the critical thread found the channel to analysis full and waited for room (counted when each wait ends).",
             |p| p.analysis_waits().waits,
-        ),
-        (
-            "pipeline_analysis_wait_microseconds",
-            "Microseconds the critical thread spent waiting for room in the channel to analysis.",
-            |p| p.analysis_waits().nanos / 1_000,
         ),
         (
             "pipeline_feed_gaps",
@@ -140,6 +135,14 @@ pub fn metrics_registry(progress: &Arc<Progress>) -> Registry {
             move || read(&progress),
         );
     }
+    let waits = Arc::clone(progress);
+    monitoring::register_counter_f64(
+        &mut registry,
+        "pipeline_analysis_wait_seconds",
+        "Time the critical thread spent waiting for room in the channel to analysis (counted when each wait ends).",
+        #[allow(clippy::cast_precision_loss, reason = "seconds for a dashboard")]
+        move || waits.analysis_waits().nanos as f64 / 1e9,
+    );
     monitoring::register_latency(
         &mut registry,
         "pipeline_stage_latency",
