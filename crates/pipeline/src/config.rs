@@ -311,35 +311,27 @@ const MAX_THREAD_ID: usize = 64;
 /// creates the static pools first), so it is in what the run starts from.
 #[must_use]
 pub fn pool_memory_bound(config: &Config) -> usize {
-    let [ticks, signals, orders] = in_use(config);
+    let in_use = in_use(config);
     let reserves = if config.reserve {
         working_set(config)
     } else {
         [0; 3]
     };
     let buckets = (MAX_THREAD_ID - 16) * 256;
-    let pool = |in_use: usize, reserve: usize, object_size: usize, magazine: usize| {
-        PoolConfig::new("bound")
-            .magazine_size(magazine)
-            .memory_bound_with_reserve(object_size, in_use, POOL_THREADS, reserve)
-            + buckets
-    };
-    pool(
-        ticks,
-        reserves[0],
-        size_of::<Tick>(),
+    let sizes = [size_of::<Tick>(), size_of::<Signal>(), size_of::<Order>()];
+    let magazines = [
         TICK_POOL.magazine_size(),
-    ) + pool(
-        signals,
-        reserves[1],
-        size_of::<Signal>(),
         SIGNAL_POOL.magazine_size(),
-    ) + pool(
-        orders,
-        reserves[2],
-        size_of::<Order>(),
         ORDER_POOL.magazine_size(),
-    )
+    ];
+    (0..3)
+        .map(|i| {
+            PoolConfig::new("bound")
+                .magazine_size(magazines[i])
+                .memory_bound_with_reserve(sizes[i], in_use[i], POOL_THREADS, reserves[i])
+                + buckets
+        })
+        .sum()
 }
 
 /// The messages the channel to analysis holds: batches of up to

@@ -48,8 +48,8 @@ type ProgressCount = fn(&Progress) -> u64;
 /// the feed's faults and what was done about them (`trading_pipeline_feed_gaps_total`,
 /// `_feed_missing_ids_total`, `_feed_stale_total`, `_feed_rejected_signals_total`,
 /// `_strategy_restarts_total`), the critical thread's waits for analysis
-/// (`trading_pipeline_analysis_waits_total`, `_analysis_wait_seconds_total`), and `trading_pipeline_stage_latency_seconds{stage}`, a
-/// histogram per stage.
+/// (`trading_pipeline_analysis_waits_total`, `_analysis_wait_seconds_total`), and
+/// `trading_pipeline_stage_latency_seconds{stage}`, a histogram per stage.
 pub fn metrics_registry(progress: &Arc<Progress>) -> Registry {
     let mut registry = monitoring::pool_registry();
     let ticks = Arc::clone(progress);

@@ -341,6 +341,21 @@ mod tests {
         Event::Closed(infrastructure::memory::safe_pools::ORDER_POOL.acquire())
     }
 
+    /// Events into `tx` from this thread, which is also the one they wake.
+    fn events_into<'a>(
+        tx: &'a Sender<Batch>,
+        finished: &'a Finished,
+        progress: &'a crate::Progress,
+    ) -> Events<'a> {
+        Events::new(
+            tx,
+            std::thread::current(),
+            finished,
+            Clock::start(),
+            progress,
+        )
+    }
+
     /// The TSC clock's readings are the OS clock's, to within its calibration: over
     /// 200 ms, within 0.1% and 0.2 ms (the best of three tries, as the host may hold
     /// the thread off between the two readings).
@@ -381,13 +396,7 @@ mod tests {
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(1);
         let finished = Finished::default();
         let progress = crate::Progress::default();
-        let mut events = Events::new(
-            &tx,
-            std::thread::current(),
-            &finished,
-            Clock::start(),
-            &progress,
-        );
+        let mut events = events_into(&tx, &finished, &progress);
         for _ in 0..BATCH {
             assert!(events.send(report()));
         }
@@ -427,13 +436,7 @@ mod tests {
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(2);
         let finished = Finished::default();
         let progress = crate::Progress::default();
-        let mut events = Events::new(
-            &tx,
-            std::thread::current(),
-            &finished,
-            Clock::start(),
-            &progress,
-        );
+        let mut events = events_into(&tx, &finished, &progress);
         for _ in 0..BATCH - 1 {
             assert!(events.send(report()));
         }
@@ -477,13 +480,7 @@ mod tests {
         // waiting: the pipeline's has room for a batch at least, and one sender, so
         // only this reaches the refused send): the batch is kept, nothing lost.
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(0);
-        let mut events = Events::new(
-            &tx,
-            std::thread::current(),
-            &finished,
-            Clock::start(),
-            &progress,
-        );
+        let mut events = events_into(&tx, &finished, &progress);
         assert!(events.send(report()));
         assert!(tx.is_empty());
         assert_eq!(events.idle(), Idle::Quiet);
@@ -493,13 +490,7 @@ mod tests {
         assert_eq!(waiting.join().unwrap(), Ok(1));
         // Gone, nothing left in the channel: every way in says so.
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(2);
-        let mut events = Events::new(
-            &tx,
-            std::thread::current(),
-            &finished,
-            Clock::start(),
-            &progress,
-        );
+        let mut events = events_into(&tx, &finished, &progress);
         drop(rx);
         assert!(events.send(report()));
         assert_eq!(events.idle(), Idle::Gone);
