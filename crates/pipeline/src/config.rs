@@ -261,6 +261,9 @@ pub struct Faults {
     /// analysis held up, which fills the channel and makes the critical thread wait
     /// for room, a delay that is neither its work nor its hiccups.
     pub stall_analysis: Option<(u64, std::time::Duration)>,
+    /// The analysis thread sleeps this long before it starts: the critical thread
+    /// runs ahead and fills the channel meanwhile.
+    pub late_analysis: Option<std::time::Duration>,
 }
 
 /// Where `--pin-cores` puts the two stage threads (`None`: not pinned).

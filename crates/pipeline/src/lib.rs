@@ -305,6 +305,7 @@ pub fn run(config: &Config, progress: &Arc<Progress>) -> Result<Report> {
             expected_windows,
             counting,
             faults: config.faults.clone(),
+            allocations_from: CountingAllocator::counts(),
         };
         std::thread::Builder::new()
             .name("analysis".into())

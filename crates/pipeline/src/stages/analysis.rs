@@ -110,6 +110,11 @@ pub(crate) struct WindowSettings {
     pub(crate) counting: bool,
     /// The faults this stage injects (`hold_ticks`, `keep_orders`, `lose_orders`).
     pub(crate) faults: Faults,
+    /// The allocation counts from before either stage thread started: the first
+    /// window counts from here, so what the critical thread allocates before this
+    /// thread gets going (with room for 4,096 events it can be thousands of ticks
+    /// ahead) is in it.
+    pub(crate) allocations_from: AllocationCounts,
 }
 
 /// The windows as they close.
@@ -126,7 +131,12 @@ struct Windows {
 }
 
 impl Windows {
-    fn new(expected: u64, counting: bool, start_ns: u64) -> Self {
+    fn new(
+        expected: u64,
+        counting: bool,
+        start_ns: u64,
+        allocations_from: AllocationCounts,
+    ) -> Self {
         let room = usize::try_from(expected).map_or(KEPT_WINDOWS, |n| n.min(KEPT_WINDOWS)) - 1;
         Windows {
             first: None,
@@ -136,7 +146,7 @@ impl Windows {
             ticks_total: 0,
             counting,
             start_ns,
-            allocations: CountingAllocator::counts(),
+            allocations: allocations_from,
         }
     }
 
@@ -248,19 +258,23 @@ pub(crate) fn analyse(
     events: &Receiver<Batch>,
     progress: &Progress,
 ) -> (AnalysisFigures, Vec<PoolGuard<'static, Order>>) {
+    if let Some(late) = settings.faults.late_analysis {
+        std::thread::sleep(late);
+    }
     super::start_stage_thread();
     let WindowSettings {
         window,
         expected_windows,
         counting,
         ref faults,
+        allocations_from,
     } = *settings;
     // Room for the faults' objects up front, so holding them never allocates.
     let mut held_ticks = Vec::with_capacity(faults.hold_ticks);
     let mut kept_orders = Vec::with_capacity(faults.keep_orders);
     let mut lost_orders = 0;
     let mut analysis = Analysis::new();
-    let mut windows = Windows::new(expected_windows, counting, clock.now_ns());
+    let mut windows = Windows::new(expected_windows, counting, clock.now_ns(), allocations_from);
     let mut ticks = 0;
     let (mut orders_closed, mut orders_not_terminal) = (0, 0);
     let (mut first_received_ns, mut last_done_ns) = (None, 0);
@@ -441,7 +455,7 @@ mod tests {
     #[test]
     fn closing_windows_never_allocates_and_keeps_the_first_and_the_latest() {
         let mut analysis = Analysis::new();
-        let mut windows = Windows::new(KEPT_WINDOWS as u64, true, 0);
+        let mut windows = Windows::new(KEPT_WINDOWS as u64, true, 0, CountingAllocator::counts());
         let before = CountingAllocator::thread_allocations();
         for i in 1..=3 * KEPT_WINDOWS as u64 {
             windows.close(&mut analysis, i * 10, i);
@@ -457,7 +471,7 @@ mod tests {
         assert_eq!(windows.steady.ticks, (3 * KEPT_WINDOWS as u64 - 1) * 10);
 
         // A source of known length gets room for what it can close, no more.
-        let small = Windows::new(5, true, 0);
+        let small = Windows::new(5, true, 0, CountingAllocator::counts());
         assert!(small.recent.capacity() < 64, "{}", small.recent.capacity());
     }
 }
