@@ -933,14 +933,27 @@ impl<T: Poolable> Inner<T> {
         {
             let mut depot = self.lock_depot();
             depot.set_floor(objects);
+            // Other threads may have stored objects (or magazines) meanwhile, a
+            // concurrent `reserve` among them: what the depot no longer lacks is not
+            // stored, so two reserves of `objects` leave it `objects` (and one partial
+            // magazine's rounding), not twice that.
             for magazine in fresh {
-                depot.put(magazine, &mut surplus);
+                let needed = if magazine.is_empty() {
+                    depot.empty_magazines() < magazines
+                } else {
+                    depot.objects() < objects
+                };
+                if needed {
+                    depot.put(magazine, &mut surplus);
+                } else {
+                    surplus.magazines.push(magazine);
+                }
             }
             self.publish(&depot);
         }
-        // Other threads may have filled the depot meanwhile: what did not fit is freed
-        // (objects are poured between magazines, so those may be older ones; the depot
-        // holds at least `objects` then either way).
+        // What was not needed, or did not fit a capped depot, is freed (objects are
+        // poured between magazines, so those may be older ones; the depot holds at
+        // least `objects` then either way).
         let trimmed = self.dispose(surplus, tally, Event::Trimmed);
         tracing::debug!(pool = %self.name, created = missing, trimmed, magazines, "reserved idle objects");
         Ok(missing.saturating_sub(trimmed))

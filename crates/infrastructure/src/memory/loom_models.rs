@@ -529,3 +529,25 @@ fn a_waiter_is_granted_a_released_slot() {
         assert!(cap.try_enter(1), "the slot is free again");
     });
 }
+
+/// Two reserves race: whichever interleaving of their two looks at the depot, it ends
+/// holding the reserve once (each stores only what it still lacks and frees the rest),
+/// every object created is either idle or freed as trimmed, and the calls' own counts
+/// add up to the objects kept.
+#[test]
+fn two_reserves_race_to_one_reserve() {
+    model("two_reserves_race_to_one_reserve", || {
+        let pool = Arc::new(pool_of::<Counted>(1, 4));
+        let reserves: Vec<_> = (0..2)
+            .map(|_| spawn_worker(&pool, |pool| pool.reserve(2).expect("within the limits")))
+            .collect();
+        let returned: usize = reserves.into_iter().map(|r| r.join().unwrap()).sum();
+        registry::leave_thread();
+        let stats = pool.stats();
+        assert_eq!((stats.idle, stats.depot_objects), (2, 2), "{stats:?}");
+        assert_eq!(stats.reserved, created(), "objects created: {stats:?}");
+        assert_eq!(stats.reserved - stats.trimmed, 2, "{stats:?}");
+        assert_eq!(returned, 2, "the calls' own counts: {stats:?}");
+        assert_eq!(stats.idle, alive(), "objects alive: {stats:?}");
+    });
+}

@@ -490,7 +490,9 @@ impl<T: Poolable> Pool<T> {
     /// (creating the missing ones, counted in `stats().reserved`, not as misses) and as
     /// many magazines' worth of empty magazines to release them into, and makes
     /// automatic reclamation leave at least that many objects in the depot from then
-    /// on. Returns how many objects were created. Reserved objects are stored past
+    /// on. Returns how many objects it added (those it created, less any it freed
+    /// because another thread filled the depot meanwhile, a concurrent `reserve`
+    /// among them: two at once leave one reserve). Reserved objects are stored past
     /// the idle ceiling's check (the request is checked against the ceiling instead).
     ///
     /// A process that knows its working set reserves it at start-up, so the trading

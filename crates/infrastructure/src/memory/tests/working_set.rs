@@ -243,3 +243,75 @@ fn a_grown_depot_list_gives_its_room_back_around_a_reserve() {
         );
     });
 }
+
+/// Two reserves at once, each past its first look at the depot before either has
+/// stored anything (the objects' `Default` holds each at a barrier): both create the
+/// whole reserve, and the second to store frees what the depot no longer lacks, so
+/// the pool ends with one reserve, not two.
+#[test]
+fn two_reserves_at_once_store_one_reserve() {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicBool;
+
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    static BOTH_CREATING: Barrier = Barrier::new(2);
+    thread_local! {
+        static WAITED: Cell<bool> = const { Cell::new(false) };
+    }
+    #[derive(Debug)]
+    struct Gated {
+        _payload: [u64; 8],
+    }
+    impl Default for Gated {
+        fn default() -> Self {
+            // `reserve` creates after its first look at the depot: the first object
+            // each reserving thread creates waits for the other to get as far.
+            if ARMED.load(Ordering::Relaxed) && !WAITED.get() {
+                WAITED.set(true);
+                BOTH_CREATING.wait();
+            }
+            Gated { _payload: [0; 8] }
+        }
+    }
+    impl Poolable for Gated {}
+
+    const RESERVE: usize = 1_024;
+    let config = default_config("reserve_twice").magazine_size(64);
+    let pool = pool::<Gated>(config.clone());
+    let fixed = pool.stats().bytes;
+    ARMED.store(true, Ordering::Relaxed);
+    let created: usize = thread::scope(|s| {
+        let reserves = [(); 2].map(|()| s.spawn(|| pool.reserve(RESERVE)));
+        reserves
+            .into_iter()
+            .map(|reserve| {
+                reserve
+                    .join()
+                    .expect("no panic")
+                    .expect("within the limits")
+            })
+            .sum()
+    });
+    let stats = pool.stats();
+    assert_eq!(
+        stats.reserved,
+        2 * RESERVE as u64,
+        "both created: {stats:?}"
+    );
+    assert_eq!(
+        stats.trimmed, RESERVE as u64,
+        "one reserve freed: {stats:?}"
+    );
+    assert_eq!(created, RESERVE, "the calls' own counts");
+    assert_eq!(
+        (stats.idle, stats.depot_objects),
+        (RESERVE as u64, RESERVE as u64),
+        "{stats:?}"
+    );
+    let bound = config.memory_bound_with_reserve(size_of::<Gated>(), 0, 2, RESERVE) as u64;
+    assert!(
+        stats.bytes - fixed <= bound,
+        "{} bytes over the fixed part, bound {bound}: {stats:?}",
+        stats.bytes - fixed
+    );
+}
