@@ -1138,10 +1138,14 @@ mod tests {
     /// At 10,000 messages a second the turns yield and spin; at 100 they sleep, and
     /// a stall before the sleep is found by the look at the clock before it.
     /// (9 ms of the 10: the clock is held to the OS's within 0.1% and 200 µs.)
+    /// The host's own hiccups are real ones: the hand-off's is the shortest of
+    /// three runs, which a hand-off counted as a hiccup would keep at 10 ms in each.
     #[test]
     fn a_slow_hand_off_is_not_a_hiccup_and_a_stall_in_a_quiet_turn_is() {
         for rate in [10_000, 100] {
-            let handed_on = longest_hiccup(rate, true);
+            let handed_on = (0..3)
+                .map(|_| longest_hiccup(rate, true))
+                .fold(u64::MAX, u64::min);
             assert!(
                 handed_on < 5_000_000,
                 "at {rate}/s a 10 ms hand-off counted as a {handed_on} ns hiccup"
