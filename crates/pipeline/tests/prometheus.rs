@@ -126,7 +126,11 @@ fn prometheus_scrapes_what_the_pipeline_reports() {
             expressions.push(target["expr"].as_str().unwrap().to_owned());
         }
     }
-    assert!(expressions.len() >= 13, "{expressions:?}");
+    assert_eq!(
+        expressions.len(),
+        22,
+        "the dashboard's queries: {expressions:?}"
+    );
     for expr in &expressions {
         let promql = expr
             .replace("$__rate_interval", "30s")
