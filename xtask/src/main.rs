@@ -13,6 +13,8 @@
 //! - `soak [--seconds N]`: compressed trading days; fails on growth, writes a CSV and
 //!   an SVG chart to `target/soak/`.
 //! - `bench-all [--quick]`: every criterion benchmark of the workspace.
+//! - `hiccups [--seconds N] [--threads N]`: the host's own floor under latencies
+//!   measured from due times, as spinning threads see it (`hiccups.rs`).
 
 use std::time::Instant;
 
@@ -22,6 +24,7 @@ use xshell::{Shell, cmd};
 
 mod bench;
 mod checks;
+mod hiccups;
 mod skips;
 mod tidy;
 
@@ -76,6 +79,17 @@ enum Verb {
         #[arg(long)]
         summary_only: bool,
     },
+    /// The host's own hiccups: threads that only read the clock, and the floor that
+    /// leaves under any latency measured from due times (run it just before a
+    /// latency run).
+    Hiccups {
+        /// How long to look.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Spinning threads (2: both vCPUs busy, as in the pipeline).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -95,6 +109,7 @@ fn main() -> Result<()> {
             quick,
             summary_only,
         } => bench::bench_all(&sh, &workspace_root(), quick, summary_only),
+        Verb::Hiccups { seconds, threads } => hiccups::hiccups(seconds, threads),
     }
 }
 
