@@ -5,21 +5,23 @@
 //! the guest ran something else). A message falling due at a uniformly random moment
 //! waits for such a thread for what is left of the gap it falls in, so the share of
 //! time with more than `x` left is `Σ max(0, gap - x) / T`, and the quantiles of that are
-//! the floor of any latency measured from due times on that thread, however little
-//! work it does: the pipeline's `tick_to_order` p99 cannot be below the p99 printed
-//! here for the same host and moment. Two threads, the default, keep both vCPUs of
-//! this machine busy as the pipeline's critical thread and analysis do; one thread
-//! sees the host with a vCPU idle.
+//! what the host alone puts under a latency measured from due times on a thread that
+//! never sleeps, however little work it does. With one thread (the default) the other
+//! vCPU idles; with two, both vCPUs of this machine are saturated, and the host takes
+//! them far more often. The pipeline keeps one vCPU busy and naps the other between
+//! batches, so neither figure bounds its tail: its `tick_to_order` p99 has measured
+//! between the two (`docs/pipeline.md`).
 //!
-//! Gaps of 1 µs or less are not kept (the loop's own turns), so the floor is short by
-//! at most that.
+//! Gaps of 1 µs or less are not kept (the loop's own turns), so the figures are short
+//! by at most that.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
 /// Gaps kept per thread: far more than a noisy 60 s produces (about 10^5 over 1 µs a
-/// second); past it, gaps are still counted in the totals and the output says so.
+/// second); past it, gaps are only counted as dropped, and the output says the figures
+/// are low.
 const KEPT_GAPS: usize = 1 << 24;
 
 /// What one thread saw.

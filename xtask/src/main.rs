@@ -13,8 +13,8 @@
 //! - `soak [--seconds N]`: compressed trading days; fails on growth, writes a CSV and
 //!   an SVG chart to `target/soak/`.
 //! - `bench-all [--quick]`: every criterion benchmark of the workspace.
-//! - `hiccups [--seconds N] [--threads N]`: the host's own floor under latencies
-//!   measured from due times, as spinning threads see it (`hiccups.rs`).
+//! - `hiccups [--seconds N] [--threads N]`: what the host alone puts under latencies
+//!   measured from due times on threads that never sleep (`hiccups.rs`).
 
 use std::time::Instant;
 
@@ -86,8 +86,9 @@ enum Verb {
         /// How long to look.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
-        /// Spinning threads (2: both vCPUs busy, as in the pipeline).
-        #[arg(long, default_value_t = 2)]
+        /// Spinning threads (1: the other vCPU idle; 2: both vCPUs of this machine
+        /// saturated, which the host preempts far more often).
+        #[arg(long, default_value_t = 1)]
         threads: usize,
     },
 }

@@ -286,8 +286,9 @@ impl PoolConfig {
     /// `reserve` (the bound on objects is the larger of the two) and, besides the
     /// magazines it fills, an empty buffer for each, so that its objects can all come
     /// back without a buffer being created: `⌈reserve / M⌉` buffers more. A reserve
-    /// made while objects are out, or two made at once, can create up to `reserve`
-    /// objects on top of those (`docs/pool-design.md`).
+    /// made while objects are out can create up to `reserve` objects on top of those;
+    /// two made at once can too while they run, but the second to store frees what the
+    /// first already stored before it returns (`docs/pool-design.md`).
     ///
     /// # Examples
     /// ```

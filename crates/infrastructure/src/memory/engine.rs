@@ -929,7 +929,10 @@ impl<T: Poolable> Inner<T> {
         self.objects_entered(tally, Event::Reserved, missing);
         tally.add(Event::RetainedIn, retained);
         self.magazines_made(tally, fresh.len());
+        // Room for every fresh magazine, so that those not needed are set aside under
+        // the depot lock without an allocation.
         let mut surplus = Surplus::new();
+        surplus.magazines.reserve(fresh.len());
         {
             let mut depot = self.lock_depot();
             depot.set_floor(objects);
@@ -952,8 +955,9 @@ impl<T: Poolable> Inner<T> {
             self.publish(&depot);
         }
         // What was not needed, or did not fit a capped depot, is freed (objects are
-        // poured between magazines, so those may be older ones; the depot holds at
-        // least `objects` then either way).
+        // poured between magazines, so those may be older ones). The depot then holds
+        // at least `objects` unless it is capped and other threads' magazines took
+        // its room meanwhile.
         let trimmed = self.dispose(surplus, tally, Event::Trimmed);
         tracing::debug!(pool = %self.name, created = missing, trimmed, magazines, "reserved idle objects");
         Ok(missing.saturating_sub(trimmed))

@@ -264,7 +264,8 @@ pub struct PoolStats {
     /// Idle objects freed by reclamation, automatic or [`Pool::reclaim`](super::Pool::reclaim)
     /// (discarded objects those free are counted in `discarded`).
     pub reclaimed: u64,
-    /// Idle objects freed at once because the depot was full.
+    /// Idle objects freed at once because the depot was full, or because a concurrent
+    /// [`Pool::reserve`](super::Pool::reserve) had already stored them.
     pub trimmed: u64,
     /// Objects freed rather than kept: released during thread teardown, or idle ones lost
     /// to a panicking `reset` (or `heap_bytes`) while being handed out.
